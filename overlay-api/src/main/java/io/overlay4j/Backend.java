@@ -1,0 +1,71 @@
+package io.overlay4j;
+
+import java.io.IOException;
+import java.net.Inet4Address;
+import java.util.List;
+
+/**
+ * A way of carrying overlay traffic between hosts (flannel's {@code udp}, {@code vxlan}, {@code host-gw}): the SPI
+ * {@link OverlayNode} drives. A backend publishes lease attributes, sets up devices and routes for the node's own
+ * subnet, and follows the peers' leases.
+ */
+public interface Backend {
+
+    /** The flannel backend type this implements, lower case, e.g. {@code udp}. */
+    String type();
+
+    /**
+     * Sets up the backend on this host and acquires the node's lease through {@link Context#acquireLease}.
+     * Runs on the caller's thread, so devices and sockets land in the caller's network namespace.
+     *
+     * @return the running network; closing it removes what it set up
+     * @throws IOException on kernel errors; partial state is cleaned up before it is thrown
+     */
+    Network register(Context context) throws IOException;
+
+    /** What the node gives a backend. */
+    interface Context {
+        /** The network configuration. */
+        NetworkConfig config();
+
+        /** The address published in the lease, where peers send traffic. */
+        Inet4Address publicAddress();
+
+        /** The underlay interface's own address (the data socket binds here). */
+        Inet4Address interfaceAddress();
+
+        /** The underlay interface's name. */
+        String interfaceName();
+
+        /** The underlay interface's MTU. */
+        int interfaceMtu();
+
+        /** Acquires (or re-acquires) the node's lease with these attributes. */
+        Lease acquireLease(LeaseAttributes attributes);
+    }
+
+    /** The backend running for one lease. */
+    interface Network extends AutoCloseable {
+        /** The node's own lease. */
+        Lease lease();
+
+        /** The MTU containers should use (written to subnet.env as {@code FLANNEL_MTU}). */
+        int mtu();
+
+        /**
+         * Applies peer changes; the node never passes its own lease. ADDED is create-or-replace, REMOVED of an unknown
+         * peer is ignored. Called from one thread at a time.
+         */
+        void peersChanged(List<LeaseEvent> events);
+
+        /** Drops all peers and installs these (after a resync). */
+        void resetPeers(List<Lease> peers);
+
+        /** The data plane's counters, or all zeros for a kernel-only backend. */
+        TrafficStats stats();
+
+        /** Stops traffic and removes the devices and routes this backend created. Idempotent. */
+        @Override
+        void close();
+    }
+}

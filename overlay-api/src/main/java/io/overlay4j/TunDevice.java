@@ -1,0 +1,56 @@
+package io.overlay4j;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+
+/**
+ * A layer-3 TUN device: each {@link #read} returns one raw IP packet the kernel routed to the device, each
+ * {@link #write} injects one IP packet into the kernel's receive path.
+ *
+ * <p>{@code read} and {@code write} may be called concurrently by one reader and one writer thread. Buffers are the
+ * caller's: the device never retains or releases them. Direct buffers avoid a copy.
+ */
+public interface TunDevice extends AutoCloseable {
+
+    /** The kernel's name for the device, e.g. {@code flannel0}. */
+    String name();
+
+    /** The kernel's interface index. */
+    int index();
+
+    /** The device MTU: the largest packet {@link #read} returns and {@link #write} accepts. */
+    int mtu();
+
+    /**
+     * Reads one packet into {@code dst} at its position, blocking until one arrives, and advances the position by its
+     * length. {@code dst} should have at least {@link #mtu()} bytes remaining: the kernel truncates longer packets.
+     *
+     * @return the packet length
+     * @throws java.nio.channels.ClosedChannelException if the device is or becomes closed
+     * @throws IOException                              on a kernel error
+     */
+    int read(ByteBuffer dst) throws IOException;
+
+    /**
+     * Writes the remaining bytes of {@code src} as one packet and advances its position to its limit.
+     *
+     * @return the number of bytes written
+     * @throws java.nio.channels.ClosedChannelException if the device is closed
+     * @throws IOException                              on a kernel error (for example EINVAL for a malformed packet)
+     */
+    int write(ByteBuffer src) throws IOException;
+
+    /** Whether the device is open. */
+    boolean isOpen();
+
+    /** Wakes a blocked reader, closes the file descriptor and so removes the (non-persistent) device. Idempotent. */
+    @Override
+    void close();
+
+    /** Opens TUN devices; lets tests and benchmarks plug in a device that is not the kernel's. */
+    @FunctionalInterface
+    interface Factory {
+        /** Opens a device with the given options. */
+        TunDevice open(TunOptions options) throws IOException;
+    }
+}

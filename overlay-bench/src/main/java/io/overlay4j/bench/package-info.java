@@ -1,0 +1,2 @@
+/** JMH benchmarks of the data plane's hot path and buffer pooling. */
+package io.overlay4j.bench;

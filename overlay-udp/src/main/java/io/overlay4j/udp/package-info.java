@@ -1,0 +1,2 @@
+/** The userspace data plane and flannel's {@code udp} backend. */
+package io.overlay4j.udp;
