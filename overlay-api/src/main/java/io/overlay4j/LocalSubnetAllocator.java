@@ -354,6 +354,21 @@ public final class LocalSubnetAllocator implements SubnetAllocator {
 
     /** Random among the first 100 free subnets from SubnetMin to SubnetMax; free means overlapping no entry. */
     static Ipv4Prefix allocate(NetworkConfig config, List<Held> held) {
+        List<Ipv4Prefix> free = freeCandidates(config, held);
+        if (free.isEmpty()) {
+            int len = config.subnetLen();
+            long min = Integer.toUnsignedLong(Ipv4Prefix.toInt(config.subnetMin()));
+            long max = Integer.toUnsignedLong(Ipv4Prefix.toInt(config.subnetMax()));
+            long total = max >= min ? (max - min) / (1L << (32 - len)) + 1 : 0;
+            throw new OverlayException(Kind.SUBNETS_EXHAUSTED, "network " + config.network() + " has no free /"
+                    + len + " subnet (" + total + " subnets from " + config.subnetMin().getHostAddress() + " to "
+                    + config.subnetMax().getHostAddress() + ", all taken)");
+        }
+        return free.get(ThreadLocalRandom.current().nextInt(free.size()));
+    }
+
+    /** The first (up to) 100 free subnets from SubnetMin to SubnetMax in ascending order. */
+    static List<Ipv4Prefix> freeCandidates(NetworkConfig config, List<Held> held) {
         int len = config.subnetLen();
         long size = 1L << (32 - len);
         long min = Integer.toUnsignedLong(Ipv4Prefix.toInt(config.subnetMin()));
@@ -386,13 +401,7 @@ public final class LocalSubnetAllocator implements SubnetAllocator {
             free.add(Ipv4Prefix.of((int) ip, len));
             ip += size;
         }
-        if (free.isEmpty()) {
-            long total = max >= min ? (max - min) / size + 1 : 0;
-            throw new OverlayException(Kind.SUBNETS_EXHAUSTED, "network " + config.network() + " has no free /"
-                    + len + " subnet (" + total + " subnets from " + config.subnetMin().getHostAddress() + " to "
-                    + config.subnetMax().getHostAddress() + ", all taken)");
-        }
-        return free.get(ThreadLocalRandom.current().nextInt(free.size()));
+        return free;
     }
 
     /** One watch: a daemon thread polling the file. */

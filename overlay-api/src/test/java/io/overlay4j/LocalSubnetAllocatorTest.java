@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.overlay4j.internal.LeaseFile;
 import io.overlay4j.testing.AbstractSubnetAllocatorContractTest;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -14,7 +15,10 @@ import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.ZoneOffset;
+import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.LinkedBlockingQueue;
@@ -335,6 +339,75 @@ class LocalSubnetAllocatorTest extends AbstractSubnetAllocatorContractTest {
             Lease r = a.reserve(l.subnet(), node(1));
             assertTrue(r.isReservation());
             assertEquals(List.of(r), a.leases());
+        }
+    }
+
+    @Test
+    void allocationSkipsTakenRangesAndPicksAmongTheFirst100Free() {
+        NetworkConfig config = NetworkConfig.parse("{\"Network\":\"10.0.0.0/16\"}");
+        List<LeaseFile.Held> held = List.of(
+                new LeaseFile.Held(Ipv4Prefix.parse("10.0.3.0/24"), null),
+                new LeaseFile.Held(Ipv4Prefix.parse("10.0.0.0/20"), null),
+                new LeaseFile.Held(Ipv4Prefix.parse("10.0.17.128/25"), null),
+                new LeaseFile.Held(Ipv4Prefix.parse("10.0.20.0/23"), null));
+        List<Ipv4Prefix> free = LocalSubnetAllocator.freeCandidates(config, held);
+        assertEquals(100, free.size());
+        assertEquals(List.of(Ipv4Prefix.parse("10.0.16.0/24"), Ipv4Prefix.parse("10.0.18.0/24"),
+                Ipv4Prefix.parse("10.0.19.0/24"), Ipv4Prefix.parse("10.0.22.0/24")), free.subList(0, 4));
+        assertEquals(Ipv4Prefix.parse("10.0.118.0/24"), free.get(99)); // 16, 18, 19, then 22..118
+        Set<Ipv4Prefix> picked = new HashSet<>();
+        for (int i = 0; i < 2000; i++) {
+            Ipv4Prefix p = LocalSubnetAllocator.allocate(config, held);
+            assertTrue(free.contains(p), p.toString());
+            picked.add(p);
+        }
+        assertTrue(picked.size() > 50, "random among the candidates: " + picked.size());
+        NetworkConfig narrow = NetworkConfig.parse("{\"Network\":\"10.0.0.0/16\",\"SubnetMin\":\"10.0.250.0\"}");
+        assertEquals(List.of(Ipv4Prefix.parse("10.0.250.0/24"), Ipv4Prefix.parse("10.0.251.0/24"),
+                Ipv4Prefix.parse("10.0.252.0/24"), Ipv4Prefix.parse("10.0.253.0/24"), Ipv4Prefix.parse("10.0.254.0/24"),
+                Ipv4Prefix.parse("10.0.255.0/24")), LocalSubnetAllocator.freeCandidates(narrow, held));
+    }
+
+    @Test
+    void exhaustionMessageNamesNetworkAndSize() {
+        List<LeaseFile.Held> all = List.of(new LeaseFile.Held(Ipv4Prefix.parse("10.5.0.0/28"), null));
+        OverlayException e = assertThrows(OverlayException.class, () -> LocalSubnetAllocator.allocate(TINY, all));
+        assertEquals(OverlayException.Kind.SUBNETS_EXHAUSTED, e.kind());
+        assertEquals("network 10.5.0.0/28 has no free /30 subnet (3 subnets from 10.5.0.4 to 10.5.0.12, all taken)",
+                e.getMessage());
+        NetworkConfig inverted = NetworkConfig.parse("{\"Network\":\"10.5.0.0/16\",\"SubnetMin\":\"10.5.9.0\","
+                + "\"SubnetMax\":\"10.5.8.0\"}");
+        assertEquals(OverlayException.Kind.SUBNETS_EXHAUSTED, assertThrows(OverlayException.class,
+                () -> LocalSubnetAllocator.allocate(inverted, List.of())).kind());
+    }
+
+    @Test
+    void severalProcessesShareOneFile() throws Exception {
+        try (LocalSubnetAllocator a = fresh(NETWORK)) {
+            String javaBin = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+            List<Process> children = new ArrayList<>();
+            for (int host = 1; host <= 3; host++) {
+                children.add(new ProcessBuilder(javaBin, "-cp", System.getProperty("java.class.path"),
+                        LocalAllocatorChildProcess.class.getName(), file.toString(), Integer.toString(host), "6")
+                        .redirectError(ProcessBuilder.Redirect.DISCARD).start());
+            }
+            for (int i = 1; i <= 6; i++) {
+                a.acquire(node(i), null); // this JVM competes too
+            }
+            Set<Ipv4Prefix> fromChildren = new HashSet<>();
+            for (Process p : children) {
+                assertTrue(p.waitFor(60, TimeUnit.SECONDS), "child finished");
+                String out = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+                assertEquals(0, p.exitValue(), out);
+                for (String line : out.strip().split("\n")) {
+                    fromChildren.add(Ipv4Prefix.parse(line.strip()));
+                }
+            }
+            assertEquals(18, fromChildren.size(), "distinct subnets across processes");
+            List<Lease> leases = a.leases();
+            assertEquals(24, leases.size());
+            assertTrue(leases.stream().map(Lease::subnet).collect(java.util.stream.Collectors.toSet())
+                    .containsAll(fromChildren));
         }
     }
 }
