@@ -261,7 +261,7 @@ public abstract class AbstractSubnetAllocatorContractTest {
             LeaseEvent removed = rec.await(e -> e.type() == LeaseEvent.Type.REMOVED);
             assertEquals(added.subnet(), removed.lease().subnet());
             assertEquals(node(2), removed.lease().attributes(), "REMOVED carries the last known attributes");
-            assertEquals(List.of(), rec.errors);
+            assertEquals(List.of(), rec.errors());
         }
     }
 
@@ -288,7 +288,7 @@ public abstract class AbstractSubnetAllocatorContractTest {
         w.close();
         w.close();
         a.acquire(node(1), null);
-        assertNull(rec.events.poll(1, TimeUnit.SECONDS));
+        assertNull(rec.poll(Duration.ofSeconds(1)));
     }
 
     @Test
@@ -327,9 +327,19 @@ public abstract class AbstractSubnetAllocatorContractTest {
 
     /** Records what a watch delivers. */
     protected static final class Recorder implements SubnetAllocator.LeaseListener {
-        final BlockingQueue<List<Lease>> snapshots = new LinkedBlockingQueue<>();
-        final BlockingQueue<LeaseEvent> events = new LinkedBlockingQueue<>();
-        final List<Throwable> errors = new java.util.concurrent.CopyOnWriteArrayList<>();
+        private final BlockingQueue<List<Lease>> snapshots = new LinkedBlockingQueue<>();
+        private final BlockingQueue<LeaseEvent> events = new LinkedBlockingQueue<>();
+        private final List<Throwable> errors = new java.util.concurrent.CopyOnWriteArrayList<>();
+
+        /** The errors reported so far. */
+        public List<Throwable> errors() {
+            return List.copyOf(errors);
+        }
+
+        /** The next event, or {@code null} if none arrives within {@code timeout}. */
+        public LeaseEvent poll(Duration timeout) throws InterruptedException {
+            return events.poll(timeout.toMillis(), TimeUnit.MILLISECONDS);
+        }
 
         @Override
         public void onSnapshot(List<Lease> leases) {
