@@ -365,6 +365,9 @@ public final class LinuxTunDevice implements TunDevice {
         if (state.decrementAndGet() == CLOSED) {
             LibC.close(fd);
             LibC.close(wakeFd);
+            readPoll.close();
+            writePoll.close();
+            one.close();
             LOG.debug("closed TUN device {} (fd {})", name, fd);
         }
     }

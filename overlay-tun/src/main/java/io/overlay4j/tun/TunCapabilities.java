@@ -11,7 +11,8 @@ import java.util.Optional;
 
 /**
  * Probes whether this process can create TUN devices and program the network: {@code /dev/net/tun} exists and opens,
- * and the process holds CAP_NET_ADMIN. Modelled on netty's {@code Epoll.unavailabilityCause()}.
+ * and the calling thread holds CAP_NET_ADMIN (in its effective set, read from {@code /proc/thread-self/status}).
+ * Modelled on netty's {@code Epoll.unavailabilityCause()}.
  *
  * <p>The probe runs on every call (it is cheap: a stat, an open and a read of {@code /proc/self/status}) so that it
  * reflects capabilities dropped at run time.
@@ -26,8 +27,8 @@ public final class TunCapabilities {
     }
 
     /**
-     * Why TUN devices cannot be used here, or empty if they can. The text says exactly what is missing and how to get
-     * it, e.g. {@code "/dev/net/tun does not exist: load the tun module (modprobe tun) ..."}.
+     * Why TUN devices cannot be used by the calling thread (capabilities are per thread on Linux), or empty if they
+     * can. The text says exactly what is missing and how to get it, e.g. {@code "/dev/net/tun does not exist: load the tun module (modprobe tun) ..."}.
      */
     public static Optional<String> unavailabilityCause() {
         if (!System.getProperty("os.name", "").toLowerCase().contains("linux")) {
@@ -52,8 +53,8 @@ public final class TunCapabilities {
         LibC.close(fd);
         long capEff = effectiveCapabilities();
         if (capEff >= 0 && (capEff & (1L << CAP_NET_ADMIN)) == 0) {
-            return Optional.of("the process lacks CAP_NET_ADMIN (CapEff " + Long.toHexString(capEff)
-                    + " in /proc/self/status): run as root or grant it (setcap cap_net_admin+ep, or --cap-add"
+            return Optional.of("the process (this thread) lacks CAP_NET_ADMIN (CapEff " + Long.toHexString(capEff)
+                    + " in /proc/thread-self/status): run as root or grant it (setcap cap_net_admin+ep, or --cap-add"
                     + " NET_ADMIN in a container)");
         }
         return Optional.empty();
@@ -71,16 +72,16 @@ public final class TunCapabilities {
         }
     }
 
-    /** Whether the process's effective capability set contains CAP_NET_ADMIN (true if it cannot be read). */
+    /** Whether the calling thread's effective capability set contains CAP_NET_ADMIN (true if it cannot be read). */
     public static boolean hasNetAdmin() {
         long capEff = effectiveCapabilities();
         return capEff < 0 || (capEff & (1L << CAP_NET_ADMIN)) != 0;
     }
 
-    /** The {@code CapEff} mask from {@code /proc/self/status}, or -1 if it cannot be read. */
+    /** The calling thread's {@code CapEff} mask from {@code /proc/thread-self/status}, or -1 if it cannot be read. */
     static long effectiveCapabilities() {
         try {
-            List<String> lines = Files.readAllLines(Path.of("/proc/self/status"));
+            List<String> lines = Files.readAllLines(Path.of("/proc/thread-self/status"));
             for (String line : lines) {
                 if (line.startsWith("CapEff:")) {
                     return Long.parseUnsignedLong(line.substring("CapEff:".length()).trim(), 16);
