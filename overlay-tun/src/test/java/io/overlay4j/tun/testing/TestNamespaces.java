@@ -87,11 +87,24 @@ public final class TestNamespaces implements BeforeEachCallback, AfterEachCallba
         return prefix + "-" + String.format("%08x", ThreadLocalRandom.current().nextInt());
     }
 
-    /** Creates a uniquely named namespace, deleted after the test. */
+    /**
+     * Creates a uniquely named namespace, deleted after the test. Checks that its thread really runs elsewhere than
+     * the caller, so a broken namespace can never make a test change the root namespace.
+     */
     public NetworkNamespace create() throws IOException {
         NetworkNamespace ns = NetworkNamespace.create(uniqueName());
         created.push(ns);
         LIVE.add(ns);
+        long inside;
+        try {
+            inside = ns.call(NetworkNamespace::currentInode);
+        } catch (Exception e) {
+            throw new IOException("cannot run code in " + ns.name(), e);
+        }
+        if (inside == NetworkNamespace.currentInode() || inside != ns.inode()) {
+            throw new IllegalStateException("namespace " + ns.name() + " does not isolate: its thread is in netns "
+                    + inside + ", the caller in " + NetworkNamespace.currentInode() + ", the file is " + ns.inode());
+        }
         return ns;
     }
 
