@@ -152,6 +152,7 @@ class NetlinkRouteProgrammerTest {
             assertEquals(ErrnoException.ENETUNREACH, e.errno(), e.getMessage());
             assertTrue(e.getMessage().startsWith("RTM_NEWROUTE 100.97.0.0/16 via 192.0.2.1 dev o4jt-a"),
                     e.getMessage());
+            assertTrue(e.getMessage().contains(" [kernel: "), "extended ack text: " + e.getMessage());
         }
     }
 

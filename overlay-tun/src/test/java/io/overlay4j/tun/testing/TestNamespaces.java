@@ -116,6 +116,27 @@ public final class TestNamespaces implements BeforeEachCallback, AfterEachCallba
     }
 
     /**
+     * Connects two namespaces with a veth pair, addresses both ends and sets them (and both loopbacks) up, e.g.
+     * {@code connect(a, "o4jt-a0", "10.99.0.1/24", b, "o4jt-b0", "10.99.0.2/24")}.
+     *
+     * @param aDevice the veth end in {@code a} (at most 15 characters)
+     * @param aCidr   its address with prefix length
+     * @param bDevice the veth end in {@code b}
+     * @param bCidr   its address with prefix length
+     */
+    public void connect(NetworkNamespace a, String aDevice, String aCidr, NetworkNamespace b, String bDevice,
+                        String bCidr) throws IOException {
+        ip(a, "link", "add", aDevice, "type", "veth", "peer", "name", bDevice, "netns", b.name());
+        ip(a, "addr", "add", aCidr, "dev", aDevice);
+        ip(b, "addr", "add", bCidr, "dev", bDevice);
+        for (NetworkNamespace ns : List.of(a, b)) {
+            ip(ns, "link", "set", "lo", "up");
+        }
+        ip(a, "link", "set", aDevice, "up");
+        ip(b, "link", "set", bDevice, "up");
+    }
+
+    /**
      * Runs {@code ip <args>} inside {@code ns} ({@code ip -n <name> ...}) and returns its standard output.
      *
      * @throws IOException if it exits with non-zero status (the message has its output)
