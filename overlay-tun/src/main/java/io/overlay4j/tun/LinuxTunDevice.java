@@ -277,7 +277,11 @@ public final class LinuxTunDevice implements TunDevice {
                     writeScratch = scratch;
                 }
                 scratch.clear();
-                scratch.put(src.array(), src.arrayOffset() + pos, rem);
+                if (src.hasArray()) {
+                    scratch.put(src.array(), src.arrayOffset() + pos, rem);
+                } else {
+                    scratch.put(src.duplicate()); // a read-only heap buffer hides its array
+                }
                 n = writeFrom(DirectBuffers.address(scratch), rem);
             }
             src.position(src.limit());

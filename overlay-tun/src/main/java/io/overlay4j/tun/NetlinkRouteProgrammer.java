@@ -43,6 +43,7 @@ public final class NetlinkRouteProgrammer implements RouteProgrammer {
     private static final int BUFFER_SIZE = 64 * 1024;
     private static final int RECEIVE_BUFFER_SIZE = 256 * 1024;
     private static final int DUMP_ATTEMPTS = 5;
+    private static final long REPLY_TIMEOUT_SECONDS = 30;
 
     private final int fd;
     private final int portId;
@@ -81,7 +82,7 @@ public final class NetlinkRouteProgrammer implements RouteProgrammer {
         int fd = LibC.socket(LibC.AF_NETLINK, LibC.SOCK_RAW | LibC.SOCK_CLOEXEC, LibC.NETLINK_ROUTE);
         Errno.check(fd, "socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE)");
         boolean ok = false;
-        try (Memory m = new Memory(LibC.SOCKADDR_NL_SIZE + 4)) {
+        try (Memory m = new Memory(LibC.SOCKADDR_NL_SIZE + 4 + 8)) {
             m.clear();
             m.setInt(0, 1);
             long a = Pointer.nativeValue(m);
@@ -90,6 +91,10 @@ public final class NetlinkRouteProgrammer implements RouteProgrammer {
             LibC.setsockopt(fd, LibC.SOL_NETLINK, LibC.NETLINK_EXT_ACK, a, 4);
             m.setInt(0, RECEIVE_BUFFER_SIZE);
             LibC.setsockopt(fd, LibC.SOL_SOCKET, LibC.SO_RCVBUF, a, 4);
+            // The kernel answers at once; a timeout turns a lost reply into an EAGAIN error instead of a hang.
+            m.setLong(0, REPLY_TIMEOUT_SECONDS);
+            m.setLong(8, 0);
+            Errno.check(LibC.setsockopt(fd, LibC.SOL_SOCKET, LibC.SO_RCVTIMEO, a, 16), "setsockopt(SO_RCVTIMEO)");
             m.clear();
             m.setShort(0, (short) LibC.AF_NETLINK);
             Errno.check(LibC.bind(fd, a, LibC.SOCKADDR_NL_SIZE), "bind(AF_NETLINK)");
@@ -549,7 +554,11 @@ public final class NetlinkRouteProgrammer implements RouteProgrammer {
             reset.run();
             build.build();
             send(what);
-            if (receive(what, handler, true) || attempt == DUMP_ATTEMPTS) {
+            if (receive(what, handler, true)) {
+                return;
+            }
+            if (attempt == DUMP_ATTEMPTS) {
+                LOG.warn("{} dump still inconsistent after {} attempts, using the last one", what, attempt);
                 return;
             }
             LOG.debug("{} dump interrupted by a concurrent change, retrying", what);

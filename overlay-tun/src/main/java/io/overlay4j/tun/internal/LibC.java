@@ -83,6 +83,8 @@ public final class LibC {
     public static final int SO_SNDBUF = 7;
     /** {@code SO_RCVBUF}. */
     public static final int SO_RCVBUF = 8;
+    /** {@code SO_RCVTIMEO} (struct timeval: long seconds, long microseconds). */
+    public static final int SO_RCVTIMEO = 20;
     /** {@code SOL_NETLINK}. */
     public static final int SOL_NETLINK = 270;
     /** {@code MSG_TRUNC}: recv returns the real length of a datagram longer than the buffer. */
