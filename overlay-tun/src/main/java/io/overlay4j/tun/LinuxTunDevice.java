@@ -101,6 +101,7 @@ public final class LinuxTunDevice implements TunDevice {
         int sock = -1;
         int wakeFd = -1;
         boolean ok = false;
+        Memory ifr = new Memory(LibC.IFREQ_SIZE);
         try {
             fd = LibC.open(TunCapabilities.TUN_PATH, LibC.O_RDWR | LibC.O_CLOEXEC | LibC.O_NONBLOCK, 0);
             if (fd < 0) {
@@ -111,7 +112,6 @@ public final class LinuxTunDevice implements TunDevice {
                 }
                 throw e;
             }
-            Memory ifr = new Memory(LibC.IFREQ_SIZE);
             ifreq(ifr, options.name());
             ifr.setShort(LibC.IFREQ_UNION_OFFSET, (short) (LibC.IFF_TUN | LibC.IFF_NO_PI));
             if (LibC.ioctl(fd, LibC.TUNSETIFF, ifr) < 0) {
@@ -146,6 +146,7 @@ public final class LinuxTunDevice implements TunDevice {
             LOG.debug("opened TUN device {} (index {}, mtu {}, fd {})", name, index, options.mtu(), fd);
             return device;
         } finally {
+            ifr.close();
             Errno.closeQuietly(sock);
             if (!ok) {
                 Errno.closeQuietly(wakeFd);
