@@ -1,0 +1,384 @@
+package io.overlay4j.tun;
+
+import static java.util.Objects.requireNonNull;
+
+import com.sun.jna.Memory;
+import com.sun.jna.Pointer;
+import io.overlay4j.ErrnoException;
+import io.overlay4j.TunDevice;
+import io.overlay4j.TunOptions;
+import io.overlay4j.tun.internal.DirectBuffers;
+import io.overlay4j.tun.internal.Errno;
+import io.overlay4j.tun.internal.LibC;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ReadOnlyBufferException;
+import java.nio.channels.AsynchronousCloseException;
+import java.nio.channels.ClosedChannelException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A Linux TUN device ({@code IFF_TUN | IFF_NO_PI}: raw IP packets, no packet-info header), as flannel's udp backend
+ * creates it. Open one with {@link #open(TunOptions)}; closing it removes the (non-persistent) device.
+ *
+ * <p>The device lives in the network namespace of the thread that opens it (run {@code open} inside
+ * {@link NetworkNamespace#call} to create it elsewhere); reads and writes work from any thread. {@code open} sets the
+ * MTU, raises {@code txqueuelen} to {@value #TX_QUEUE_LEN} and disables IPv6 on the device (best effort, so no router
+ * solicitations arrive); it leaves the link down and unaddressed: that is the {@link io.overlay4j.RouteProgrammer}'s
+ * job.
+ *
+ * <p>I/O: the file descriptor is non-blocking. {@link #read} calls {@code read(2)} directly and only when no packet is
+ * queued {@code poll(2)}s on the device and an eventfd that {@link #close()} signals, so a blocked reader returns
+ * promptly with {@link AsynchronousCloseException}. The descriptor is closed only after the last in-flight
+ * {@code read}/{@code write} has left the kernel, so a concurrent close can never make a reader use a reused
+ * descriptor number. Direct buffers are passed to the kernel as they are and nothing is allocated per packet; heap
+ * buffers are copied through a per-direction direct scratch buffer. One reader and one writer thread may use the
+ * device at once.
+ */
+public final class LinuxTunDevice implements TunDevice {
+    private static final Logger LOG = LoggerFactory.getLogger(LinuxTunDevice.class);
+
+    /** The {@code txqueuelen} set on every device (the kernel's TUN default is 500). */
+    public static final int TX_QUEUE_LEN = 1000;
+
+    /** The largest packet a TUN device carries; scratch buffers for heap buffers have this size. */
+    private static final int MAX_PACKET = 65535;
+    private static final int CLOSED = 0x8000_0000;
+    private static final long EVENTFD_ONE_SIZE = 8;
+
+    private final String name;
+    private final int index;
+    private final int mtu;
+    private final int fd;
+    private final int wakeFd;
+    /** Bit 31: closed; bits 0-30: number of threads inside read/write/close that still use the descriptors. */
+    private final AtomicInteger state = new AtomicInteger();
+    /** pollfd[2] for the reader: {tun, eventfd}. */
+    private final Memory readPoll = new Memory(2 * LibC.POLLFD_SIZE);
+    /** pollfd[2] for the writer: {tun, eventfd}. */
+    private final Memory writePoll = new Memory(2 * LibC.POLLFD_SIZE);
+    /** The eventfd increment close() writes; native so that close() allocates nothing either. */
+    private final Memory one = new Memory(EVENTFD_ONE_SIZE);
+    private ByteBuffer readScratch;
+    private ByteBuffer writeScratch;
+
+    private LinuxTunDevice(String name, int index, int mtu, int fd, int wakeFd) {
+        this.name = name;
+        this.index = index;
+        this.mtu = mtu;
+        this.fd = fd;
+        this.wakeFd = wakeFd;
+        one.setLong(0, 1L);
+        readPoll.setInt(0, fd);
+        readPoll.setShort(4, LibC.POLLIN);
+        readPoll.setInt(LibC.POLLFD_SIZE, wakeFd);
+        readPoll.setShort(LibC.POLLFD_SIZE + 4, LibC.POLLIN);
+        writePoll.setInt(0, fd);
+        writePoll.setShort(4, LibC.POLLOUT);
+        writePoll.setInt(LibC.POLLFD_SIZE, wakeFd);
+        writePoll.setShort(LibC.POLLFD_SIZE + 4, LibC.POLLIN);
+    }
+
+    /**
+     * Creates a TUN device in the calling thread's network namespace.
+     *
+     * @param options the name or template ({@code flannel%d}: the kernel picks the first free number) and the MTU
+     * @return the open device; {@link #name()} is the name the kernel gave it
+     * @throws io.overlay4j.OverlayException of kind {@code NOT_PERMITTED} saying what is missing if the kernel refuses
+     *                                       with EPERM/EACCES or {@code /dev/net/tun} is absent
+     * @throws ErrnoException                naming the failed call for other kernel errors (e.g. EBUSY: the name is
+     *                                       taken by a device of another type)
+     */
+    public static LinuxTunDevice open(TunOptions options) throws IOException {
+        requireNonNull(options, "options");
+        int fd = -1;
+        int sock = -1;
+        int wakeFd = -1;
+        boolean ok = false;
+        Memory ifr = new Memory(LibC.IFREQ_SIZE);
+        try {
+            fd = LibC.open(TunCapabilities.TUN_PATH, LibC.O_RDWR | LibC.O_CLOEXEC | LibC.O_NONBLOCK, 0);
+            if (fd < 0) {
+                ErrnoException e = Errno.last("open(" + TunCapabilities.TUN_PATH + ")");
+                if (e.errno() == ErrnoException.ENOENT || e.errno() == ErrnoException.EPERM
+                        || e.errno() == ErrnoException.EACCES) {
+                    throw TunCapabilities.notPermitted(e);
+                }
+                throw e;
+            }
+            ifreq(ifr, options.name());
+            ifr.setShort(LibC.IFREQ_UNION_OFFSET, (short) (LibC.IFF_TUN | LibC.IFF_NO_PI));
+            if (LibC.ioctl(fd, LibC.TUNSETIFF, ifr) < 0) {
+                ErrnoException e = Errno.last("ioctl(TUNSETIFF " + options.name() + ")");
+                if (e.errno() == ErrnoException.EPERM || e.errno() == ErrnoException.EACCES) {
+                    throw TunCapabilities.notPermitted(e);
+                }
+                throw e;
+            }
+            String name = ifr.getString(0, StandardCharsets.US_ASCII.name());
+
+            sock = LibC.socket(LibC.AF_INET, LibC.SOCK_DGRAM | LibC.SOCK_CLOEXEC, 0);
+            Errno.check(sock, "socket(AF_INET, SOCK_DGRAM)");
+            ifreq(ifr, name);
+            ifr.setInt(LibC.IFREQ_UNION_OFFSET, options.mtu());
+            Errno.check(LibC.ioctl(sock, LibC.SIOCSIFMTU, ifr), "ioctl(SIOCSIFMTU " + name + " " + options.mtu()
+                    + ")");
+            ifreq(ifr, name);
+            ifr.setInt(LibC.IFREQ_UNION_OFFSET, TX_QUEUE_LEN);
+            if (LibC.ioctl(sock, LibC.SIOCSIFTXQLEN, ifr) < 0) {
+                LOG.debug("cannot raise txqueuelen of {}: {}", name, Errno.last("ioctl(SIOCSIFTXQLEN)").getMessage());
+            }
+            ifreq(ifr, name);
+            Errno.check(LibC.ioctl(sock, LibC.SIOCGIFINDEX, ifr), "ioctl(SIOCGIFINDEX " + name + ")");
+            int index = ifr.getInt(LibC.IFREQ_UNION_OFFSET);
+            disableIpv6(name);
+
+            wakeFd = LibC.eventfd(0, LibC.EFD_CLOEXEC | LibC.EFD_NONBLOCK);
+            Errno.check(wakeFd, "eventfd");
+            LinuxTunDevice device = new LinuxTunDevice(name, index, options.mtu(), fd, wakeFd);
+            ok = true;
+            LOG.debug("opened TUN device {} (index {}, mtu {}, fd {})", name, index, options.mtu(), fd);
+            return device;
+        } finally {
+            ifr.close();
+            Errno.closeQuietly(sock);
+            if (!ok) {
+                Errno.closeQuietly(wakeFd);
+                Errno.closeQuietly(fd);
+            }
+        }
+    }
+
+    private static void ifreq(Memory ifr, String name) {
+        byte[] bytes = name.getBytes(StandardCharsets.US_ASCII);
+        if (bytes.length >= LibC.IFNAMSIZ) {
+            throw new IllegalArgumentException("interface name longer than 15 bytes: " + name);
+        }
+        ifr.clear();
+        ifr.write(0, bytes, 0, bytes.length);
+    }
+
+    /** Writes 1 to {@code /proc/sys/net/ipv6/conf/<name>/disable_ipv6}; the calling thread's netns is the device's. */
+    private static void disableIpv6(String name) {
+        Path p = Path.of("/proc/sys/net/ipv6/conf", name, "disable_ipv6");
+        try {
+            Files.writeString(p, "1");
+        } catch (NoSuchFileException e) {
+            LOG.debug("{} is absent (no IPv6 in this kernel): nothing to disable", p);
+        } catch (IOException e) {
+            LOG.debug("cannot disable IPv6 on {}: {}", name, e.toString());
+        }
+    }
+
+    @Override
+    public String name() {
+        return name;
+    }
+
+    @Override
+    public int index() {
+        return index;
+    }
+
+    @Override
+    public int mtu() {
+        return mtu;
+    }
+
+    /**
+     * {@inheritDoc}
+     *
+     * <p>Stores at most {@code dst.remaining()} bytes: the kernel drops the rest of a longer packet. The caller keeps
+     * ownership of {@code dst}.
+     *
+     * @return the number of bytes stored (the packet length unless it was truncated)
+     * @throws AsynchronousCloseException if {@link #close()} is called while this method waits
+     * @throws ReadOnlyBufferException    if {@code dst} is read-only
+     * @throws IllegalArgumentException   if {@code dst} has no bytes remaining
+     */
+    @Override
+    public int read(ByteBuffer dst) throws IOException {
+        if (dst.isReadOnly()) {
+            throw new ReadOnlyBufferException();
+        }
+        int pos = dst.position();
+        int rem = dst.limit() - pos;
+        if (rem <= 0) {
+            throw new IllegalArgumentException("no room in the buffer for a packet");
+        }
+        acquire();
+        try {
+            if (dst.isDirect()) {
+                int n = readInto(DirectBuffers.address(dst) + pos, rem);
+                dst.position(pos + n);
+                return n;
+            }
+            ByteBuffer scratch = readScratch;
+            if (scratch == null) {
+                scratch = ByteBuffer.allocateDirect(MAX_PACKET);
+                readScratch = scratch;
+            }
+            int n = readInto(DirectBuffers.address(scratch), Math.min(rem, MAX_PACKET));
+            scratch.clear().limit(n);
+            dst.put(scratch);
+            return n;
+        } finally {
+            release();
+        }
+    }
+
+    private int readInto(long address, int length) throws IOException {
+        while (true) {
+            if (state.get() < 0) {
+                throw new AsynchronousCloseException();
+            }
+            long n = LibC.read(fd, address, length);
+            if (n >= 0) {
+                // With IFF_NO_PI the kernel returns the packet length even when it copied less.
+                return (int) Math.min(n, length);
+            }
+            int errno = LibC.errno();
+            if (errno == ErrnoException.EAGAIN) {
+                await(readPoll, "poll(" + name + " POLLIN)");
+            } else if (errno != ErrnoException.EINTR) {
+                throw new ErrnoException("read(" + name + ")", errno);
+            }
+        }
+    }
+
+    /**
+     * {@inheritDoc}
+     *
+     * <p>The caller keeps ownership of {@code src}.
+     *
+     * @throws IllegalArgumentException if {@code src} has nothing remaining or more than 65535 bytes
+     */
+    @Override
+    public int write(ByteBuffer src) throws IOException {
+        int pos = src.position();
+        int rem = src.limit() - pos;
+        if (rem <= 0 || rem > MAX_PACKET) {
+            throw new IllegalArgumentException("a packet must be 1.." + MAX_PACKET + " bytes: " + rem);
+        }
+        acquire();
+        try {
+            int n;
+            if (src.isDirect()) {
+                n = writeFrom(DirectBuffers.address(src) + pos, rem);
+            } else {
+                ByteBuffer scratch = writeScratch;
+                if (scratch == null) {
+                    scratch = ByteBuffer.allocateDirect(MAX_PACKET);
+                    writeScratch = scratch;
+                }
+                scratch.clear();
+                if (src.hasArray()) {
+                    scratch.put(src.array(), src.arrayOffset() + pos, rem);
+                } else {
+                    scratch.put(src.duplicate()); // a read-only heap buffer hides its array
+                }
+                n = writeFrom(DirectBuffers.address(scratch), rem);
+            }
+            src.position(src.limit());
+            return n;
+        } finally {
+            release();
+        }
+    }
+
+    private int writeFrom(long address, int length) throws IOException {
+        while (true) {
+            if (state.get() < 0) {
+                throw new AsynchronousCloseException();
+            }
+            long n = LibC.write(fd, address, length);
+            if (n >= 0) {
+                return (int) n;
+            }
+            int errno = LibC.errno();
+            if (errno == ErrnoException.EAGAIN) {
+                await(writePoll, "poll(" + name + " POLLOUT)");
+            } else if (errno != ErrnoException.EINTR) {
+                throw new ErrnoException("write(" + name + ")", errno);
+            }
+        }
+    }
+
+    /** Waits until the device is ready or the wake-up eventfd is signalled. */
+    private void await(Memory pollfds, String call) throws IOException {
+        long address = Pointer.nativeValue(pollfds);
+        while (true) {
+            pollfds.setShort(6, (short) 0);
+            pollfds.setShort(LibC.POLLFD_SIZE + 6, (short) 0);
+            int r = LibC.poll(address, 2, -1);
+            if (r >= 0) {
+                return;
+            }
+            int errno = LibC.errno();
+            if (errno != ErrnoException.EINTR) {
+                throw new ErrnoException(call, errno);
+            }
+        }
+    }
+
+    @Override
+    public boolean isOpen() {
+        return state.get() >= 0;
+    }
+
+    /**
+     * {@inheritDoc}
+     *
+     * <p>Returns at once; if a reader or writer is inside the kernel the descriptor is closed when the last of them
+     * leaves, which the eventfd makes prompt.
+     */
+    @Override
+    public void close() {
+        while (true) {
+            int s = state.get();
+            if (s < 0) {
+                return;
+            }
+            // Take a reference too, so the eventfd stays open until we have signalled it.
+            if (state.compareAndSet(s, (s + 1) | CLOSED)) {
+                break;
+            }
+        }
+        LibC.write(wakeFd, Pointer.nativeValue(one), EVENTFD_ONE_SIZE);
+        release();
+    }
+
+    private void acquire() throws ClosedChannelException {
+        while (true) {
+            int s = state.get();
+            if (s < 0) {
+                throw new ClosedChannelException();
+            }
+            if (state.compareAndSet(s, s + 1)) {
+                return;
+            }
+        }
+    }
+
+    private void release() {
+        if (state.decrementAndGet() == CLOSED) {
+            LibC.close(fd);
+            LibC.close(wakeFd);
+            readPoll.close();
+            writePoll.close();
+            one.close();
+            LOG.debug("closed TUN device {} (fd {})", name, fd);
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "LinuxTunDevice[" + name + ", index " + index + ", mtu " + mtu + (isOpen() ? "]" : ", closed]");
+    }
+}

@@ -1,0 +1,5 @@
+/**
+ * Internal use only: JNA bindings to libc, kernel constants and buffer helpers behind {@code io.overlay4j.tun}. Not
+ * part of the public API; may change without notice.
+ */
+package io.overlay4j.tun.internal;
