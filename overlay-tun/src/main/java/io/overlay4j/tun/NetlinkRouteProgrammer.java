@@ -471,6 +471,20 @@ public final class NetlinkRouteProgrammer implements RouteProgrammer {
         }
     }
 
+    /**
+     * Renames a device, like {@code ip link set <device> name <newName>}; the device must be down.
+     *
+     * @throws ErrnoException with ENODEV if there is no such device, EEXIST if the new name is taken
+     */
+    public synchronized void renameLink(String device, String newName) throws IOException {
+        requireNonNull(newName, "newName");
+        int index = getLink(device)[0];
+        begin(RTM_NEWLINK, NLM_F_ACK);
+        ifinfomsg(index, 0, 0);
+        attr(IFLA_IFNAME, newName);
+        request("RTM_NEWLINK " + device + " name " + newName, null);
+    }
+
     /** Deletes a device (for a veth, both ends), like {@code ip link del}; a missing device is not an error. */
     public synchronized void deleteLink(String name) throws IOException {
         begin(RTM_DELLINK, NLM_F_ACK);

@@ -180,8 +180,13 @@ class NetlinkRouteProgrammerTest {
             assertEquals(ErrnoException.ENODEV, assertThrows(ErrnoException.class, () -> p.linkIndex("o4jt-c"))
                     .errno());
             try (NetlinkRouteProgrammer q = other.call(NetlinkRouteProgrammer::open)) {
-                assertTrue(q.linkIndex("o4jt-c") > 0);
+                int index = q.linkIndex("o4jt-c");
+                assertTrue(index > 0);
                 assertTrue(namespaces.ip(other, "-o", "link", "show", "o4jt-c").contains("o4jt-c"));
+                q.renameLink("o4jt-c", "eth0");
+                assertEquals(index, q.linkIndex("eth0"));
+                assertEquals(ErrnoException.ENODEV,
+                        assertThrows(ErrnoException.class, () -> q.linkIndex("o4jt-c")).errno());
             }
 
             p.deleteLink("o4jt-h");
