@@ -85,6 +85,15 @@ public final class UdpBackend implements Backend {
     public Network register(Context context) throws IOException {
         NetworkConfig config = context.config();
         int udpPort = port > 0 ? port : config.backendInt("Port", FlannelUdpEncapsulator.DEFAULT_PORT);
+        return register(context, config.network(), udpPort);
+    }
+
+    /**
+     * {@link #register(Context)} with the two values it reads from the config already read; {@code context.config()}
+     * is not called. Package-private so unit tests need no {@link NetworkConfig}.
+     */
+    UdpNetwork register(Context context, Ipv4Prefix network, int udpPort) throws IOException {
+        requireNonNull(network, "network");
         if (udpPort < 1 || udpPort > 65535) {
             throw new OverlayException(OverlayException.Kind.CONFIG_INVALID, "udp backend Port must be 1..65535: "
                     + udpPort);
@@ -104,7 +113,7 @@ public final class UdpBackend implements Backend {
             }
             net.routes.addAddress(device, own.network(), 32);
             net.routes.setLinkUp(device);
-            Route route = Route.viaDevice(config.network(), device);
+            Route route = Route.viaDevice(network, device);
             net.routes.addRoute(route);
             net.route = route;
             net.channel = DatagramChannel.open(StandardProtocolFamily.INET);
@@ -117,7 +126,7 @@ public final class UdpBackend implements Backend {
                     .port(udpPort)
                     .mtu(mtu)
                     .ownSubnet(own)
-                    .network(config.network())
+                    .network(network)
                     .sourceCheck(sourceCheck);
             if (errorHandler != null) {
                 fb.errorHandler(errorHandler);
@@ -139,7 +148,7 @@ public final class UdpBackend implements Backend {
     }
 
     /** The running backend for one lease. */
-    private static final class UdpNetwork implements Network {
+    static final class UdpNetwork implements Network {
         private final int port;
         private final int mtu;
         private final Object lock = new Object();

@@ -204,6 +204,9 @@ class ForwarderTest {
                 assertArrayEquals(Packets.withTtlDecremented(ba[i], 2), take(a.tun), "B→A packet " + (sent + i));
             }
         }
+        // A counter is bumped just after the send or TUN write it counts: wait for the last ones.
+        awaitStats(a.forwarder, s -> s.egressPackets() == total && s.ingressPackets() == total, "A's counters");
+        awaitStats(b.forwarder, s -> s.egressPackets() == total && s.ingressPackets() == total, "B's counters");
         TrafficStats sa = a.forwarder.stats();
         TrafficStats sb = b.forwarder.stats();
         assertEquals(total, sa.egressPackets());
@@ -231,6 +234,7 @@ class ForwarderTest {
         a.tun.inject(good);
         assertArrayEquals(Packets.withTtlDecremented(good, 2), take(b.tun));
         assertNull(a.tun.takeWritten(50, TimeUnit.MILLISECONDS), "no ICMP reply to ICMP");
+        awaitStats(a.forwarder, st -> st.egressPackets() == 1, "the good packet counted");
         TrafficStats s = a.forwarder.stats();
         assertEquals(2, s.drops(DropReason.NO_ROUTE));
         assertEquals(1, s.icmpSent());
@@ -259,7 +263,7 @@ class ForwarderTest {
             }
         }
         assertArrayEquals(Packets.withTtlDecremented(valid, 1), take(b.tun));
-        awaitStats(b.forwarder, s -> s.totalDrops() == 9, "9 drops");
+        awaitStats(b.forwarder, s -> s.totalDrops() == 9 && s.ingressPackets() == 1, "9 drops and 1 packet");
         TrafficStats s = b.forwarder.stats();
         assertEquals(2, s.drops(DropReason.RUNT), s::toString);
         assertEquals(1, s.drops(DropReason.NOT_IPV4), s::toString);
@@ -342,6 +346,7 @@ class ForwarderTest {
         a.forwarder.resetPeers(List.of());
         a.tun.inject(p);
         take(a.tun);
+        awaitStats(a.forwarder, st -> st.egressPackets() == 1 && st.icmpSent() == 2, "1 sent, 2 ICMP");
         assertEquals(2, a.forwarder.stats().drops(DropReason.NO_ROUTE));
         assertEquals(1, a.forwarder.stats().egressPackets());
     }
@@ -353,6 +358,7 @@ class ForwarderTest {
         byte[] p = Packets.ipv4(addr(10, 5, 1, 2), addr(10, 5, 2, 9), 6, 64, 40);
         a.tun.inject(p);
         take(b.tun);
+        awaitStats(a.forwarder, st -> st.egressPackets() == 1, "the packet counted");
         assertEquals(2, a.threads().size());
         long start = System.nanoTime();
         a.forwarder.close();

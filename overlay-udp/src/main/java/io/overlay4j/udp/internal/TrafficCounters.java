@@ -6,9 +6,10 @@ import java.util.EnumMap;
 import java.util.concurrent.atomic.AtomicLongArray;
 
 /**
- * The counters of one direction of a data plane, written by exactly one thread. Writes are plain read + opaque write
- * (no lock, no CAS, no fence beyond what opaque needs on the platform); readers on other threads see each counter
- * eventually and never torn. A snapshot is therefore a per-counter, not a cross-counter, consistent view.
+ * The counters of one direction of a data plane, written by exactly one thread. An increment is a plain read and a
+ * release write (a lazySet: no lock, no CAS, no fence on x86); readers use acquire reads, so a reader that sees a
+ * counter also sees every increment its writer made before it. A snapshot is consistent per counter, not across all
+ * counters at one instant.
  *
  * <p>Slots are padded on both sides so two directions' counters do not share a cache line.
  */
@@ -24,39 +25,40 @@ public final class TrafficCounters {
 
     /** Counts one forwarded packet of {@code bytes} bytes. Single writer only. */
     public void packet(int bytes) {
-        slots.setOpaque(PACKETS, slots.getPlain(PACKETS) + 1);
-        slots.setOpaque(BYTES, slots.getPlain(BYTES) + bytes);
+        // Bytes first: a reader that sees the packet count also sees its bytes.
+        slots.setRelease(BYTES, slots.getPlain(BYTES) + bytes);
+        slots.setRelease(PACKETS, slots.getPlain(PACKETS) + 1);
     }
 
     /** Counts one ICMP reply written to the TUN. Single writer only. */
     public void icmpSent() {
-        slots.setOpaque(ICMP, slots.getPlain(ICMP) + 1);
+        slots.setRelease(ICMP, slots.getPlain(ICMP) + 1);
     }
 
     /** Counts one drop. Single writer only. */
     public void drop(DropReason reason) {
         int slot = DROPS + reason.ordinal();
-        slots.setOpaque(slot, slots.getPlain(slot) + 1);
+        slots.setRelease(slot, slots.getPlain(slot) + 1);
     }
 
     /** The forwarded packets so far. */
     public long packets() {
-        return slots.getOpaque(PACKETS);
+        return slots.getAcquire(PACKETS);
     }
 
     /** Their bytes. */
     public long bytes() {
-        return slots.getOpaque(BYTES);
+        return slots.getAcquire(BYTES);
     }
 
     /** ICMP replies so far. */
     public long icmp() {
-        return slots.getOpaque(ICMP);
+        return slots.getAcquire(ICMP);
     }
 
     /** Drops for one reason so far. */
     public long drops(DropReason reason) {
-        return slots.getOpaque(DROPS + reason.ordinal());
+        return slots.getAcquire(DROPS + reason.ordinal());
     }
 
     /** A snapshot combining an egress and an ingress direction. */
