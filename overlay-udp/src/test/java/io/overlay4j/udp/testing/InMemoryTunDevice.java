@@ -11,6 +11,7 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * A {@link TunDevice} without a kernel: packets {@link #inject injected} by a test are what {@link #read} returns (as
@@ -20,6 +21,7 @@ import java.util.concurrent.atomic.AtomicInteger;
  */
 public final class InMemoryTunDevice implements TunDevice {
     private static final byte[] CLOSED = new byte[0];
+    private static final byte[] WAKE = new byte[0];
     private static final AtomicInteger NEXT_INDEX = new AtomicInteger(1000);
 
     private final String name;
@@ -28,6 +30,10 @@ public final class InMemoryTunDevice implements TunDevice {
     private final BlockingQueue<byte[]> toRead = new LinkedBlockingQueue<>();
     private final BlockingQueue<byte[]> written = new LinkedBlockingQueue<>();
     private final AtomicInteger writes = new AtomicInteger();
+    private final AtomicLong writtenBytes = new AtomicLong();
+    private final AtomicLong repeatsLeft = new AtomicLong();
+    private volatile byte[] repeatPacket;
+    private volatile boolean discardWrites;
     private volatile boolean open = true;
     private volatile IOException writeFailure;
 
@@ -49,6 +55,26 @@ public final class InMemoryTunDevice implements TunDevice {
     /** Queues a packet for {@link #read} (the kernel routing a packet to the device). */
     public void inject(byte[] packet) {
         toRead.add(packet.clone());
+    }
+
+    /**
+     * Makes the next {@code times} reads return copies of {@code packet}, ahead of injected packets, without allocating
+     * or queueing anything per read (for benchmarks and allocation tests).
+     */
+    public void injectRepeated(byte[] packet, long times) {
+        repeatPacket = packet.clone();
+        repeatsLeft.set(times);
+        toRead.add(WAKE);
+    }
+
+    /** Whether writes are only counted (no copy, no queue: allocation-free), instead of queued for the test. */
+    public void discardWrites(boolean discard) {
+        this.discardWrites = discard;
+    }
+
+    /** The bytes of all successful writes so far. */
+    public long writtenBytes() {
+        return writtenBytes.get();
     }
 
     /** The next packet written by the data plane, waiting up to the timeout; {@code null} if none came. */
@@ -88,20 +114,35 @@ public final class InMemoryTunDevice implements TunDevice {
 
     @Override
     public int read(ByteBuffer dst) throws IOException {
-        if (!open) {
-            throw new ClosedChannelException();
+        while (true) {
+            if (!open) {
+                throw new ClosedChannelException();
+            }
+            long left = repeatsLeft.get();
+            if (left > 0) {
+                if (repeatsLeft.compareAndSet(left, left - 1)) {
+                    return copy(repeatPacket, dst);
+                }
+                continue;
+            }
+            byte[] packet;
+            try {
+                packet = toRead.take();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new java.io.InterruptedIOException("interrupted in read");
+            }
+            if (packet == CLOSED) {
+                toRead.add(CLOSED);
+                throw new ClosedChannelException();
+            }
+            if (packet != WAKE) {
+                return copy(packet, dst);
+            }
         }
-        byte[] packet;
-        try {
-            packet = toRead.take();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new java.io.InterruptedIOException("interrupted in read");
-        }
-        if (packet == CLOSED) {
-            toRead.add(CLOSED);
-            throw new ClosedChannelException();
-        }
+    }
+
+    private static int copy(byte[] packet, ByteBuffer dst) {
         // Like the kernel: a packet longer than the buffer is truncated.
         int n = Math.min(packet.length, dst.remaining());
         dst.put(packet, 0, n);
@@ -117,11 +158,17 @@ public final class InMemoryTunDevice implements TunDevice {
         if (failure != null) {
             throw failure;
         }
-        byte[] packet = new byte[src.remaining()];
-        src.get(packet);
-        written.add(packet);
+        int n = src.remaining();
+        if (discardWrites) {
+            src.position(src.limit());
+        } else {
+            byte[] packet = new byte[n];
+            src.get(packet);
+            written.add(packet);
+        }
+        writtenBytes.addAndGet(n);
         writes.incrementAndGet();
-        return packet.length;
+        return n;
     }
 
     @Override
