@@ -126,12 +126,18 @@ public final class Forwarder implements AutoCloseable {
             throw new IllegalStateException("forwarder already started or closed");
         }
         running = true;
-        Thread out = newThread(this::runEgress, "overlay4j-egress-" + tun.name());
-        Thread in = newThread(this::runIngress, "overlay4j-ingress-" + tun.name());
-        egressThread = out;
-        ingressThread = in;
-        out.start();
-        in.start();
+        try {
+            Thread out = newThread(this::runEgress, "overlay4j-egress-" + tun.name());
+            Thread in = newThread(this::runIngress, "overlay4j-ingress-" + tun.name());
+            egressThread = out;
+            out.start();
+            ingressThread = in;
+            in.start();
+        } catch (RuntimeException | Error e) {
+            // A thread factory or the JVM refused: stop whatever started, leave the forwarder closed.
+            close();
+            throw e;
+        }
     }
 
     private Thread newThread(Runnable r, String name) {
@@ -567,14 +573,22 @@ public final class Forwarder implements AutoCloseable {
         /**
          * Checks the options and builds the forwarder (not started).
          *
-         * @throws IllegalArgumentException if the TUN or channel is missing, or the channel is not blocking
+         * @throws IllegalArgumentException if the TUN or channel is missing, or the channel is closed, unbound or not
+         *                                  blocking
          */
         public Forwarder build() {
             if (tun == null || channel == null) {
                 throw new IllegalArgumentException("a forwarder needs a tun and a channel");
             }
-            if (!channel.isBlocking()) {
-                throw new IllegalArgumentException("the channel must be in blocking mode");
+            if (!channel.isOpen() || !channel.isBlocking()) {
+                throw new IllegalArgumentException("the channel must be open and in blocking mode");
+            }
+            try {
+                if (channel.getLocalAddress() == null) {
+                    throw new IllegalArgumentException("the channel must be bound");
+                }
+            } catch (IOException e) {
+                throw new IllegalArgumentException("the channel's address cannot be read", e);
             }
             if (mtu < 0) {
                 mtu = tun.mtu();

@@ -416,6 +416,15 @@ class ForwarderTest {
         a.channel.configureBlocking(false);
         assertThrows(IllegalArgumentException.class, () -> Forwarder.builder().tun(a.tun).channel(a.channel).build());
         a.channel.configureBlocking(true);
+        try (DatagramChannel unbound = DatagramChannel.open(StandardProtocolFamily.INET)) {
+            assertThrows(IllegalArgumentException.class, () -> Forwarder.builder().tun(a.tun).channel(unbound).build());
+        }
+        Forwarder refused = Forwarder.builder().tun(a.tun).channel(a.channel).threadFactory(r -> {
+            throw new IllegalStateException("test: no threads");
+        }).build();
+        assertThrows(IllegalStateException.class, refused::start);
+        assertFalse(refused.isRunning());
+        assertTrue(a.tun.isOpen(), "not owned by default");
         Forwarder f = Forwarder.builder().tun(a.tun).channel(a.channel).build();
         assertEquals(MTU, f.mtu());
         assertEquals(8285, f.port());
