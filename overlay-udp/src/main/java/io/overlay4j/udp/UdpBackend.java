@@ -180,6 +180,11 @@ public final class UdpBackend implements Backend {
         public void peersChanged(List<LeaseEvent> events) {
             synchronized (lock) {
                 if (!closed) {
+                    for (LeaseEvent e : events) {
+                        if (e.type() == LeaseEvent.Type.ADDED) {
+                            warnIfNotUdp(e.lease());
+                        }
+                    }
                     forwarder.peersChanged(events);
                 }
             }
@@ -189,8 +194,23 @@ public final class UdpBackend implements Backend {
         public void resetPeers(List<Lease> peers) {
             synchronized (lock) {
                 if (!closed) {
+                    for (Lease l : peers) {
+                        warnIfNotUdp(l);
+                    }
                     forwarder.resetPeers(peers);
                 }
+            }
+        }
+
+        /**
+         * flannel's udp backend routes to every lease whatever its backend, so a mixed network loses traffic silently
+         * (flannel-facts §9). We route the same way, for compatibility, but say so.
+         */
+        private static void warnIfNotUdp(Lease peer) {
+            String type = peer.attributes().backendType();
+            if (type != null && !TYPE.equals(type)) {
+                LOG.warn("peer {} at {} uses backend '{}', not udp: traffic sent to it will most likely be lost",
+                        peer.subnet(), peer.attributes().publicIp().getHostAddress(), type);
             }
         }
 
