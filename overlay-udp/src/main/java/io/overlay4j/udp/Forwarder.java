@@ -358,8 +358,9 @@ public final class Forwarder implements AutoCloseable {
         } catch (ClosedChannelException e) {
             throw e;
         } catch (IOException e) {
-            egress.drop(DropReason.SEND_FAILED);
+            // Report first: whoever sees the drop counted (release/acquire) also sees the report.
             report(e);
+            egress.drop(DropReason.SEND_FAILED);
         }
     }
 
@@ -425,8 +426,8 @@ public final class Forwarder implements AutoCloseable {
                 } catch (ClosedChannelException e) {
                     throw e;
                 } catch (IOException e) {
-                    ingress.drop(DropReason.TUN_WRITE_FAILED);
                     report(e);
+                    ingress.drop(DropReason.TUN_WRITE_FAILED);
                     continue;
                 }
                 ingress.packet(length);

@@ -212,7 +212,9 @@ class UdpBackendTest {
         tun.inject(out);
         assertArrayEquals(Packets.withTtlDecremented(out, 1), receiveAtPeer());
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
-        while (net.stats().egressPackets() < 2 && System.nanoTime() < deadline) {
+        // Counters are bumped just after the send or write they count: wait for all of them.
+        while ((net.stats().egressPackets() < 2 || net.stats().ingressPackets() < 1 || net.stats().icmpSent() < 1)
+                && System.nanoTime() < deadline) {
             Thread.sleep(1);
         }
         assertEquals(2, net.stats().egressPackets());
