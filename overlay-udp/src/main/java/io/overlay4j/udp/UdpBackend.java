@@ -1,0 +1,402 @@
+package io.overlay4j.udp;
+
+import static java.util.Objects.requireNonNull;
+
+import io.overlay4j.Backend;
+import io.overlay4j.Ipv4Prefix;
+import io.overlay4j.Lease;
+import io.overlay4j.LeaseAttributes;
+import io.overlay4j.LeaseEvent;
+import io.overlay4j.NetworkConfig;
+import io.overlay4j.OverlayException;
+import io.overlay4j.Route;
+import io.overlay4j.RouteProgrammer;
+import io.overlay4j.TrafficStats;
+import io.overlay4j.TunDevice;
+import io.overlay4j.TunOptions;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.net.StandardProtocolFamily;
+import java.net.StandardSocketOptions;
+import java.nio.channels.DatagramChannel;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
+import java.util.function.Supplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * flannel's {@code udp} backend, with the data path in this JVM: a TUN device ({@code flannel0}) whose packets a
+ * {@link Forwarder} carries, one per UDP datagram, to the peer owning the destination subnet, and back.
+ *
+ * <p>{@link #register} does what flanneld does (flannel-facts §3.3): opens the TUN with MTU = underlay MTU − 28,
+ * acquires the lease with attributes {@code {"PublicIP": ...}} only, puts the own subnet's network address as a /32 on
+ * the TUN, sets it up, routes the whole overlay network to it, binds a UDP socket to the underlay interface's address
+ * and the port, and starts the forwarder. The returned {@link Backend.Network} follows peers copy-on-write and undoes
+ * all of it on {@link Backend.Network#close()}.
+ */
+public final class UdpBackend implements Backend {
+    /** The backend type name. */
+    public static final String TYPE = "udp";
+    /** The default socket send and receive buffer size: 4 MiB. */
+    public static final int DEFAULT_SOCKET_BUFFER_SIZE = 4 << 20;
+    private static final Logger LOG = LoggerFactory.getLogger(UdpBackend.class);
+
+    private final int port;
+    private final String tunName;
+    private final TunDevice.Factory tunFactory;
+    private final Supplier<RouteProgrammer> routeSupplier;
+    private final RouteProgrammer routes;
+    private final int socketBufferSize;
+    private final boolean sourceCheck;
+    private final Consumer<Throwable> errorHandler;
+
+    private UdpBackend(Builder b) {
+        this.port = b.port;
+        this.tunName = b.tunName;
+        this.tunFactory = b.tunFactory;
+        this.routeSupplier = b.routeSupplier;
+        this.routes = b.routes;
+        this.socketBufferSize = b.socketBufferSize;
+        this.sourceCheck = b.sourceCheck;
+        this.errorHandler = b.errorHandler;
+    }
+
+    /** A builder; {@link Builder#tunFactory} and one of the {@code routes} options are required. */
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /** {@code udp}. */
+    @Override
+    public String type() {
+        return TYPE;
+    }
+
+    /**
+     * {@inheritDoc}
+     *
+     * <p>The port is the configured one, else the config's {@code Backend.Port}, else 8285.
+     *
+     * @throws OverlayException of kind {@link OverlayException.Kind#CONFIG_INVALID} for a port outside 1..65535
+     */
+    @Override
+    public Network register(Context context) throws IOException {
+        NetworkConfig config = context.config();
+        int udpPort = port > 0 ? port : config.backendInt("Port", FlannelUdpEncapsulator.DEFAULT_PORT);
+        return register(context, config.network(), udpPort);
+    }
+
+    /**
+     * {@link #register(Context)} with the two values it reads from the config already read; {@code context.config()}
+     * is not called. Package-private so unit tests need no {@link NetworkConfig}.
+     */
+    UdpNetwork register(Context context, Ipv4Prefix network, int udpPort) throws IOException {
+        requireNonNull(network, "network");
+        if (udpPort < 1 || udpPort > 65535) {
+            throw new OverlayException(OverlayException.Kind.CONFIG_INVALID, "udp backend Port must be 1..65535: "
+                    + udpPort);
+        }
+        int mtu = context.interfaceMtu() - FlannelUdpEncapsulator.OVERHEAD;
+        UdpNetwork net = new UdpNetwork(udpPort, mtu);
+        try {
+            net.tun = tunFactory.open(new TunOptions(tunName, mtu));
+            String device = net.tun.name();
+            net.lease = context.acquireLease(LeaseAttributes.udp(context.publicAddress()));
+            Ipv4Prefix own = net.lease.subnet();
+            if (routeSupplier != null) {
+                net.routes = requireNonNull(routeSupplier.get(), "route programmer supplier returned null");
+                net.ownsRoutes = true;
+            } else {
+                net.routes = routes;
+            }
+            net.routes.addAddress(device, own.network(), 32);
+            net.routes.setLinkUp(device);
+            Route route = Route.viaDevice(network, device);
+            net.routes.addRoute(route);
+            net.route = route;
+            net.channel = DatagramChannel.open(StandardProtocolFamily.INET);
+            net.channel.setOption(StandardSocketOptions.SO_RCVBUF, socketBufferSize);
+            net.channel.setOption(StandardSocketOptions.SO_SNDBUF, socketBufferSize);
+            net.channel.bind(new InetSocketAddress(context.interfaceAddress(), udpPort));
+            Forwarder.Builder fb = Forwarder.builder()
+                    .tun(net.tun)
+                    .channel(net.channel)
+                    .port(udpPort)
+                    .mtu(mtu)
+                    .ownSubnet(own)
+                    .network(network)
+                    .sourceCheck(sourceCheck);
+            if (errorHandler != null) {
+                fb.errorHandler(errorHandler);
+            }
+            net.forwarder = fb.build();
+            net.forwarder.start();
+            LOG.info("udp backend up: {} mtu {} address {}/32, route {}, socket {}", device, mtu, own.network()
+                    .getHostAddress(), route, net.channel.getLocalAddress());
+            return net;
+        } catch (IOException | RuntimeException | Error e) {
+            net.cleanUp(e);
+            throw e;
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "UdpBackend[port " + (port > 0 ? port : "from config") + ", tun " + tunName + "]";
+    }
+
+    /** The running backend for one lease. */
+    static final class UdpNetwork implements Network {
+        private final int port;
+        private final int mtu;
+        private final Object lock = new Object();
+        private TunDevice tun;
+        private Lease lease;
+        private RouteProgrammer routes;
+        private boolean ownsRoutes;
+        private Route route;
+        private DatagramChannel channel;
+        private Forwarder forwarder;
+        private boolean closed;
+
+        UdpNetwork(int port, int mtu) {
+            this.port = port;
+            this.mtu = mtu;
+        }
+
+        @Override
+        public Lease lease() {
+            return lease;
+        }
+
+        @Override
+        public int mtu() {
+            return mtu;
+        }
+
+        @Override
+        public void peersChanged(List<LeaseEvent> events) {
+            synchronized (lock) {
+                if (!closed) {
+                    for (LeaseEvent e : events) {
+                        if (e.type() == LeaseEvent.Type.ADDED) {
+                            warnIfNotUdp(e.lease());
+                        }
+                    }
+                    forwarder.peersChanged(events);
+                }
+            }
+        }
+
+        @Override
+        public void resetPeers(List<Lease> peers) {
+            synchronized (lock) {
+                if (!closed) {
+                    for (Lease l : peers) {
+                        warnIfNotUdp(l);
+                    }
+                    forwarder.resetPeers(peers);
+                }
+            }
+        }
+
+        /**
+         * flannel's udp backend routes to every lease whatever its backend, so a mixed network loses traffic silently
+         * (flannel-facts §9). We route the same way, for compatibility, but say so.
+         */
+        private static void warnIfNotUdp(Lease peer) {
+            String type = peer.attributes().backendType();
+            if (type != null && !TYPE.equals(type)) {
+                LOG.warn("peer {} at {} uses backend '{}', not udp: traffic sent to it will most likely be lost",
+                        peer.subnet(), peer.attributes().publicIp().getHostAddress(), type);
+            }
+        }
+
+        @Override
+        public TrafficStats stats() {
+            return forwarder.stats();
+        }
+
+        /** The forwarder's peer table (for tests and diagnostics). */
+        PeerTable peers() {
+            return forwarder.peers();
+        }
+
+        @Override
+        public void close() {
+            synchronized (lock) {
+                if (closed) {
+                    return;
+                }
+                closed = true;
+            }
+            Throwable first = cleanUp(null);
+            if (first == null) {
+                return;
+            }
+            if (first instanceof RuntimeException) {
+                throw (RuntimeException) first;
+            }
+            if (first instanceof Error) {
+                throw (Error) first;
+            }
+            throw new OverlayException(OverlayException.Kind.DEVICE,
+                    "closing the udp backend on " + (tun == null ? "?" : tun.name()) + " failed", first);
+        }
+
+        /**
+         * Stops the forwarder, deletes the route, closes the socket, the TUN and an owned route programmer, in that
+         * order, each even if an earlier step failed.
+         *
+         * @param failure the exception that caused the clean-up, or null: later failures are added to it as suppressed
+         * @return the first failure if {@code failure} was null, else null
+         */
+        Throwable cleanUp(Throwable failure) {
+            Throwable first = failure;
+            if (forwarder != null) {
+                first = attempt(first, () -> forwarder.close());
+            }
+            if (route != null) {
+                first = attempt(first, () -> routes.deleteRoute(route));
+            }
+            if (channel != null) {
+                first = attempt(first, () -> channel.close());
+            }
+            if (tun != null) {
+                first = attempt(first, () -> tun.close());
+            }
+            if (forwarder != null) {
+                first = attempt(first, () -> {
+                    try {
+                        if (!forwarder.awaitTermination(5, TimeUnit.SECONDS)) {
+                            LOG.warn("udp backend forwarder threads did not stop within 5 s");
+                        }
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                });
+            }
+            if (ownsRoutes && routes != null) {
+                first = attempt(first, () -> routes.close());
+            }
+            return failure == null ? first : null;
+        }
+
+        private static Throwable attempt(Throwable first, Step step) {
+            try {
+                step.run();
+                return first;
+            } catch (Throwable t) {
+                if (first == null) {
+                    return t;
+                }
+                if (first != t) {
+                    first.addSuppressed(t);
+                }
+                return first;
+            }
+        }
+
+        @Override
+        public String toString() {
+            return "udp network " + (tun == null ? "?" : tun.name()) + " lease " + (lease == null ? "?"
+                    : lease.subnet()) + " port " + port;
+        }
+    }
+
+    @FunctionalInterface
+    private interface Step {
+        void run() throws Exception;
+    }
+
+    /** Builds a {@link UdpBackend}. */
+    public static final class Builder {
+        private int port;
+        private String tunName = TunOptions.DEFAULT_NAME;
+        private TunDevice.Factory tunFactory;
+        private Supplier<RouteProgrammer> routeSupplier;
+        private RouteProgrammer routes;
+        private int socketBufferSize = DEFAULT_SOCKET_BUFFER_SIZE;
+        private boolean sourceCheck = true;
+        private Consumer<Throwable> errorHandler;
+
+        private Builder() {
+        }
+
+        /** The UDP port of all nodes; default the config's {@code Backend.Port}, else 8285. */
+        public Builder port(int port) {
+            if (port < 1 || port > 65535) {
+                throw new IllegalArgumentException("UDP port must be 1..65535: " + port);
+            }
+            this.port = port;
+            return this;
+        }
+
+        /** The TUN name or template; default {@code flannel%d}. */
+        public Builder tunName(String tunName) {
+            this.tunName = requireNonNull(tunName, "tunName");
+            return this;
+        }
+
+        /** Opens the TUN device. Required (the Linux default comes with overlay-tun). */
+        public Builder tunFactory(TunDevice.Factory tunFactory) {
+            this.tunFactory = requireNonNull(tunFactory, "tunFactory");
+            return this;
+        }
+
+        /**
+         * Supplies a route programmer at each {@link #register}, called on the registering thread (so a netlink
+         * socket opens in its namespace); the network closes it when it closes.
+         */
+        public Builder routes(Supplier<RouteProgrammer> routes) {
+            this.routeSupplier = requireNonNull(routes, "routes");
+            this.routes = null;
+            return this;
+        }
+
+        /** A route programmer the caller owns and closes. */
+        public Builder routes(RouteProgrammer routes) {
+            this.routes = requireNonNull(routes, "routes");
+            this.routeSupplier = null;
+            return this;
+        }
+
+        /** {@code SO_SNDBUF} and {@code SO_RCVBUF} of the data socket; default 4 MiB. */
+        public Builder socketBufferSize(int socketBufferSize) {
+            if (socketBufferSize < 1) {
+                throw new IllegalArgumentException("socket buffer size must be positive: " + socketBufferSize);
+            }
+            this.socketBufferSize = socketBufferSize;
+            return this;
+        }
+
+        /** Whether received packets with an inner source outside the network are dropped; default true. */
+        public Builder sourceCheck(boolean sourceCheck) {
+            this.sourceCheck = sourceCheck;
+            return this;
+        }
+
+        /** The forwarder's error handler; default a rate-limited slf4j warning. */
+        public Builder errorHandler(Consumer<Throwable> errorHandler) {
+            this.errorHandler = requireNonNull(errorHandler, "errorHandler");
+            return this;
+        }
+
+        /**
+         * Checks the options and builds the backend.
+         *
+         * @throws IllegalArgumentException if the TUN factory or the route programmer is missing
+         */
+        public UdpBackend build() {
+            if (tunFactory == null) {
+                throw new IllegalArgumentException("udp backend needs a tunFactory");
+            }
+            if (routes == null && routeSupplier == null) {
+                throw new IllegalArgumentException("udp backend needs a route programmer (routes(...))");
+            }
+            return new UdpBackend(this);
+        }
+    }
+}

@@ -1,0 +1,122 @@
+package io.overlay4j.udp;
+
+import static io.overlay4j.udp.testing.Packets.addr;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import io.overlay4j.Ipv4Prefix;
+import io.overlay4j.Lease;
+import io.overlay4j.LeaseAttributes;
+import io.overlay4j.TrafficStats;
+import io.overlay4j.udp.testing.InMemoryTunDevice;
+import io.overlay4j.udp.testing.Packets;
+import java.lang.management.ManagementFactory;
+import java.net.InetSocketAddress;
+import java.net.StandardProtocolFamily;
+import java.net.StandardSocketOptions;
+import java.nio.channels.DatagramChannel;
+import java.time.Instant;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.function.ToLongFunction;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Measures the bytes the forwarder threads allocate per packet, with HotSpot's per-thread allocation counter, after a
+ * warm-up: the hot path must allocate nothing (style.md point 10). The in-memory TUNs run in their allocation-free
+ * modes (repeated reads, discarded writes) so only the forwarder and the JDK socket calls are measured.
+ */
+class ForwarderAllocationTest {
+    private static final int MTU = 1472;
+
+    @Test
+    void theHotPathAllocatesNothingPerPacket() throws Exception {
+        java.lang.management.ThreadMXBean bean = ManagementFactory.getThreadMXBean();
+        assumeTrue(bean instanceof com.sun.management.ThreadMXBean, "needs HotSpot's allocation counters");
+        com.sun.management.ThreadMXBean mx = (com.sun.management.ThreadMXBean) bean;
+        assumeTrue(mx.isThreadAllocatedMemorySupported(), "needs HotSpot's allocation counters");
+        mx.setThreadAllocatedMemoryEnabled(true);
+
+        Map<String, Thread> threads = new ConcurrentHashMap<>();
+        InMemoryTunDevice tunA = new InMemoryTunDevice("allocA", MTU);
+        InMemoryTunDevice tunB = new InMemoryTunDevice("allocB", MTU);
+        tunB.discardWrites(true);
+        DatagramChannel chA = DatagramChannel.open(StandardProtocolFamily.INET)
+                .bind(new InetSocketAddress("127.0.0.2", 0));
+        DatagramChannel chB = DatagramChannel.open(StandardProtocolFamily.INET)
+                .setOption(StandardSocketOptions.SO_RCVBUF, 4 << 20)
+                .bind(new InetSocketAddress("127.0.0.3", 0));
+        int portB = ((InetSocketAddress) chB.getLocalAddress()).getPort();
+        Lease peerB = new Lease(Ipv4Prefix.parse("10.5.2.0/24"), LeaseAttributes.udp(Ipv4Prefix.fromInt(
+                addr(127, 0, 0, 3))), Instant.now().plusSeconds(60));
+        Forwarder a = Forwarder.builder().tun(tunA).channel(chA).ownsTun(true).ownsChannel(true)
+                .ownSubnet(Ipv4Prefix.parse("10.5.1.0/24")).network(Ipv4Prefix.parse("10.5.0.0/16"))
+                .peers(PeerTable.builder().put(peerB, portB).build())
+                .threadFactory(r -> register(threads, "a", r)).build();
+        Forwarder b = Forwarder.builder().tun(tunB).channel(chB).ownsTun(true).ownsChannel(true)
+                .ownSubnet(Ipv4Prefix.parse("10.5.2.0/24")).network(Ipv4Prefix.parse("10.5.0.0/16"))
+                .threadFactory(r -> register(threads, "b", r)).build();
+        try {
+            a.start();
+            b.start();
+            byte[] packet = Packets.ipv4(addr(10, 5, 1, 2), addr(10, 5, 2, 9), 17, 64, 1400);
+            // Warm up: let the JIT compile the loops and the JDK's socket paths settle (address caches etc.).
+            run(tunA, packet, 20_000, a, s -> s.egressPackets());
+            Thread egress = threads.get("a0");
+            Thread ingress = threads.get("b1");
+            long egressBefore = mx.getThreadAllocatedBytes(egress.getId());
+            long ingressBefore = mx.getThreadAllocatedBytes(ingress.getId());
+            long sentBefore = a.stats().egressPackets();
+            long receivedBefore = b.stats().ingressPackets();
+            long start = System.nanoTime();
+            run(tunA, packet, 50_000, a, s -> s.egressPackets());
+            long nanos = System.nanoTime() - start;
+            awaitQuiet(b);
+            long sent = a.stats().egressPackets() - sentBefore;
+            long received = b.stats().ingressPackets() - receivedBefore;
+            long egressBytes = mx.getThreadAllocatedBytes(egress.getId()) - egressBefore;
+            long ingressBytes = mx.getThreadAllocatedBytes(ingress.getId()) - ingressBefore;
+            System.out.printf("allocation: egress %d B over %d packets, ingress %d B over %d packets; "
+                    + "egress %.0f kpps of 1400 B over loopback%n", egressBytes, sent, ingressBytes, received,
+                    sent * 1e6 / nanos);
+            assertTrue(sent >= 50_000 && received > 10_000, "sent " + sent + ", received " + received);
+            // Zero per packet; a little slack for one-off events (a lazily created JDK object, a safepoint stub).
+            assertTrue(egressBytes < 16 * 1024, "egress allocated " + egressBytes + " B for " + sent + " packets");
+            assertTrue(ingressBytes < 16 * 1024, "ingress allocated " + ingressBytes + " B for " + received
+                    + " packets");
+        } finally {
+            a.close();
+            b.close();
+        }
+    }
+
+    private static Thread register(Map<String, Thread> threads, String node, Runnable r) {
+        Thread t = new Thread(r, "alloc-" + node + threads.size());
+        t.setDaemon(true);
+        // The forwarder creates egress first, then ingress.
+        threads.put(node + (threads.containsKey(node + "0") ? "1" : "0"), t);
+        return t;
+    }
+
+    private static void run(InMemoryTunDevice tun, byte[] packet, int count, Forwarder f,
+                            ToLongFunction<TrafficStats> counter) throws InterruptedException {
+        long target = counter.applyAsLong(f.stats()) + count;
+        tun.injectRepeated(packet, count);
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (counter.applyAsLong(f.stats()) < target) {
+            assertTrue(System.nanoTime() < deadline, "timed out: " + f.stats());
+            Thread.sleep(1);
+        }
+    }
+
+    private static void awaitQuiet(Forwarder f) throws InterruptedException {
+        long last = -1;
+        long now = f.stats().ingressPackets();
+        while (now != last) {
+            Thread.sleep(50);
+            last = now;
+            now = f.stats().ingressPackets();
+        }
+    }
+}

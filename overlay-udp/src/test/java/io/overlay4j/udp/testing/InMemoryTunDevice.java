@@ -1,0 +1,221 @@
+package io.overlay4j.udp.testing;
+
+import io.overlay4j.TunDevice;
+import io.overlay4j.TunOptions;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.ClosedChannelException;
+import java.util.List;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * A {@link TunDevice} without a kernel: packets {@link #inject injected} by a test are what {@link #read} returns (as
+ * if the kernel routed them to the device), and packets the data plane {@link #write writes} are queued for the test
+ * to {@link #takeWritten take}. {@link #read} blocks until a packet arrives or {@link #close()} wakes it with a
+ * {@link ClosedChannelException}, like the kernel device. Thread-safe: any number of readers, writers and injectors.
+ */
+public final class InMemoryTunDevice implements TunDevice {
+    private static final byte[] CLOSED = new byte[0];
+    private static final byte[] WAKE = new byte[0];
+    private static final AtomicInteger NEXT_INDEX = new AtomicInteger(1000);
+
+    private final String name;
+    private final int index;
+    private final int mtu;
+    private final BlockingQueue<byte[]> toRead = new LinkedBlockingQueue<>();
+    private final BlockingQueue<byte[]> written = new LinkedBlockingQueue<>();
+    private final AtomicInteger writes = new AtomicInteger();
+    private final AtomicLong writtenBytes = new AtomicLong();
+    private final AtomicLong repeatsLeft = new AtomicLong();
+    private volatile byte[] repeatPacket;
+    private volatile boolean discardWrites;
+    private volatile boolean open = true;
+    private volatile IOException writeFailure;
+
+    /** A device named {@code name} with this MTU. */
+    public InMemoryTunDevice(String name, int mtu) {
+        this.name = name;
+        this.mtu = mtu;
+        this.index = NEXT_INDEX.getAndIncrement();
+    }
+
+    /**
+     * A factory that numbers {@code %d} templates from 0 per factory (as the kernel does for the first free index) and
+     * records the devices it opened.
+     */
+    public static Factory factory() {
+        return new Factory();
+    }
+
+    /** Queues a packet for {@link #read} (the kernel routing a packet to the device). */
+    public void inject(byte[] packet) {
+        toRead.add(packet.clone());
+    }
+
+    /**
+     * Makes the next {@code times} reads return copies of {@code packet}, ahead of injected packets, without allocating
+     * or queueing anything per read (for benchmarks and allocation tests).
+     */
+    public void injectRepeated(byte[] packet, long times) {
+        repeatPacket = packet.clone();
+        repeatsLeft.set(times);
+        toRead.add(WAKE);
+    }
+
+    /** Whether writes are only counted (no copy, no queue: allocation-free), instead of queued for the test. */
+    public void discardWrites(boolean discard) {
+        this.discardWrites = discard;
+    }
+
+    /** The bytes of all successful writes so far. */
+    public long writtenBytes() {
+        return writtenBytes.get();
+    }
+
+    /** The next packet written by the data plane, waiting up to the timeout; {@code null} if none came. */
+    public byte[] takeWritten(long timeout, TimeUnit unit) throws InterruptedException {
+        return written.poll(timeout, unit);
+    }
+
+    /** The packets written and not yet taken. */
+    public int writtenPending() {
+        return written.size();
+    }
+
+    /** The number of successful writes so far. */
+    public int writes() {
+        return writes.get();
+    }
+
+    /** Makes every following write fail with this exception ({@code null} to stop failing). */
+    public void failWrites(IOException failure) {
+        this.writeFailure = failure;
+    }
+
+    @Override
+    public String name() {
+        return name;
+    }
+
+    @Override
+    public int index() {
+        return index;
+    }
+
+    @Override
+    public int mtu() {
+        return mtu;
+    }
+
+    @Override
+    public int read(ByteBuffer dst) throws IOException {
+        while (true) {
+            if (!open) {
+                throw new ClosedChannelException();
+            }
+            long left = repeatsLeft.get();
+            if (left > 0) {
+                if (repeatsLeft.compareAndSet(left, left - 1)) {
+                    return copy(repeatPacket, dst);
+                }
+                continue;
+            }
+            byte[] packet;
+            try {
+                packet = toRead.take();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new java.io.InterruptedIOException("interrupted in read");
+            }
+            if (packet == CLOSED) {
+                toRead.add(CLOSED);
+                throw new ClosedChannelException();
+            }
+            if (packet != WAKE) {
+                return copy(packet, dst);
+            }
+        }
+    }
+
+    private static int copy(byte[] packet, ByteBuffer dst) {
+        // Like the kernel: a packet longer than the buffer is truncated.
+        int n = Math.min(packet.length, dst.remaining());
+        dst.put(packet, 0, n);
+        return n;
+    }
+
+    @Override
+    public int write(ByteBuffer src) throws IOException {
+        if (!open) {
+            throw new ClosedChannelException();
+        }
+        IOException failure = writeFailure;
+        if (failure != null) {
+            throw failure;
+        }
+        int n = src.remaining();
+        if (discardWrites) {
+            src.position(src.limit());
+        } else {
+            byte[] packet = new byte[n];
+            src.get(packet);
+            written.add(packet);
+        }
+        writtenBytes.addAndGet(n);
+        writes.incrementAndGet();
+        return n;
+    }
+
+    @Override
+    public boolean isOpen() {
+        return open;
+    }
+
+    @Override
+    public void close() {
+        if (open) {
+            open = false;
+            toRead.add(CLOSED);
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "InMemoryTunDevice[" + name + ", mtu " + mtu + (open ? "" : ", closed") + "]";
+    }
+
+    /** A {@link TunDevice.Factory} of in-memory devices that remembers what it opened. */
+    public static final class Factory implements TunDevice.Factory {
+        private final AtomicInteger next = new AtomicInteger();
+        private final List<InMemoryTunDevice> opened = new CopyOnWriteArrayList<>();
+        private volatile IOException openFailure;
+
+        @Override
+        public InMemoryTunDevice open(TunOptions options) throws IOException {
+            IOException failure = openFailure;
+            if (failure != null) {
+                throw failure;
+            }
+            String name = options.name().contains("%d")
+                    ? options.name().replace("%d", Integer.toString(next.getAndIncrement())) : options.name();
+            InMemoryTunDevice device = new InMemoryTunDevice(name, options.mtu());
+            opened.add(device);
+            return device;
+        }
+
+        /** Makes every following open fail ({@code null} to stop failing). */
+        public void failOpens(IOException failure) {
+            this.openFailure = failure;
+        }
+
+        /** The devices opened so far, in order. */
+        public List<InMemoryTunDevice> opened() {
+            return opened;
+        }
+    }
+}
