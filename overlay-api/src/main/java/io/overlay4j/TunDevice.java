@@ -7,7 +7,8 @@ import java.nio.ByteBuffer;
  * A layer-3 TUN device: each {@link #read} returns one raw IP packet the kernel routed to the device, each
  * {@link #write} injects one IP packet into the kernel's receive path.
  *
- * <p>{@code read} and {@code write} may be called concurrently by one reader and one writer thread. Buffers are the
+ * <p>{@code read} is called by one thread at a time; {@code write} may be called concurrently by several threads
+ * (each call injects one whole packet) and concurrently with {@code read}. Buffers are the
  * caller's: the device never retains or releases them. Direct buffers avoid a copy.
  */
 public interface TunDevice extends AutoCloseable {

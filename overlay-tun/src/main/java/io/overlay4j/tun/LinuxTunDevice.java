@@ -38,8 +38,8 @@ import org.slf4j.LoggerFactory;
  * promptly with {@link AsynchronousCloseException}. The descriptor is closed only after the last in-flight
  * {@code read}/{@code write} has left the kernel, so a concurrent close can never make a reader use a reused
  * descriptor number. Direct buffers are passed to the kernel as they are and nothing is allocated per packet; heap
- * buffers are copied through a per-direction direct scratch buffer. One reader and one writer thread may use the
- * device at once.
+ * buffers are copied through a per-direction direct scratch buffer. One reader and any number of writer threads may
+ * use the device at once.
  */
 public final class LinuxTunDevice implements TunDevice {
     private static final Logger LOG = LoggerFactory.getLogger(LinuxTunDevice.class);
@@ -67,6 +67,7 @@ public final class LinuxTunDevice implements TunDevice {
     private final Memory one = new Memory(EVENTFD_ONE_SIZE);
     private ByteBuffer readScratch;
     private ByteBuffer writeScratch;
+    private final Object heapWriteLock = new Object();
 
     private LinuxTunDevice(String name, int index, int mtu, int fd, int wakeFd) {
         this.name = name;
@@ -138,6 +139,7 @@ public final class LinuxTunDevice implements TunDevice {
             Errno.check(LibC.ioctl(sock, LibC.SIOCGIFINDEX, ifr), "ioctl(SIOCGIFINDEX " + name + ")");
             int index = ifr.getInt(LibC.IFREQ_UNION_OFFSET);
             disableIpv6(name);
+            acceptLocal(name);
 
             wakeFd = LibC.eventfd(0, LibC.EFD_CLOEXEC | LibC.EFD_NONBLOCK);
             Errno.check(wakeFd, "eventfd");
@@ -162,6 +164,21 @@ public final class LinuxTunDevice implements TunDevice {
         }
         ifr.clear();
         ifr.write(0, bytes, 0, bytes.length);
+    }
+
+    /**
+     * Writes 1 to {@code /proc/sys/net/ipv4/conf/<name>/accept_local}: packets the data plane writes into the device
+     * with the device's own address as source (ICMP errors, as flannel sends them from flannel0's address) would
+     * otherwise be dropped by the kernel as martians.
+     */
+    private static void acceptLocal(String name) {
+        Path p = Path.of("/proc/sys/net/ipv4/conf", name, "accept_local");
+        try {
+            Files.writeString(p, "1");
+        } catch (IOException e) {
+            LOG.warn("cannot set {}: {}; ICMP errors from the device's own address will be dropped", p,
+                    e.toString());
+        }
     }
 
     /** Writes 1 to {@code /proc/sys/net/ipv6/conf/<name>/disable_ipv6}; the calling thread's netns is the device's. */
@@ -272,24 +289,35 @@ public final class LinuxTunDevice implements TunDevice {
             if (src.isDirect()) {
                 n = writeFrom(DirectBuffers.address(src) + pos, rem);
             } else {
-                ByteBuffer scratch = writeScratch;
-                if (scratch == null) {
-                    scratch = ByteBuffer.allocateDirect(MAX_PACKET);
-                    writeScratch = scratch;
-                }
-                scratch.clear();
-                if (src.hasArray()) {
-                    scratch.put(src.array(), src.arrayOffset() + pos, rem);
-                } else {
-                    scratch.put(src.duplicate()); // a read-only heap buffer hides its array
-                }
-                n = writeFrom(DirectBuffers.address(scratch), rem);
+                n = writeHeap(src, pos, rem);
             }
             src.position(src.limit());
             return n;
         } finally {
             release();
         }
+    }
+
+    /** Heap buffers share one scratch buffer, so writers of heap buffers take turns. */
+    private int writeHeap(ByteBuffer src, int pos, int rem) throws IOException {
+        synchronized (heapWriteLock) {
+            return writeHeapLocked(src, pos, rem);
+        }
+    }
+
+    private int writeHeapLocked(ByteBuffer src, int pos, int rem) throws IOException {
+        ByteBuffer scratch = writeScratch;
+        if (scratch == null) {
+            scratch = ByteBuffer.allocateDirect(MAX_PACKET);
+            writeScratch = scratch;
+        }
+        scratch.clear();
+        if (src.hasArray()) {
+            scratch.put(src.array(), src.arrayOffset() + pos, rem);
+        } else {
+            scratch.put(src.duplicate()); // a read-only heap buffer hides its array
+        }
+        return writeFrom(DirectBuffers.address(scratch), rem);
     }
 
     private int writeFrom(long address, int length) throws IOException {

@@ -117,6 +117,7 @@ class LinuxTunDeviceTest {
         assertTrue(link.contains("qlen " + LinuxTunDevice.TX_QUEUE_LEN), link);
         assertTrue(link.contains("tun type tun pi off"), link);
         assertEquals("1", namespaces.exec(ns, "cat", "/proc/sys/net/ipv6/conf/flannel0/disable_ipv6").trim());
+        assertEquals("1", namespaces.exec(ns, "cat", "/proc/sys/net/ipv4/conf/flannel0/accept_local").trim());
 
         LinuxTunDevice second = track(ns.call(() -> LinuxTunDevice.open(TunOptions.defaults())));
         assertEquals("flannel1", second.name(), "the kernel numbers the template");

@@ -14,7 +14,10 @@ import io.overlay4j.RouteProgrammer;
 import io.overlay4j.TrafficStats;
 import io.overlay4j.TunDevice;
 import io.overlay4j.TunOptions;
+import io.overlay4j.tun.LinuxTunDevice;
+import io.overlay4j.tun.NetlinkRouteProgrammer;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
 import java.net.StandardProtocolFamily;
 import java.net.StandardSocketOptions;
@@ -63,7 +66,7 @@ public final class UdpBackend implements Backend {
         this.errorHandler = b.errorHandler;
     }
 
-    /** A builder; {@link Builder#tunFactory} and one of the {@code routes} options are required. */
+    /** A builder; every option has a default (the Linux TUN device and rtnetlink). */
     public static Builder builder() {
         return new Builder();
     }
@@ -340,7 +343,7 @@ public final class UdpBackend implements Backend {
             return this;
         }
 
-        /** Opens the TUN device. Required (the Linux default comes with overlay-tun). */
+        /** Opens the TUN device; default {@link LinuxTunDevice#open}. Tests and benchmarks plug in others. */
         public Builder tunFactory(TunDevice.Factory tunFactory) {
             this.tunFactory = requireNonNull(tunFactory, "tunFactory");
             return this;
@@ -348,7 +351,8 @@ public final class UdpBackend implements Backend {
 
         /**
          * Supplies a route programmer at each {@link #register}, called on the registering thread (so a netlink
-         * socket opens in its namespace); the network closes it when it closes.
+         * socket opens in its namespace); the network closes it when it closes. Default: a
+         * {@link NetlinkRouteProgrammer} opened on the registering thread.
          */
         public Builder routes(Supplier<RouteProgrammer> routes) {
             this.routeSupplier = requireNonNull(routes, "routes");
@@ -384,19 +388,23 @@ public final class UdpBackend implements Backend {
             return this;
         }
 
-        /**
-         * Checks the options and builds the backend.
-         *
-         * @throws IllegalArgumentException if the TUN factory or the route programmer is missing
-         */
+        /** Builds the backend; unset options get the Linux defaults (kernel TUN device, rtnetlink). */
         public UdpBackend build() {
             if (tunFactory == null) {
-                throw new IllegalArgumentException("udp backend needs a tunFactory");
+                tunFactory = LinuxTunDevice::open;
             }
             if (routes == null && routeSupplier == null) {
-                throw new IllegalArgumentException("udp backend needs a route programmer (routes(...))");
+                routeSupplier = Builder::openNetlink;
             }
             return new UdpBackend(this);
+        }
+
+        private static RouteProgrammer openNetlink() {
+            try {
+                return NetlinkRouteProgrammer.open();
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
         }
     }
 }

@@ -303,8 +303,8 @@ class UdpBackendTest {
 
     @Test
     void builderChecks() {
-        assertThrows(IllegalArgumentException.class, () -> UdpBackend.builder().routes(routes).build());
-        assertThrows(IllegalArgumentException.class, () -> UdpBackend.builder().tunFactory(tuns).build());
+        // Unset TUN factory and route programmer fall back to the Linux ones; building touches no kernel yet.
+        assertNotNull(UdpBackend.builder().build());
         assertThrows(IllegalArgumentException.class, () -> UdpBackend.builder().port(0));
         assertThrows(IllegalArgumentException.class, () -> UdpBackend.builder().socketBufferSize(0));
         UdpBackend backend = builder().build();

@@ -1,0 +1,87 @@
+package io.overlay4j.examples;
+
+import io.overlay4j.Ipv4Prefix;
+import io.overlay4j.LocalSubnetAllocator;
+import io.overlay4j.NetworkConfig;
+import io.overlay4j.OverlayNode;
+import io.overlay4j.udp.UdpBackend;
+import java.nio.file.Path;
+import java.util.concurrent.CountDownLatch;
+
+/**
+ * One overlay4j node on the embedded file allocator, run in the current network namespace until SIGTERM; used by
+ * {@code overlay-bench/e2e.sh} (one process per host, started with {@code ip netns exec}).
+ *
+ * <pre>
+ * OverlayHostMain --network 100.96.0.0/16 --allocator-file /tmp/leases.json --iface eth0
+ *                 [--public-ip 10.168.0.2] [--subnet-file /run/flannel/subnet.env] [--prefer-subnet 100.96.1.0/24]
+ * </pre>
+ * Prints {@code READY} once the TUN device and its route are up and peers are being followed; on SIGTERM it prints
+ * the node's counters, removes its device and exits 0.
+ */
+public final class OverlayHostMain {
+    private OverlayHostMain() {
+    }
+
+    /** Runs the node. */
+    public static void main(String[] args) throws Exception {
+        String network = null;
+        String allocatorFile = null;
+        String iface = null;
+        String publicIp = null;
+        String subnetFile = null;
+        String prefer = null;
+        for (int i = 0; i < args.length; i++) {
+            String v = i + 1 < args.length ? args[i + 1] : null;
+            switch (args[i]) {
+                case "--network" -> network = v;
+                case "--allocator-file" -> allocatorFile = v;
+                case "--iface" -> iface = v;
+                case "--public-ip" -> publicIp = v;
+                case "--subnet-file" -> subnetFile = v;
+                case "--prefer-subnet" -> prefer = v;
+                default -> usage("unknown option " + args[i]);
+            }
+            if (v == null) {
+                usage("option " + args[i] + " needs a value");
+            }
+            i++;
+        }
+        if (network == null || allocatorFile == null) {
+            usage("--network and --allocator-file are required");
+        }
+        NetworkConfig config = NetworkConfig.parse("{\"Network\":\"" + network + "\"}");
+        LocalSubnetAllocator allocator = LocalSubnetAllocator.builder().file(Path.of(allocatorFile)).network(config)
+                .build();
+        OverlayNode.Builder b = OverlayNode.builder().allocator(allocator).backend(UdpBackend.builder().build())
+                .releaseOnClose(true).subnetFile(subnetFile == null ? null : Path.of(subnetFile));
+        if (iface != null) {
+            b.underlayInterface(iface);
+        }
+        if (publicIp != null) {
+            b.publicAddress(Ipv4Prefix.parseAddress(publicIp));
+        }
+        if (prefer != null) {
+            b.preferredSubnet(Ipv4Prefix.parse(prefer));
+        }
+        OverlayNode node = b.build().start();
+        CountDownLatch stop = new CountDownLatch(1);
+        // SIGTERM/SIGINT end the node cleanly with status 0 (a shutdown hook alone would exit 143).
+        sun.misc.SignalHandler onSignal = s -> stop.countDown();
+        sun.misc.Signal.handle(new sun.misc.Signal("TERM"), onSignal);
+        sun.misc.Signal.handle(new sun.misc.Signal("INT"), onSignal);
+        System.out.println("READY subnet " + node.lease().subnet() + " mtu " + node.mtu());
+        System.out.flush();
+        stop.await();
+        System.out.println("stats " + node.stats());
+        node.close();
+        allocator.close();
+    }
+
+    private static void usage(String problem) {
+        System.err.println(problem);
+        System.err.println("usage: OverlayHostMain --network CIDR --allocator-file FILE [--iface NAME] "
+                + "[--public-ip IP] [--subnet-file FILE] [--prefer-subnet CIDR]");
+        System.exit(2);
+    }
+}

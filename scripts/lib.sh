@@ -1,0 +1,30 @@
+# Shared by the project's scripts: install what is missing, from Debian's packages only.
+# shellcheck shell=bash
+
+# ensure_tools CMD:PACKAGE ... — installs PACKAGE when CMD is not on the PATH.
+ensure_tools() {
+  local missing=() pair cmd pkg
+  for pair in "$@"; do
+    cmd=${pair%%:*}; pkg=${pair#*:}
+    if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ] && [ ! -x "/sbin/$cmd" ]; then
+      missing+=("$pkg")
+    fi
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "missing packages: ${missing[*]} (run as root, or install them)" >&2
+    return 1
+  fi
+  echo "installing: ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# The JDK 17 and Maven the build needs, plus the kernel tools the tests and the demo use.
+ensure_build_tools() {
+  ensure_tools java:openjdk-17-jdk-headless javac:openjdk-17-jdk-headless mvn:maven \
+    ip:iproute2 ping:iputils-ping modprobe:kmod
+  # The TUN driver is usually built in or loaded on demand; try to load it, the tests say if it is missing.
+  [ -e /dev/net/tun ] || modprobe tun 2>/dev/null || true
+}
