@@ -755,13 +755,14 @@ ok_runs() { awk -F, -v m="$1" '$2 == m && $3 == "ok" && $4 == 1 { n++ } END { pr
     fi
     print_row "TCP retransmits" tcp_retrans 0
     for r in "${RATES[@]}"; do
+        print_row "UDP $r offered: Gb/s sent (iperf3 sender limit if < offered)" "udp_${r}_sent_gbps" 2
         print_row "UDP $r offered: Gb/s received" "udp_${r}_rx_gbps" 2
         print_row "UDP $r offered: loss %" "udp_${r}_loss_pct" 2
     done
     print_row "ping median ms" ping_median_ms 3
     print_row "ping avg ms" ping_avg_ms 3
     if [[ " ${MODES[*]} " == *" overlay4j "* ]]; then
-        print_row "overlay4j CPU s/Gbit (both JVMs, TCP)" java_cpu_s_per_gbit 2
+        print_row "overlay4j CPU s/Gbit (both JVMs, TCP)" java_cpu_s_per_gbit 3
     fi
     r="| runs ok |"
     for m in "${MODES[@]}"; do r+=" $(ok_runs "$m")/$REPEAT |"; done
