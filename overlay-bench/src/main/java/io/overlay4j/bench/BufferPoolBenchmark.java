@@ -4,6 +4,7 @@ import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.PooledByteBufAllocator;
 import io.netty.buffer.UnpooledByteBufAllocator;
+import io.netty.util.concurrent.FastThreadLocalThread;
 import java.nio.ByteBuffer;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLongArray;
@@ -15,6 +16,7 @@ import org.openjdk.jmh.annotations.GroupThreads;
 import org.openjdk.jmh.annotations.Level;
 import org.openjdk.jmh.annotations.Measurement;
 import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OperationsPerInvocation;
 import org.openjdk.jmh.annotations.OutputTimeUnit;
 import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Scope;
@@ -31,8 +33,16 @@ import org.openjdk.jmh.infra.Control;
  *
  * <p>Single-threaded, one method per strategy:
  * <ul>
- *   <li>{@link #pooledDirect}: {@code PooledByteBufAllocator.DEFAULT.directBuffer(1400)}, {@code release()}
- *   (served from the thread-local cache);</li>
+ *   <li>{@link #pooledDirect}: {@code PooledByteBufAllocator.DEFAULT.directBuffer(1400)}, {@code release()}, on
+ *   JMH's plain worker thread. netty 4.2 treats plain threads as second class: {@code Recycler.get()} hands them a new
+ *   {@code PooledByteBuf} object every time (no recycling unless the thread cleans up its {@code FastThreadLocal}s),
+ *   and {@code io.netty.allocator.useCacheForAllThreads} now defaults to false, so there is no thread cache either
+ *   and every acquire and release goes to a shared arena;</li>
+ *   <li>{@link #pooledDirectFastThreadLocal}: the same inside
+ *   {@code FastThreadLocalThread.runWithFastThreadLocal}, which makes the thread count as a netty thread (recycler
+ *   and thread cache on), in batches of 65,536 per call: each call builds a recycler pool and a thread cache and
+ *   throws them away on return (about 100 B per operation with batches of 1,024), so only large batches show the
+ *   steady state a netty event-loop thread would see;</li>
  *   <li>{@link #unpooledDirect}: {@code UnpooledByteBufAllocator.DEFAULT.directBuffer(1400)}, {@code release()}
  *   (malloc/free of native memory plus a wrapper object);</li>
  *   <li>{@link #allocateDirect}: {@code ByteBuffer.allocateDirect(1400)}, dropped (the GC and the Cleaner free it, and
@@ -95,6 +105,34 @@ public class BufferPoolBenchmark {
         b.writeBytes(src.bytes);
         bh.consume(b);
         b.release();
+    }
+
+    /** Runs {@link #BATCH} pooled acquire-fill-release cycles; {@code runWithFastThreadLocal} calls it. */
+    @State(Scope.Thread)
+    public static class FastThreadLocalBatch implements Runnable {
+        final byte[] bytes = new Source().bytes;
+        Blackhole bh;
+
+        @Override
+        public void run() {
+            for (int i = 0; i < BATCH; i++) {
+                ByteBuf b = PooledByteBufAllocator.DEFAULT.directBuffer(SIZE);
+                b.writeBytes(bytes);
+                bh.consume(b);
+                b.release();
+            }
+        }
+    }
+
+    /** Operations per call of {@link #pooledDirectFastThreadLocal}. */
+    static final int BATCH = 65536;
+
+    /** Pooled direct netty buffer on a thread netty treats as its own (recycler and thread cache enabled). */
+    @Benchmark
+    @OperationsPerInvocation(BATCH)
+    public void pooledDirectFastThreadLocal(FastThreadLocalBatch batch, Blackhole bh) {
+        batch.bh = bh;
+        FastThreadLocalThread.runWithFastThreadLocal(batch);
     }
 
     /** Unpooled direct netty buffer. */
