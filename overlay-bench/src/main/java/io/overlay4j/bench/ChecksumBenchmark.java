@@ -24,7 +24,8 @@ import org.openjdk.jmh.annotations.Warmup;
  * The checksum routines of {@code io.overlay4j.udp.internal} on a pooled direct buffer holding a 1,400-byte IPv4
  * packet:
  * <ul>
- *   <li>{@link #headerChecksum}: {@code Ipv4Header.computeChecksum}, the full RFC 1071 sum over the 20-byte header;</li>
+ *   <li>{@link #headerChecksum}: {@code Ipv4Header.computeChecksum}, the full RFC 1071 sum over the 20-byte
+ *   header;</li>
  *   <li>{@link #headerChecksumValid}: {@code Ipv4Header.isChecksumValid}, the same sum as a verification;</li>
  *   <li>{@link #incrementalTtl}: {@code Ipv4Header.decrementTtl}, the RFC 1624 incremental update the data path
  *   uses, plus the restore of the TTL/protocol/checksum word (one 32-bit store) so the TTL never runs out;</li>
