@@ -34,11 +34,13 @@ public class OverlayException extends RuntimeException {
 
     private final Kind kind;
 
+    /** An exception of {@code kind} with a message that says what happened and, where it helps, what to do. */
     public OverlayException(Kind kind, String message) {
         super(message);
         this.kind = requireNonNull(kind, "kind");
     }
 
+    /** As {@link #OverlayException(Kind, String)}, with the underlying cause. */
     public OverlayException(Kind kind, String message, Throwable cause) {
         super(message, cause);
         this.kind = requireNonNull(kind, "kind");
