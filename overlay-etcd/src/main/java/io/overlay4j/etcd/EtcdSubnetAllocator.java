@@ -350,6 +350,15 @@ public final class EtcdSubnetAllocator implements SubnetAllocator {
         return visible(list().entries, now());
     }
 
+    /**
+     * {@inheritDoc}
+     *
+     * <p>One etcd watch on {@code <prefix>/subnets} from the snapshot's revision + 1. After an error it resumes from the
+     * last revision seen + 1, backing off from 100 ms to 5 s and reporting each failure to
+     * {@link LeaseListener#onError}. If etcd has compacted past that revision, the watch re-lists and delivers a new
+     * {@link LeaseListener#onSnapshot} (which also carries attribute changes made meanwhile). A PUT whose key or value
+     * cannot be parsed is logged and counted, and changes nothing the listener knows. Each watch has its own thread.
+     */
     @Override
     public Watch watch(LeaseListener listener) {
         requireNonNull(listener, "listener");
@@ -746,7 +755,7 @@ public final class EtcdSubnetAllocator implements SubnetAllocator {
             io.etcd.jetcd.Watch.Listener l = io.etcd.jetcd.Watch.listener(
                     r -> submit(() -> onResponse(g, r)),
                     t -> submit(() -> onWatchError(g, t)),
-                    () -> { });
+                    () -> submit(() -> onStreamEnded(g)));
             try {
                 watcher = client.getWatchClient().watch(bytes(subnetsPrefix), option, l);
             } catch (RuntimeException e) {
@@ -809,6 +818,15 @@ public final class EtcdSubnetAllocator implements SubnetAllocator {
             }
             failed(unavailable("watch " + subnetsPrefix + " from revision " + nextRevision + ": " + t.getMessage(), t),
                     this::openWatcher);
+        }
+
+        /** jetcd ends a watcher without an error when we close it (stale generation) or the server ends it. */
+        private void onStreamEnded(int g) {
+            if (stopped || g != generation) {
+                return;
+            }
+            closeWatcher();
+            failed(unavailable("watch " + subnetsPrefix + " ended by the server", null), this::openWatcher);
         }
 
         /** Tells the listener, then tries {@code retry} again after the backoff (100 ms doubling to 5 s). */
