@@ -35,13 +35,14 @@ import org.junit.jupiter.api.extension.ExtensionContext;
  * a laptop and fail under {@code CI=true}. The server gets free loopback client and peer ports and a temporary data
  * directory, logs to {@code etcd.log} in that directory's parent, and is killed and its files deleted after the tests,
  * also when they fail or the JVM exits. {@link #stop()} and {@link #start()} restart it on the same ports and data, for
- * outage tests.
+ * outage tests. {@link #withTls()} gives a server that requires TLS client certificates.
  */
 public final class EtcdServerExtension implements BeforeAllCallback, AfterAllCallback, BeforeEachCallback,
         AfterEachCallback {
     private static final Duration READY_TIMEOUT = Duration.ofSeconds(10);
     private static final Pattern REVISION = Pattern.compile("\"revision\":(\\d+)");
 
+    private final boolean tls;
     private Path baseDir;
     private Path dataDir;
     private Path logFile;
@@ -50,6 +51,39 @@ public final class EtcdServerExtension implements BeforeAllCallback, AfterAllCal
     private Process process;
     private Thread shutdownHook;
     private boolean perClass;
+
+    /** A plaintext server. */
+    public EtcdServerExtension() {
+        this(false);
+    }
+
+    private EtcdServerExtension(boolean tls) {
+        this.tls = tls;
+    }
+
+    /**
+     * A server that speaks TLS to clients and requires client certificates, all issued by a throw-away CA that
+     * {@code openssl} creates in the temporary directory: see {@link #caFile()}, {@link #clientCertFile()},
+     * {@link #clientKeyFile()}. Needs the {@code openssl} binary (skipped, or failing under {@code CI=true}).
+     */
+    public static EtcdServerExtension withTls() {
+        return new EtcdServerExtension(true);
+    }
+
+    /** The CA certificate (PEM) that issued the server and client certificates; TLS servers only. */
+    public Path caFile() {
+        return baseDir.resolve("ca.crt");
+    }
+
+    /** A client certificate (PEM, CN {@code root}) the server accepts; TLS servers only. */
+    public Path clientCertFile() {
+        return baseDir.resolve("client.crt");
+    }
+
+    /** The PKCS#8 PEM key of {@link #clientCertFile()}; TLS servers only. */
+    public Path clientKeyFile() {
+        return baseDir.resolve("client.key");
+    }
 
     @Override
     public void beforeAll(ExtensionContext context) throws Exception {
@@ -78,9 +112,9 @@ public final class EtcdServerExtension implements BeforeAllCallback, AfterAllCal
         }
     }
 
-    /** The client URL, {@code http://127.0.0.1:<port>}. */
+    /** The client URL, {@code http://127.0.0.1:<port>} ({@code https} for a TLS server). */
     public String endpoint() {
-        return "http://127.0.0.1:" + clientPort;
+        return (tls ? "https" : "http") + "://127.0.0.1:" + clientPort;
     }
 
     /** The server's log file. */
@@ -100,10 +134,15 @@ public final class EtcdServerExtension implements BeforeAllCallback, AfterAllCal
         }
         String etcd = Requirements.findBinary("etcd");
         String peer = "http://127.0.0.1:" + peerPort;
-        List<String> cmd = List.of(etcd, "--name", "t", "--data-dir", dataDir.toString(),
+        List<String> cmd = new ArrayList<>(List.of(etcd, "--name", "t", "--data-dir", dataDir.toString(),
                 "--listen-client-urls", endpoint(), "--advertise-client-urls", endpoint(),
                 "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-                "--initial-cluster", "t=" + peer);
+                "--initial-cluster", "t=" + peer));
+        if (tls) {
+            cmd.addAll(List.of("--cert-file", baseDir.resolve("server.crt").toString(),
+                    "--key-file", baseDir.resolve("server.key").toString(),
+                    "--client-cert-auth", "--trusted-ca-file", caFile().toString()));
+        }
         try {
             process = new ProcessBuilder(cmd)
                     .redirectErrorStream(true)
@@ -145,6 +184,9 @@ public final class EtcdServerExtension implements BeforeAllCallback, AfterAllCal
         Requirements.requireBinary("etcdctl");
         String etcdctl = Requirements.findBinary("etcdctl");
         List<String> cmd = new ArrayList<>(List.of(etcdctl, "--endpoints=" + endpoint(), "--command-timeout=5s"));
+        if (tls) {
+            cmd.addAll(List.of("--cacert=" + caFile(), "--cert=" + clientCertFile(), "--key=" + clientKeyFile()));
+        }
         cmd.addAll(List.of(args));
         ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
         pb.environment().put("ETCDCTL_API", "3");
@@ -194,6 +236,11 @@ public final class EtcdServerExtension implements BeforeAllCallback, AfterAllCal
         while (peerPort == clientPort) {
             peerPort = freePort();
         }
+        if (tls) {
+            Requirements.requireBinary("openssl");
+            Requirements.requireBinary("etcdctl");
+            makeCertificates();
+        }
         shutdownHook = new Thread(this::destroy, "overlay4j-etcd-cleanup");
         Runtime.getRuntime().addShutdownHook(shutdownHook);
         try {
@@ -236,7 +283,41 @@ public final class EtcdServerExtension implements BeforeAllCallback, AfterAllCal
         }
     }
 
+    /** A throw-away CA, a server certificate for IP 127.0.0.1 and a client certificate for CN root, EC P-256. */
+    private void makeCertificates() throws IOException {
+        String ec = "ec_paramgen_curve:prime256v1";
+        run("openssl", "req", "-x509", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", ec, "-days", "1",
+                "-subj", "/CN=overlay4j-test-ca", "-keyout", "ca.key", "-out", "ca.crt");
+        for (String[] who : new String[][] {{"server", "/CN=127.0.0.1", "serverAuth,clientAuth"},
+                {"client", "/CN=root", "clientAuth"}}) {
+            String name = who[0];
+            Files.writeString(baseDir.resolve(name + ".ext"),
+                    "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=" + who[2] + "\n");
+            run("openssl", "req", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", ec, "-subj", who[1],
+                    "-keyout", name + ".key", "-out", name + ".csr");
+            run("openssl", "x509", "-req", "-in", name + ".csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                    "-CAcreateserial", "-days", "1", "-extfile", name + ".ext", "-out", name + ".crt");
+        }
+    }
+
+    private void run(String... cmd) throws IOException {
+        Process p = new ProcessBuilder(cmd).directory(baseDir.toFile()).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        try {
+            if (!p.waitFor(30, TimeUnit.SECONDS) || p.exitValue() != 0) {
+                throw new AssertionError("failed: " + String.join(" ", cmd) + "\n" + out);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new AssertionError("interrupted: " + String.join(" ", cmd), e);
+        }
+    }
+
     private void awaitReady() {
+        if (tls) {
+            awaitReadyWithEtcdctl();
+            return;
+        }
         HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofMillis(500)).build();
         HttpRequest health = HttpRequest.newBuilder(URI.create(endpoint() + "/health"))
                 .timeout(Duration.ofSeconds(1)).build();
@@ -264,6 +345,30 @@ public final class EtcdServerExtension implements BeforeAllCallback, AfterAllCal
             }
         }
         throw new AssertionError("etcd did not answer on " + endpoint() + " within " + READY_TIMEOUT + "; " + tail());
+    }
+
+    private void awaitReadyWithEtcdctl() {
+        long deadline = System.nanoTime() + READY_TIMEOUT.toNanos();
+        AssertionError last = null;
+        while (System.nanoTime() < deadline) {
+            if (!process.isAlive()) {
+                throw new AssertionError("etcd exited with " + process.exitValue() + "; see " + tail());
+            }
+            try {
+                etcdctl("--dial-timeout=500ms", "endpoint", "health");
+                return;
+            } catch (AssertionError e) {
+                last = e;
+            }
+            try {
+                Thread.sleep(100);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new AssertionError("interrupted waiting for etcd", e);
+            }
+        }
+        throw new AssertionError("etcd did not answer on " + endpoint() + " within " + READY_TIMEOUT + "; " + tail(),
+                last);
     }
 
     private String tail() {
