@@ -353,8 +353,8 @@ public final class EtcdSubnetAllocator implements SubnetAllocator {
     /**
      * {@inheritDoc}
      *
-     * <p>One etcd watch on {@code <prefix>/subnets} from the snapshot's revision + 1. After an error it resumes from the
-     * last revision seen + 1, backing off from 100 ms to 5 s and reporting each failure to
+     * <p>One etcd watch on {@code <prefix>/subnets} from the snapshot's revision + 1. After an error it resumes from
+     * the last revision seen + 1, backing off from 100 ms to 5 s and reporting each failure to
      * {@link LeaseListener#onError}. If etcd has compacted past that revision, the watch re-lists and delivers a new
      * {@link LeaseListener#onSnapshot} (which also carries attribute changes made meanwhile). A PUT whose key or value
      * cannot be parsed is logged and counted, and changes nothing the listener knows. Each watch has its own thread.
@@ -487,9 +487,11 @@ public final class EtcdSubnetAllocator implements SubnetAllocator {
             }
         }
         Instant now = now();
+        long deadline = System.nanoTime() + requestTimeout.toNanos(); // all TTL reads together, not each
         Map<Long, Instant> expirations = new HashMap<>();
         for (Map.Entry<Long, CompletableFuture<LeaseTimeToLiveResponse>> t : ttls.entrySet()) {
-            LeaseTimeToLiveResponse ttl = call(t.getValue(), "read the TTL of etcd lease " + Long.toHexString(t.getKey()));
+            String what = "read the TTL of etcd lease " + Long.toHexString(t.getKey());
+            LeaseTimeToLiveResponse ttl = call(t.getValue(), what, deadline);
             expirations.put(t.getKey(), expiration(cluster, t.getKey(), ttl.getTTL(), now));
         }
         List<Entry> entries = new ArrayList<>();
@@ -589,8 +591,12 @@ public final class EtcdSubnetAllocator implements SubnetAllocator {
 
     /** Waits for an etcd call, bounded by the request timeout; every failure becomes {@code STORE_UNAVAILABLE}. */
     private <T> T call(CompletableFuture<T> future, String what) {
+        return call(future, what, System.nanoTime() + requestTimeout.toNanos());
+    }
+
+    private <T> T call(CompletableFuture<T> future, String what, long deadlineNanos) {
         try {
-            return future.get(requestTimeout.toMillis(), TimeUnit.MILLISECONDS);
+            return future.get(Math.max(0, deadlineNanos - System.nanoTime()), TimeUnit.NANOSECONDS);
         } catch (ExecutionException e) {
             Throwable cause = e.getCause() != null ? e.getCause() : e;
             throw unavailable(what + ": " + cause.getMessage(), cause);
@@ -708,6 +714,8 @@ public final class EtcdSubnetAllocator implements SubnetAllocator {
                 worker = t;
                 return t;
             });
+            this.thread.setExecuteExistingDelayedTasksAfterShutdownPolicy(false); // close() skips pending retries
+            this.thread.setRemoveOnCancelPolicy(true);
         }
 
         void start() {

@@ -43,7 +43,8 @@ class EtcdOutageTest {
         try (EtcdSubnetAllocator holder = alloc(); EtcdSubnetAllocator watcher = alloc()) {
             Lease held = holder.acquire(node(1), null);
             EtcdSubnetAllocatorTest.Recorder rec = new EtcdSubnetAllocatorTest.Recorder();
-            try (SubnetAllocator.Watch w = watcher.watch(rec)) {
+            SubnetAllocator.Watch w = watcher.watch(rec);
+            try {
                 assertEquals(java.util.List.of(held), rec.snapshot());
 
                 long down = System.nanoTime();
@@ -109,6 +110,8 @@ class EtcdOutageTest {
                                 + " after restart: other client's acquire done %.2f s, watch delivered it %.2f s,"
                                 + " holder's renew succeeded %.2f s%n", outage, errorAfter, errorsDuringOutage,
                         renewFailedIn, addedAt, watchRecovered, holderRecovered);
+            } finally {
+                w.close();
             }
         }
     }
