@@ -6,6 +6,7 @@ import static java.util.Objects.requireNonNull;
 import io.overlay4j.OverlayException.Kind;
 import io.overlay4j.internal.LeaseFile;
 import io.overlay4j.internal.LeaseFile.Held;
+import io.overlay4j.internal.Subnets;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -25,7 +26,6 @@ import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -56,7 +56,6 @@ import org.slf4j.LoggerFactory;
  */
 public final class LocalSubnetAllocator implements SubnetAllocator {
     private static final Logger log = LoggerFactory.getLogger(LocalSubnetAllocator.class);
-    private static final int MAX_CANDIDATES = 100;
 
     private final LeaseFile store;
     private final Duration leaseTtl;
@@ -344,64 +343,26 @@ public final class LocalSubnetAllocator implements SubnetAllocator {
         return out;
     }
 
-    /** flannel's isSubnetConfigCompat: within [SubnetMin, SubnetMax] with length SubnetLen (alignment unchecked). */
-    static boolean compatible(NetworkConfig config, Ipv4Prefix subnet) {
-        int ip = subnet.networkInt();
-        return subnet.length() == config.subnetLen()
-                && Integer.compareUnsigned(ip, Ipv4Prefix.toInt(config.subnetMin())) >= 0
-                && Integer.compareUnsigned(ip, Ipv4Prefix.toInt(config.subnetMax())) <= 0;
+    private static boolean compatible(NetworkConfig config, Ipv4Prefix subnet) {
+        return Subnets.compatible(config, subnet);
     }
 
     /** Random among the first 100 free subnets from SubnetMin to SubnetMax; free means overlapping no entry. */
     static Ipv4Prefix allocate(NetworkConfig config, List<Held> held) {
-        List<Ipv4Prefix> free = freeCandidates(config, held);
-        if (free.isEmpty()) {
-            int len = config.subnetLen();
-            long min = Integer.toUnsignedLong(Ipv4Prefix.toInt(config.subnetMin()));
-            long max = Integer.toUnsignedLong(Ipv4Prefix.toInt(config.subnetMax()));
-            long total = max >= min ? (max - min) / (1L << (32 - len)) + 1 : 0;
-            throw new OverlayException(Kind.SUBNETS_EXHAUSTED, "network " + config.network() + " has no free /"
-                    + len + " subnet (" + total + " subnets from " + config.subnetMin().getHostAddress() + " to "
-                    + config.subnetMax().getHostAddress() + ", all taken)");
-        }
-        return free.get(ThreadLocalRandom.current().nextInt(free.size()));
+        return Subnets.allocate(config, subnets(held));
     }
 
     /** The first (up to) 100 free subnets from SubnetMin to SubnetMax in ascending order. */
     static List<Ipv4Prefix> freeCandidates(NetworkConfig config, List<Held> held) {
-        int len = config.subnetLen();
-        long size = 1L << (32 - len);
-        long min = Integer.toUnsignedLong(Ipv4Prefix.toInt(config.subnetMin()));
-        long max = Integer.toUnsignedLong(Ipv4Prefix.toInt(config.subnetMax()));
-        // Taken ranges merged into disjoint [start, end] intervals, so each candidate is one floor lookup.
-        TreeMap<Long, Long> taken = new TreeMap<>();
-        List<long[]> ranges = new ArrayList<>();
+        return Subnets.freeCandidates(config, subnets(held));
+    }
+
+    private static List<Ipv4Prefix> subnets(List<Held> held) {
+        List<Ipv4Prefix> out = new ArrayList<>(held.size());
         for (Held h : held) {
-            long start = Integer.toUnsignedLong(h.subnet().networkInt());
-            ranges.add(new long[] {start, start + h.subnet().size() - 1});
+            out.add(h.subnet());
         }
-        ranges.sort((a, b) -> Long.compare(a[0], b[0]));
-        for (long[] r : ranges) {
-            Map.Entry<Long, Long> last = taken.lastEntry();
-            if (last != null && r[0] <= last.getValue() + 1) {
-                taken.put(last.getKey(), Math.max(last.getValue(), r[1]));
-            } else {
-                taken.put(r[0], r[1]);
-            }
-        }
-        List<Ipv4Prefix> free = new ArrayList<>();
-        long ip = min;
-        while (ip <= max && free.size() < MAX_CANDIDATES) {
-            Map.Entry<Long, Long> t = taken.floorEntry(ip + size - 1);
-            if (t != null && t.getValue() >= ip) {
-                long next = t.getValue() + 1; // skip to the first candidate after the taken range
-                ip = min + ((next - min + size - 1) / size) * size;
-                continue;
-            }
-            free.add(Ipv4Prefix.of((int) ip, len));
-            ip += size;
-        }
-        return free;
+        return out;
     }
 
     /** One watch: a daemon thread polling the file. */

@@ -31,7 +31,7 @@ import io.overlay4j.NetworkConfig;
 import io.overlay4j.OverlayException;
 import io.overlay4j.OverlayException.Kind;
 import io.overlay4j.SubnetAllocator;
-import io.overlay4j.etcd.internal.Subnets;
+import io.overlay4j.internal.Subnets;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Clock;

@@ -1,4 +1,4 @@
-package io.overlay4j.etcd.internal;
+package io.overlay4j.internal;
 
 import io.overlay4j.Ipv4Prefix;
 import io.overlay4j.NetworkConfig;
@@ -13,7 +13,7 @@ import java.util.concurrent.ThreadLocalRandom;
 
 /**
  * flannel's subnet arithmetic (flannel-facts §2.4–2.6): compatibility with the config and "random among the first
- * 100 free subnets". The same rules as {@code LocalSubnetAllocator}, which keeps its copy package-private.
+ * 100 free subnets", shared by every {@code SubnetAllocator}.
  */
 public final class Subnets {
     /** flannel stops scanning after this many free candidates. */
