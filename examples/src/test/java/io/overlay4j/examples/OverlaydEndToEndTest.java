@@ -28,6 +28,7 @@ import org.junit.jupiter.api.io.TempDir;
 class OverlaydEndToEndTest {
     private static final String PREFIX = "/coreos.com/network";
     private static final String CONFIG = "{\"Network\":\"100.96.0.0/16\",\"Backend\":{\"Type\":\"udp\"}}";
+    private static final int HEALTHZ_PORT = 8471;
     private static final Pattern SUBNET = Pattern.compile("FLANNEL_SUBNET=([0-9.]+)/24");
 
     @TempDir
@@ -100,7 +101,8 @@ class OverlaydEndToEndTest {
         List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                 "-cp", System.getProperty("java.class.path"), "io.overlay4j.examples.Overlayd",
                 "--etcd-endpoints", endpoint, "--iface", WalkthroughTopology.UNDERLAY, "--public-ip", ip,
-                "--subnet-file", dir.resolve(host + "-subnet.env").toString(), "--healthz-port", "0"));
+                "--subnet-file", dir.resolve(host + "-subnet.env").toString(),
+                "--healthz-ip", "127.0.0.1", "--healthz-port", String.valueOf(HEALTHZ_PORT)));
         NamespacedProcess p = NamespacedProcess.start("overlayd-" + host, prefix + host,
                 dir.resolve("overlayd-" + host + "-" + processes.size() + ".log"), cmd);
         processes.add(p);
@@ -127,6 +129,10 @@ class OverlaydEndToEndTest {
         d2.awaitLog("joined", 60);
         assertEquals("100.96.1.1", subnetOf("host1"));
         assertEquals("100.96.2.1", subnetOf("host2"));
+        String healthz = http("host2", "/healthz");
+        assertTrue(healthz.startsWith("HTTP/1.1 200") && healthz.contains("overlayd is running"), healthz);
+        String readyz = http("host2", "/readyz");
+        assertTrue(readyz.startsWith("HTTP/1.1 200") && readyz.contains("overlayd is ready"), readyz);
 
         awaitPing("after both daemons started");
         long size = 16L << 20;
@@ -161,6 +167,12 @@ class OverlaydEndToEndTest {
         assertEquals(0, d2.terminate(30), "overlayd must exit 0 on SIGTERM:\n" + d2.log());
         awaitNoFlannelDevice(prefix + "host1");
         awaitNoFlannelDevice(prefix + "host2");
+    }
+
+    /** A plain HTTP GET to the daemon's health server on the host's loopback. */
+    private String http(String host, String path) throws Exception {
+        return NamespacedProcess.run(prefix + host, "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/" + HEALTHZ_PORT
+                + " && printf 'GET " + path + " HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3");
     }
 
     private void awaitPing(String when) throws Exception {
