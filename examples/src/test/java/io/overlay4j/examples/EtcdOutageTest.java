@@ -140,7 +140,9 @@ class EtcdOutageTest {
         System.out.printf("etcd outage %.1f s: ping c1->c2 %d/%d received during and around it; the joining host "
                         + "got %s %.2f s after etcd restarted, both nodes knew it %.2f s after%n",
                 (restartedAt - stoppedAt) / 1e9, received, sent, lease.subnet(), acquiredAfter, learnedAfter);
-        assertEquals(sent, received, "packets were lost while etcd was down:\n" + out);
+        // The data plane does not touch etcd: nothing should be lost. Two late replies are tolerated because a loaded
+        // 2-core CI machine can delay one beyond ping's 1 s deadline; a data plane that stalled would lose ~100.
+        assertTrue(sent - received <= 2, "packets were lost while etcd was down:\n" + out);
         assertEquals(WalkthroughTopology.SUBNET1, node1.lease().subnet());
         assertEquals(WalkthroughTopology.SUBNET2, node2.lease().subnet());
     }
