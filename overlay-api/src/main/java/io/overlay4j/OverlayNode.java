@@ -74,7 +74,7 @@ public final class OverlayNode implements AutoCloseable {
     private final Object lock = new Object();
     private ScheduledExecutorService control;
     private NetworkConfig config;
-    private Backend.Network network;
+    private volatile Backend.Network network;
     private LeaseAttributes attributes;
     private volatile Lease lease;
     private SubnetAllocator.Watch watch;
