@@ -89,6 +89,62 @@ public final class LibC {
     public static final int SOL_NETLINK = 270;
     /** {@code MSG_TRUNC}: recv returns the real length of a datagram longer than the buffer. */
     public static final int MSG_TRUNC = 0x20;
+    /** {@code SOCK_NONBLOCK}. */
+    public static final int SOCK_NONBLOCK = O_NONBLOCK;
+    /** {@code SO_SNDBUFFORCE}: {@code SO_SNDBUF} above {@code wmem_max}, needs CAP_NET_ADMIN. */
+    public static final int SO_SNDBUFFORCE = 32;
+    /** {@code SO_RCVBUFFORCE}: {@code SO_RCVBUF} above {@code rmem_max}, needs CAP_NET_ADMIN. */
+    public static final int SO_RCVBUFFORCE = 33;
+    /** {@code MSG_CTRUNC}: the control buffer was too short for all control messages. */
+    public static final int MSG_CTRUNC = 0x8;
+    /** {@code sizeof(struct msghdr)} on 64-bit Linux. */
+    public static final int MSGHDR_SIZE = 56;
+    /** Offset of {@code msg_name} in {@code struct msghdr}. */
+    public static final int MSGHDR_NAME = 0;
+    /** Offset of {@code msg_namelen} (socklen_t) in {@code struct msghdr}. */
+    public static final int MSGHDR_NAMELEN = 8;
+    /** Offset of {@code msg_iov} in {@code struct msghdr}. */
+    public static final int MSGHDR_IOV = 16;
+    /** Offset of {@code msg_iovlen} (size_t) in {@code struct msghdr}. */
+    public static final int MSGHDR_IOVLEN = 24;
+    /** Offset of {@code msg_control} in {@code struct msghdr}. */
+    public static final int MSGHDR_CONTROL = 32;
+    /** Offset of {@code msg_controllen} (size_t) in {@code struct msghdr}. */
+    public static final int MSGHDR_CONTROLLEN = 40;
+    /** Offset of {@code msg_flags} (int) in {@code struct msghdr}. */
+    public static final int MSGHDR_FLAGS = 48;
+    /** {@code sizeof(struct mmsghdr)} on 64-bit Linux: a msghdr, {@code unsigned int msg_len}, padding. */
+    public static final int MMSGHDR_SIZE = 64;
+    /** Offset of {@code msg_len} in {@code struct mmsghdr}. */
+    public static final int MMSGHDR_LEN = 56;
+    /** {@code sizeof(struct iovec)} on 64-bit Linux: {@code void *iov_base, size_t iov_len}. */
+    public static final int IOVEC_SIZE = 16;
+    /** {@code sizeof(struct cmsghdr)} on 64-bit Linux: {@code size_t cmsg_len, int cmsg_level, int cmsg_type}. */
+    public static final int CMSGHDR_SIZE = 16;
+    /** Offset of {@code cmsg_level} in {@code struct cmsghdr}. */
+    public static final int CMSGHDR_LEVEL = 8;
+    /** Offset of {@code cmsg_type} in {@code struct cmsghdr}. */
+    public static final int CMSGHDR_TYPE = 12;
+
+    // <netinet/in.h>, <linux/in.h>
+    /** {@code IPPROTO_UDP}, also the socket option level {@code SOL_UDP}. */
+    public static final int IPPROTO_UDP = 17;
+    /** {@code sizeof(struct sockaddr_in)}: family (native u16), port (BE u16), address (BE u32), 8 zero bytes. */
+    public static final int SOCKADDR_IN_SIZE = 16;
+
+    // <linux/udp.h>
+    /** {@code SOL_UDP}. */
+    public static final int SOL_UDP = 17;
+    /** {@code UDP_SEGMENT}: GSO segment size, a socket option and a {@code u16} control message. */
+    public static final int UDP_SEGMENT = 103;
+    /** {@code UDP_GRO}: deliver coalesced datagrams; the control message carries the segment size as int. */
+    public static final int UDP_GRO = 104;
+
+    // <asm-generic/errno.h>
+    /** {@code ENOPROTOOPT}. */
+    public static final int ENOPROTOOPT = 92;
+    /** {@code EMSGSIZE}. */
+    public static final int EMSGSIZE = 90;
 
     // <linux/netlink.h>
     /** {@code NETLINK_ROUTE}. */
@@ -176,6 +232,18 @@ public final class LibC {
 
     /** {@code ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from, socklen_t *len)}. */
     public static native long recvfrom(int fd, long buf, long len, int flags, long from, long fromLenPtr);
+
+    /** {@code int getsockopt(int fd, int level, int name, void *value, socklen_t *len)}, native addresses. */
+    public static native int getsockopt(int fd, int level, int name, long value, long lenPtr);
+
+    /** {@code ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)}, {@code msg} a native address. */
+    public static native long sendmsg(int fd, long msg, int flags);
+
+    /** {@code ssize_t recvmsg(int fd, struct msghdr *msg, int flags)}, {@code msg} a native address. */
+    public static native long recvmsg(int fd, long msg, int flags);
+
+    /** {@code int sendmmsg(int fd, struct mmsghdr *msgvec, unsigned int vlen, int flags)}, a native address. */
+    public static native int sendmmsg(int fd, long msgvec, int vlen, int flags);
 
     /** {@code unsigned int if_nametoindex(const char *name)}: 0 if there is no such device. */
     public static native int if_nametoindex(String name);
