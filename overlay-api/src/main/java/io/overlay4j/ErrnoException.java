@@ -70,6 +70,7 @@ public class ErrnoException extends IOException {
             case 28: return "ENOSPC";
             case 34: return "ERANGE";
             case 90: return "EMSGSIZE";
+            case 92: return "ENOPROTOOPT";
             case 93: return "EPROTONOSUPPORT";
             case 95: return "EOPNOTSUPP";
             case 97: return "EAFNOSUPPORT";
