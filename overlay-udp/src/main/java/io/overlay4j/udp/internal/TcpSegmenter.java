@@ -1,0 +1,269 @@
+package io.overlay4j.udp.internal;
+
+import java.nio.ByteBuffer;
+
+/**
+ * Egress offload: turns what a TUN device opened with {@code IFF_VNET_HDR} and {@code TUN_F_TSO4} returns from one
+ * read (a {@link VirtioNetHeader} followed by an IPv4 packet, possibly a TCP super-packet of up to 64 KiB) into
+ * complete IPv4 packets that fit the TUN MTU, as the kernel's {@code tcp_gso_segment} would, without allocating.
+ *
+ * <ul>
+ *   <li>{@code GSO_TCPV4} (with or without {@code GSO_ECN}): split into segments of {@code gso_size} payload bytes,
+ *   the last one possibly shorter, written back to back into a caller-owned output buffer. Each segment: the IP and
+ *   TCP headers copied, IPv4 identification + i, total length and header checksum recomputed, TCP sequence number
+ *   first + i × gso_size, FIN and PSH only on the last segment, CWR only on the first, and a full TCP checksum over
+ *   pseudo-header, header and payload. All segments but the last have the same length, so the whole run can go out
+ *   in one {@code UDP_SEGMENT} (GSO) send with {@link #segmentLength()} as the segment size.</li>
+ *   <li>{@code GSO_NONE} with {@code NEEDS_CSUM}: the partial L4 checksum (TCP or UDP: any {@code csum_start} /
+ *   {@code csum_offset}) is finished in place; the packet stays in the source buffer.</li>
+ *   <li>{@code GSO_NONE} without {@code NEEDS_CSUM}: passed through untouched in the source buffer.</li>
+ *   <li>Everything else is refused with a drop {@link Result}, never an exception: a header shorter than 10 bytes,
+ *   IPv6 ({@code GSO_TCPV6}) and UDP ({@code GSO_UDP_L4}) super-packets for now, a GSO packet that is not a sane
+ *   unfragmented IPv4/TCP packet, nonsense {@code csum_start}/{@code csum_offset}, {@code gso_size} 0 or a segment
+ *   that would exceed the MTU, a packet over 64 KiB, an output buffer too small.</li>
+ * </ul>
+ *
+ * <p>The header length hint in the virtio header is ignored: the IP and TCP header lengths are recomputed.
+ *
+ * <p>One instance per thread: {@link #segment} stores its outcome (count, lengths, where the output is) in fields
+ * read through the accessors until the next call.
+ */
+public final class TcpSegmenter {
+    /** The outcome of {@link #segment}. */
+    public enum Result {
+        /** A TCP super-packet was split: {@link #segmentCount()} packets in the output buffer. */
+        SEGMENTED(false),
+        /** A single packet's partial checksum was finished in place; it is at {@link #packetOffset()} in the source. */
+        CHECKSUM_COMPLETED(false),
+        /** A single complete packet, untouched, at {@link #packetOffset()} in the source. */
+        PASSED_THROUGH(false),
+        /** Fewer bytes than a virtio header, or no packet after it. */
+        RUNT(true),
+        /** A GSO packet that is not IPv4 (version nibble). */
+        NOT_IPV4(true),
+        /** A GSO packet whose IPv4 header is malformed (IHL, or a fragment). */
+        BAD_IP_HEADER(true),
+        /** The IPv4 total length claims more bytes than were read, or less than the headers. */
+        TRUNCATED(true),
+        /** {@code GSO_TCPV4} on a packet that is not TCP. */
+        NOT_TCP(true),
+        /** The TCP header is malformed (data offset below 5 or beyond the packet). */
+        BAD_TCP_HEADER(true),
+        /** {@code csum_start} / {@code csum_offset} point outside the packet or not at the TCP checksum. */
+        BAD_CHECKSUM_FIELDS(true),
+        /** {@code gso_size} is 0, or a GSO packet carries no payload. */
+        BAD_GSO_SIZE(true),
+        /** Headers plus {@code gso_size} exceed the MTU, or the packet exceeds 65,535 bytes. */
+        OVERSIZE(true),
+        /** A GSO type this class does not handle (TCPv6, UDP L4, unknown). */
+        UNSUPPORTED_GSO_TYPE(true),
+        /** The output buffer cannot hold all segments. */
+        NO_ROOM(true);
+
+        private final boolean drop;
+
+        Result(boolean drop) {
+            this.drop = drop;
+        }
+
+        /** Whether the packet must be dropped (nothing usable was produced). */
+        public boolean isDrop() {
+            return drop;
+        }
+    }
+
+    /** The largest IPv4 packet. */
+    public static final int MAX_PACKET = 65535;
+
+    private final int mtu;
+    private int segmentCount;
+    private int segmentLength;
+    private int lastSegmentLength;
+    private int packetOffset;
+
+    /**
+     * A segmenter for a TUN device of MTU {@code mtu}.
+     *
+     * @param mtu the largest IP packet a segment may be (the TUN MTU, from which the kernel derives {@code gso_size})
+     */
+    public TcpSegmenter(int mtu) {
+        if (mtu < Ipv4Header.MIN_LENGTH + TcpHeader.MIN_LENGTH + 1 || mtu > MAX_PACKET) {
+            throw new IllegalArgumentException("MTU must be 41..65535: " + mtu);
+        }
+        this.mtu = mtu;
+    }
+
+    /** The MTU segments must fit. */
+    public int mtu() {
+        return mtu;
+    }
+
+    /**
+     * Processes one read from a vnet-header TUN device. The caller keeps ownership of both buffers; only absolute
+     * indexes are used, positions and limits are left alone (the output is bounded by {@code dst.limit()}).
+     *
+     * @param src       holds the virtio header and the packet; modified only for {@link Result#CHECKSUM_COMPLETED}
+     * @param srcOffset where the virtio header starts
+     * @param srcLength virtio header plus packet bytes, as returned by the read
+     * @param dst       where segments go for {@link Result#SEGMENTED}, from {@code dstOffset}; must not overlap the
+     *                  source region; untouched for other results
+     * @param dstOffset where the first segment starts
+     * @return what happened; on success read {@link #segmentCount()}, {@link #segmentLength()},
+     *         {@link #lastSegmentLength()} and {@link #packetOffset()}
+     */
+    public Result segment(ByteBuffer src, int srcOffset, int srcLength, ByteBuffer dst, int dstOffset) {
+        segmentCount = 0;
+        segmentLength = 0;
+        lastSegmentLength = 0;
+        packetOffset = 0;
+        if (srcLength <= VirtioNetHeader.LENGTH) {
+            return Result.RUNT;
+        }
+        int pkt = srcOffset + VirtioNetHeader.LENGTH;
+        int pktLength = srcLength - VirtioNetHeader.LENGTH;
+        if (pktLength > MAX_PACKET) {
+            return Result.OVERSIZE;
+        }
+        int flags = VirtioNetHeader.flags(src, srcOffset);
+        int gsoType = VirtioNetHeader.gsoType(src, srcOffset) & ~VirtioNetHeader.GSO_ECN;
+        if (gsoType == VirtioNetHeader.GSO_NONE) {
+            return single(src, srcOffset, pkt, pktLength, flags);
+        }
+        if (gsoType != VirtioNetHeader.GSO_TCPV4) {
+            return Result.UNSUPPORTED_GSO_TYPE;
+        }
+        return splitTcp(src, srcOffset, pkt, pktLength, flags, dst, dstOffset);
+    }
+
+    private Result single(ByteBuffer src, int vnet, int pkt, int pktLength, int flags) {
+        if ((flags & VirtioNetHeader.FLAG_NEEDS_CSUM) == 0) {
+            setSingle(pkt, pktLength);
+            return Result.PASSED_THROUGH;
+        }
+        int start = VirtioNetHeader.csumStart(src, vnet);
+        int field = start + VirtioNetHeader.csumOffset(src, vnet);
+        if (start < Ipv4Header.MIN_LENGTH || field + 2 > pktLength || (field - start & 1) != 0) {
+            return Result.BAD_CHECKSUM_FIELDS;
+        }
+        // The field holds the pseudo-header sum; summing it with the rest gives the full sum (skb_checksum_help).
+        long sum = Checksums.sum(src, pkt + start, pktLength - start);
+        Ipv4Header.putShort(src, pkt + field, Checksums.finishUdp(sum));
+        setSingle(pkt, pktLength);
+        return Result.CHECKSUM_COMPLETED;
+    }
+
+    private void setSingle(int pkt, int pktLength) {
+        segmentCount = 1;
+        segmentLength = pktLength;
+        lastSegmentLength = pktLength;
+        packetOffset = pkt;
+    }
+
+    private Result splitTcp(ByteBuffer src, int vnet, int pkt, int pktLength, int flags, ByteBuffer dst,
+                            int dstOffset) {
+        if (pktLength < Ipv4Header.MIN_LENGTH || Ipv4Header.version(src, pkt) != 4) {
+            return Result.NOT_IPV4;
+        }
+        int ihl = Ipv4Header.headerLength(src, pkt);
+        if (ihl < Ipv4Header.MIN_LENGTH || ihl > pktLength
+                || (Ipv4Header.getUnsignedShort(src, pkt + Ipv4Header.FRAGMENT_OFFSET) & 0x3fff) != 0) {
+            return Result.BAD_IP_HEADER; // a GSO packet is never a fragment (MF or offset set)
+        }
+        int total = Ipv4Header.totalLength(src, pkt);
+        if (total > pktLength || total < ihl + TcpHeader.MIN_LENGTH) {
+            return Result.TRUNCATED;
+        }
+        if (Ipv4Header.protocol(src, pkt) != TcpHeader.PROTOCOL_TCP) {
+            return Result.NOT_TCP;
+        }
+        int tcp = pkt + ihl;
+        int thl = TcpHeader.headerLength(src, tcp);
+        if (thl < TcpHeader.MIN_LENGTH || ihl + thl > total) {
+            return Result.BAD_TCP_HEADER;
+        }
+        if ((flags & VirtioNetHeader.FLAG_NEEDS_CSUM) != 0 && (VirtioNetHeader.csumStart(src, vnet) != ihl
+                || VirtioNetHeader.csumOffset(src, vnet) != VirtioNetHeader.TCP_CSUM_OFFSET)) {
+            return Result.BAD_CHECKSUM_FIELDS;
+        }
+        int mss = VirtioNetHeader.gsoSize(src, vnet);
+        int hdrLen = ihl + thl;
+        int payload = total - hdrLen;
+        if (mss == 0 || payload == 0) {
+            return Result.BAD_GSO_SIZE;
+        }
+        if (hdrLen + mss > mtu) {
+            return Result.OVERSIZE;
+        }
+        int count = (payload + mss - 1) / mss;
+        int lastPayload = payload - (count - 1) * mss;
+        if ((long) dstOffset + (long) count * hdrLen + payload > dst.limit() || dstOffset < 0) {
+            return Result.NO_ROOM;
+        }
+
+        int seq = TcpHeader.sequence(src, tcp);
+        int id = Ipv4Header.getUnsignedShort(src, pkt + Ipv4Header.IDENTIFICATION_OFFSET);
+        int tcpFlags = TcpHeader.flags(src, tcp);
+        long addressSum = Checksums.pseudoHeaderSum(Ipv4Header.source(src, pkt), Ipv4Header.destination(src, pkt),
+                TcpHeader.PROTOCOL_TCP, 0);
+        int out = dstOffset;
+        int in = pkt + hdrLen;
+        for (int i = 0; i < count; i++) {
+            boolean last = i == count - 1;
+            int segPayload = last ? lastPayload : mss;
+            dst.put(out, src, pkt, hdrLen);
+            dst.put(out + hdrLen, src, in, segPayload);
+            Ipv4Header.putShort(dst, out + Ipv4Header.TOTAL_LENGTH_OFFSET, hdrLen + segPayload);
+            Ipv4Header.putShort(dst, out + Ipv4Header.IDENTIFICATION_OFFSET, id + i);
+            Ipv4Header.updateChecksum(dst, out);
+            int outTcp = out + ihl;
+            TcpHeader.sequence(dst, outTcp, seq + i * mss);
+            int f = tcpFlags;
+            if (!last) {
+                f &= ~(TcpHeader.FLAG_FIN | TcpHeader.FLAG_PSH);
+            }
+            if (i != 0) {
+                f &= ~TcpHeader.FLAG_CWR;
+            }
+            TcpHeader.flags(dst, outTcp, f);
+            TcpHeader.checksum(dst, outTcp, 0);
+            int l4Length = thl + segPayload;
+            long sum = addressSum + l4Length + Checksums.sum(dst, outTcp, l4Length);
+            TcpHeader.checksum(dst, outTcp, Checksums.finish(sum));
+            out += hdrLen + segPayload;
+            in += segPayload;
+        }
+        segmentCount = count;
+        segmentLength = hdrLen + mss;
+        lastSegmentLength = hdrLen + lastPayload;
+        packetOffset = dstOffset;
+        return Result.SEGMENTED;
+    }
+
+    /** After success: how many packets were produced (1 unless {@link Result#SEGMENTED}). */
+    public int segmentCount() {
+        return segmentCount;
+    }
+
+    /** After success: the length of every packet but the last (the {@code UDP_SEGMENT} size); of the one packet. */
+    public int segmentLength() {
+        return segmentLength;
+    }
+
+    /** After success: the length of the last packet (at most {@link #segmentLength()}). */
+    public int lastSegmentLength() {
+        return lastSegmentLength;
+    }
+
+    /** After success: the total bytes of all packets, back to back. */
+    public int outputLength() {
+        return segmentCount == 0 ? 0 : (segmentCount - 1) * segmentLength + lastSegmentLength;
+    }
+
+    /**
+     * After success: where the first packet starts: {@code dstOffset} in the output buffer for
+     * {@link Result#SEGMENTED}, just after the virtio header in the source buffer otherwise.
+     */
+    public int packetOffset() {
+        return packetOffset;
+    }
+}
