@@ -44,7 +44,8 @@ public final class TcpCoalescer {
         /**
          * One frame: a {@value VirtioNetHeader#LENGTH}-byte virtio header and a packet, {@code length} bytes in all
          * from {@code offset}. The buffer belongs to the coalescer and is only valid during the call; the sink must
-         * not change bytes outside the frame or keep the buffer.
+         * not change bytes outside the frame or keep the buffer, but may move its position and limit (the coalescer
+         * uses absolute indexes only), e.g. to pass it to {@code TunDevice.write}.
          */
         void frame(ByteBuffer buf, int offset, int length);
     }
@@ -153,6 +154,7 @@ public final class TcpCoalescer {
             return false;
         }
         int at = arenaUsed + HEADROOM; // room for the virtio header in front, so single packets go out in place
+        arena.clear(); // a sink may have moved the limit, which bounds absolute puts too
         arena.put(at, buf, offset, length);
         arenaUsed = at + length;
         int p = packets++;
@@ -313,6 +315,7 @@ public final class TcpCoalescer {
                 int first = itemFirst[item];
                 if (itemCount[item] == 1) {
                     int at = pktOffset[first] - HEADROOM;
+                    arena.clear();
                     VirtioNetHeader.clear(arena, at);
                     sink.frame(arena, at, HEADROOM + pktLength[first]);
                 } else {
@@ -331,6 +334,8 @@ public final class TcpCoalescer {
         int src = pktOffset[first];
         int hdrLen = itemHeaderLength[item];
         int total = itemTotal[item];
+        out.clear();
+        arena.clear();
         VirtioNetHeader.set(out, 0, VirtioNetHeader.FLAG_NEEDS_CSUM, VirtioNetHeader.GSO_TCPV4, hdrLen,
                 itemGsoSize[item], IP_HEADER, VirtioNetHeader.TCP_CSUM_OFFSET);
         int ip = HEADROOM;

@@ -103,6 +103,25 @@ class TunOffloadKernelTest {
 
     @Test
     void tsoSuperPacketsAreSegmentedAndZeroHeaderPacketsAccepted() throws Exception {
+        NetworkNamespace ns = offloadTun();
+        echoRequestWithZeroHeaderIsAnswered();
+        Stats stats = streamThroughTheReflector(ns, false);
+        assertEquals(0, stats.framesWritten - stats.plainFramesWritten, "no GSO frame written");
+    }
+
+    /**
+     * The reflector segments each super-packet, then coalesces the segments again with {@link TcpCoalescer} and
+     * writes the merged frames ({@code NEEDS_CSUM | GSO_TCPV4}): the kernel must accept them and deliver the stream.
+     */
+    @Test
+    void coalescedSuperPacketsAreAcceptedByTheKernel() throws Exception {
+        NetworkNamespace ns = offloadTun();
+        Stats stats = streamThroughTheReflector(ns, true);
+        assertTrue(stats.framesWritten - stats.plainFramesWritten > 0, "GSO frames written");
+    }
+
+    /** A namespace with an offload TUN device set up as flannel does. */
+    private NetworkNamespace offloadTun() throws Exception {
         NetworkNamespace ns = namespaces.create();
         tun = ns.call(() -> LinuxTunDevice.open(TunOptions.defaults().withOffloads(true)));
         assertTrue(tun.vnetHeader(), "offloads granted");
@@ -115,9 +134,7 @@ class TunOffloadKernelTest {
             p.setLinkUp(tun.name());
             p.addRoute(Route.viaDevice(Ipv4Prefix.parse("100.96.0.0/16"), tun.name()));
         }
-
-        echoRequestWithZeroHeaderIsAnswered();
-        streamThroughTheReflector(ns);
+        return ns;
     }
 
     private void echoRequestWithZeroHeaderIsAnswered() throws Exception {
@@ -161,13 +178,15 @@ class TunOffloadKernelTest {
         int largestSuperPacket;
         int largestGsoSize;
         int segmentsChecked;
+        int framesWritten;
+        int plainFramesWritten;
         String failure;
         String lastDrop;
     }
 
-    private void streamThroughTheReflector(NetworkNamespace ns) throws Exception {
+    private Stats streamThroughTheReflector(NetworkNamespace ns, boolean coalesce) throws Exception {
         Stats stats = new Stats();
-        Future<?> reflector = threads.submit(() -> reflect(stats));
+        Future<?> reflector = threads.submit(() -> reflect(stats, coalesce));
         ServerSocketChannel server = ns.call(() -> ServerSocketChannel.open()
                 .bind(new InetSocketAddress(Ipv4Prefix.fromInt(TUN_ADDRESS), 0)));
         try (server) {
@@ -190,14 +209,16 @@ class TunOffloadKernelTest {
         tun.close();
         reflector.get(5, TimeUnit.SECONDS);
         synchronized (stats) {
-            LOG.info("reflector: {}; {} super-packets, largest {} bytes, largest gso_size {}, {} segments checked",
-                    stats.results, stats.superPackets, stats.largestSuperPacket, stats.largestGsoSize,
-                    stats.segmentsChecked);
+            LOG.info("reflector: {}; {} super-packets, largest {} bytes, largest gso_size {}, {} segments checked;"
+                    + " wrote {} frames, {} with a zero header", stats.results, stats.superPackets,
+                    stats.largestSuperPacket, stats.largestGsoSize, stats.segmentsChecked, stats.framesWritten,
+                    stats.plainFramesWritten);
             assertEquals(null, stats.failure);
             assertTrue(stats.superPackets > 0, "the kernel sent TSO super-packets");
             assertTrue(stats.largestSuperPacket > tun.mtu(), "larger than the MTU");
             assertTrue(stats.largestGsoSize <= tun.mtu() - 40, "gso_size fits the MTU: " + stats.largestGsoSize);
             assertTrue(stats.segmentsChecked > STREAM_BYTES / 1500, "segments checked: " + stats.segmentsChecked);
+            return stats;
         }
     }
 
@@ -241,9 +262,27 @@ class TunOffloadKernelTest {
         }
     }
 
-    /** Reads frames until the device closes; writes every IPv4 packet back, segmented, with addresses swapped. */
-    private void reflect(Stats stats) {
+    /**
+     * Reads frames until the device closes; writes every IPv4 packet back, segmented, with addresses swapped, each
+     * behind a zero virtio header or, with {@code coalesce}, merged again per read by a {@link TcpCoalescer}.
+     */
+    private void reflect(Stats stats, boolean coalesce) {
         TcpSegmenter segmenter = new TcpSegmenter(tun.mtu());
+        TcpCoalescer coalescer = TcpCoalescer.withDefaults();
+        TcpCoalescer.Sink sink = (buf, offset, length) -> {
+            buf.limit(offset + length).position(offset);
+            try {
+                tun.write(buf);
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+            synchronized (stats) {
+                stats.framesWritten++;
+                if (VirtioNetHeader.gsoType(buf, offset) == VirtioNetHeader.GSO_NONE) {
+                    stats.plainFramesWritten++;
+                }
+            }
+        };
         ByteBuffer in = ByteBuffer.allocateDirect(FRAME);
         ByteBuffer segments = ByteBuffer.allocateDirect(2 * FRAME);
         ByteBuffer out = ByteBuffer.allocateDirect(FRAME);
@@ -284,15 +323,22 @@ class TunOffloadKernelTest {
                         check(src, at, length, stats);
                     }
                     out.clear();
-                    VirtioNetHeader.clear(out, 0);
-                    out.put(10, src, at, length);
-                    int a = out.getInt(10 + Ipv4Header.SOURCE_OFFSET);
-                    out.putInt(10 + Ipv4Header.SOURCE_OFFSET, out.getInt(10 + Ipv4Header.DESTINATION_OFFSET));
-                    out.putInt(10 + Ipv4Header.DESTINATION_OFFSET, a);
-                    out.limit(10 + length);
-                    tun.write(out);
+                    int a = src.getInt(at + Ipv4Header.SOURCE_OFFSET);
+                    src.putInt(at + Ipv4Header.SOURCE_OFFSET, src.getInt(at + Ipv4Header.DESTINATION_OFFSET));
+                    src.putInt(at + Ipv4Header.DESTINATION_OFFSET, a);
+                    if (coalesce) {
+                        if (!coalescer.offer(src, at, length)) {
+                            coalescer.flush(sink);
+                            coalescer.offer(src, at, length);
+                        }
+                    } else {
+                        VirtioNetHeader.clear(out, 0);
+                        out.put(10, src, at, length);
+                        sink.frame(out, 0, 10 + length);
+                    }
                     at += length;
                 }
+                coalescer.flush(sink);
             }
         } catch (ClosedChannelException closed) {
             // the test is over
