@@ -14,12 +14,16 @@ import java.nio.ByteBuffer;
  *   first + i × gso_size, FIN and PSH only on the last segment, CWR only on the first, and a full TCP checksum over
  *   pseudo-header, header and payload. All segments but the last have the same length, so the whole run can go out
  *   in one {@code UDP_SEGMENT} (GSO) send with {@link #segmentLength()} as the segment size.</li>
+ *   <li>{@code GSO_UDP_L4} on IPv4 (USO, from {@code TUN_F_USO4}: an application sent with {@code UDP_SEGMENT}):
+ *   split likewise into datagrams of {@code gso_size} payload bytes, each with the UDP header copied, its length
+ *   fixed, IPv4 identification + i, and a full UDP checksum (0 sent as 0xffff), as the kernel's
+ *   {@code __udp_gso_segment} does.</li>
  *   <li>{@code GSO_NONE} with {@code NEEDS_CSUM}: the partial L4 checksum (TCP or UDP: any {@code csum_start} /
  *   {@code csum_offset}) is finished in place; the packet stays in the source buffer.</li>
  *   <li>{@code GSO_NONE} without {@code NEEDS_CSUM}: passed through untouched in the source buffer.</li>
  *   <li>Everything else is refused with a drop {@link Result}, never an exception: a header shorter than 10 bytes,
- *   IPv6 ({@code GSO_TCPV6}) and UDP ({@code GSO_UDP_L4}) super-packets for now, a GSO packet that is not a sane
- *   unfragmented IPv4/TCP packet, nonsense {@code csum_start}/{@code csum_offset}, {@code gso_size} 0 or a segment
+ *   IPv6 super-packets ({@code GSO_TCPV6}, or {@code GSO_UDP_L4} on IPv6) for now, a GSO packet that is not a
+ *   sane unfragmented IPv4/TCP (IPv4/UDP) packet, nonsense {@code csum_start}/{@code csum_offset}, {@code gso_size} 0 or a segment
  *   that would exceed the MTU, a packet over 64 KiB, an output buffer too small.</li>
  * </ul>
  *
@@ -31,7 +35,7 @@ import java.nio.ByteBuffer;
 public final class TcpSegmenter {
     /** The outcome of {@link #segment}. */
     public enum Result {
-        /** A TCP super-packet was split: {@link #segmentCount()} packets in the output buffer. */
+        /** A TCP or UDP super-packet was split: {@link #segmentCount()} packets in the output buffer. */
         SEGMENTED(false),
         /** A single packet's partial checksum was finished in place; it is at {@link #packetOffset()} in the source. */
         CHECKSUM_COMPLETED(false),
@@ -47,6 +51,10 @@ public final class TcpSegmenter {
         TRUNCATED(true),
         /** {@code GSO_TCPV4} on a packet that is not TCP. */
         NOT_TCP(true),
+        /** {@code GSO_UDP_L4} on a packet that is not UDP. */
+        NOT_UDP(true),
+        /** The UDP length field disagrees with the IPv4 total length. */
+        BAD_UDP_HEADER(true),
         /** The TCP header is malformed (data offset below 5 or beyond the packet). */
         BAD_TCP_HEADER(true),
         /** {@code csum_start} / {@code csum_offset} point outside the packet or not at the TCP checksum. */
@@ -55,7 +63,7 @@ public final class TcpSegmenter {
         BAD_GSO_SIZE(true),
         /** Headers plus {@code gso_size} exceed the MTU, or the packet exceeds 65,535 bytes. */
         OVERSIZE(true),
-        /** A GSO type this class does not handle (TCPv6, UDP L4, unknown). */
+        /** A GSO type this class does not handle (TCPv6, unknown). */
         UNSUPPORTED_GSO_TYPE(true),
         /** The output buffer cannot hold all segments. */
         NO_ROOM(true);
@@ -74,6 +82,10 @@ public final class TcpSegmenter {
 
     /** The largest IPv4 packet. */
     public static final int MAX_PACKET = 65535;
+    /** The UDP header length. */
+    private static final int UDP_HEADER = 8;
+    /** The UDP length field within the UDP header. */
+    private static final int UDP_LENGTH_OFFSET = 4;
 
     private final int mtu;
     private int segmentCount;
@@ -129,10 +141,13 @@ public final class TcpSegmenter {
         if (gsoType == VirtioNetHeader.GSO_NONE) {
             return single(src, srcOffset, pkt, pktLength, flags);
         }
-        if (gsoType != VirtioNetHeader.GSO_TCPV4) {
-            return Result.UNSUPPORTED_GSO_TYPE;
+        if (gsoType == VirtioNetHeader.GSO_TCPV4) {
+            return split(src, srcOffset, pkt, pktLength, flags, dst, dstOffset, true);
         }
-        return splitTcp(src, srcOffset, pkt, pktLength, flags, dst, dstOffset);
+        if (gsoType == VirtioNetHeader.GSO_UDP_L4) {
+            return split(src, srcOffset, pkt, pktLength, flags, dst, dstOffset, false);
+        }
+        return Result.UNSUPPORTED_GSO_TYPE;
     }
 
     private Result single(ByteBuffer src, int vnet, int pkt, int pktLength, int flags) {
@@ -159,8 +174,8 @@ public final class TcpSegmenter {
         packetOffset = pkt;
     }
 
-    private Result splitTcp(ByteBuffer src, int vnet, int pkt, int pktLength, int flags, ByteBuffer dst,
-                            int dstOffset) {
+    private Result split(ByteBuffer src, int vnet, int pkt, int pktLength, int flags, ByteBuffer dst,
+                         int dstOffset, boolean tcp) {
         if (pktLength < Ipv4Header.MIN_LENGTH || Ipv4Header.version(src, pkt) != 4) {
             return Result.NOT_IPV4;
         }
@@ -170,19 +185,23 @@ public final class TcpSegmenter {
             return Result.BAD_IP_HEADER; // a GSO packet is never a fragment (MF or offset set)
         }
         int total = Ipv4Header.totalLength(src, pkt);
-        if (total > pktLength || total < ihl + TcpHeader.MIN_LENGTH) {
+        if (total > pktLength || total < ihl + (tcp ? TcpHeader.MIN_LENGTH : UDP_HEADER)) {
             return Result.TRUNCATED;
         }
-        if (Ipv4Header.protocol(src, pkt) != TcpHeader.PROTOCOL_TCP) {
-            return Result.NOT_TCP;
+        if (Ipv4Header.protocol(src, pkt) != (tcp ? TcpHeader.PROTOCOL_TCP : Ipv4Header.PROTOCOL_UDP)) {
+            return tcp ? Result.NOT_TCP : Result.NOT_UDP;
         }
-        int tcp = pkt + ihl;
-        int thl = TcpHeader.headerLength(src, tcp);
-        if (thl < TcpHeader.MIN_LENGTH || ihl + thl > total) {
+        int l4 = pkt + ihl;
+        int thl = tcp ? TcpHeader.headerLength(src, l4) : UDP_HEADER;
+        if (thl < (tcp ? TcpHeader.MIN_LENGTH : UDP_HEADER) || ihl + thl > total) {
             return Result.BAD_TCP_HEADER;
         }
+        if (!tcp && Ipv4Header.getUnsignedShort(src, l4 + UDP_LENGTH_OFFSET) != total - ihl) {
+            return Result.BAD_UDP_HEADER;
+        }
         if ((flags & VirtioNetHeader.FLAG_NEEDS_CSUM) != 0 && (VirtioNetHeader.csumStart(src, vnet) != ihl
-                || VirtioNetHeader.csumOffset(src, vnet) != VirtioNetHeader.TCP_CSUM_OFFSET)) {
+                || VirtioNetHeader.csumOffset(src, vnet)
+                != (tcp ? VirtioNetHeader.TCP_CSUM_OFFSET : VirtioNetHeader.UDP_CSUM_OFFSET))) {
             return Result.BAD_CHECKSUM_FIELDS;
         }
         int mss = VirtioNetHeader.gsoSize(src, vnet);
@@ -200,11 +219,11 @@ public final class TcpSegmenter {
             return Result.NO_ROOM;
         }
 
-        int seq = TcpHeader.sequence(src, tcp);
+        int seq = tcp ? TcpHeader.sequence(src, l4) : 0;
         int id = Ipv4Header.getUnsignedShort(src, pkt + Ipv4Header.IDENTIFICATION_OFFSET);
-        int tcpFlags = TcpHeader.flags(src, tcp);
+        int tcpFlags = tcp ? TcpHeader.flags(src, l4) : 0;
         long addressSum = Checksums.pseudoHeaderSum(Ipv4Header.source(src, pkt), Ipv4Header.destination(src, pkt),
-                TcpHeader.PROTOCOL_TCP, 0);
+                Ipv4Header.protocol(src, pkt), 0);
         int out = dstOffset;
         int in = pkt + hdrLen;
         for (int i = 0; i < count; i++) {
@@ -215,20 +234,27 @@ public final class TcpSegmenter {
             Ipv4Header.putShort(dst, out + Ipv4Header.TOTAL_LENGTH_OFFSET, hdrLen + segPayload);
             Ipv4Header.putShort(dst, out + Ipv4Header.IDENTIFICATION_OFFSET, id + i);
             Ipv4Header.updateChecksum(dst, out);
-            int outTcp = out + ihl;
-            TcpHeader.sequence(dst, outTcp, seq + i * mss);
-            int f = tcpFlags;
-            if (!last) {
-                f &= ~(TcpHeader.FLAG_FIN | TcpHeader.FLAG_PSH);
-            }
-            if (i != 0) {
-                f &= ~TcpHeader.FLAG_CWR;
-            }
-            TcpHeader.flags(dst, outTcp, f);
-            TcpHeader.checksum(dst, outTcp, 0);
+            int outL4 = out + ihl;
             int l4Length = thl + segPayload;
-            long sum = addressSum + l4Length + Checksums.sum(dst, outTcp, l4Length);
-            TcpHeader.checksum(dst, outTcp, Checksums.finish(sum));
+            if (tcp) {
+                TcpHeader.sequence(dst, outL4, seq + i * mss);
+                int f = tcpFlags;
+                if (!last) {
+                    f &= ~(TcpHeader.FLAG_FIN | TcpHeader.FLAG_PSH);
+                }
+                if (i != 0) {
+                    f &= ~TcpHeader.FLAG_CWR;
+                }
+                TcpHeader.flags(dst, outL4, f);
+                TcpHeader.checksum(dst, outL4, 0);
+                long sum = addressSum + l4Length + Checksums.sum(dst, outL4, l4Length);
+                TcpHeader.checksum(dst, outL4, Checksums.finish(sum));
+            } else {
+                Ipv4Header.putShort(dst, outL4 + UDP_LENGTH_OFFSET, l4Length);
+                Ipv4Header.putShort(dst, outL4 + VirtioNetHeader.UDP_CSUM_OFFSET, 0);
+                long sum = addressSum + l4Length + Checksums.sum(dst, outL4, l4Length);
+                Ipv4Header.putShort(dst, outL4 + VirtioNetHeader.UDP_CSUM_OFFSET, Checksums.finishUdp(sum));
+            }
             out += hdrLen + segPayload;
             in += segPayload;
         }

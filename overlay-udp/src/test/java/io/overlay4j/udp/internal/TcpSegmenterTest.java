@@ -195,7 +195,7 @@ class TcpSegmenterTest {
         assertEquals(Result.RUNT, run(new byte[10], dst));
         assertEquals(Result.RUNT, run(new byte[3], dst));
         assertEquals(Result.UNSUPPORTED_GSO_TYPE, run(superPacket(spec, VirtioNetHeader.GSO_TCPV6, 1000), dst));
-        assertEquals(Result.UNSUPPORTED_GSO_TYPE, run(superPacket(spec, VirtioNetHeader.GSO_UDP_L4, 1000), dst));
+        assertEquals(Result.NOT_UDP, run(superPacket(spec, VirtioNetHeader.GSO_UDP_L4, 1000), dst));
         assertEquals(Result.UNSUPPORTED_GSO_TYPE, run(superPacket(spec, 3, 1000), dst));
         assertEquals(Result.BAD_GSO_SIZE, run(superPacket(spec, TCPV4, 0), dst));
         assertEquals(Result.OVERSIZE, run(superPacket(spec, TCPV4, MSS + 1), dst), "segments above the MTU");
@@ -277,5 +277,56 @@ class TcpSegmenterTest {
         }
         long allocated = mx.getCurrentThreadAllocatedBytes() - before;
         assertTrue(allocated < 10_000, allocated + " bytes allocated for 1000 super-packets");
+    }
+
+    /** A UDP super-datagram (USO) as the kernel hands it over: IPv4 + UDP header + payload, partial checksum. */
+    private static byte[] udpSuperDatagram(int payload, int gsoSize) {
+        byte[] p = Packets.ipv4(Packets.addr(100, 96, 1, 2), Packets.addr(100, 96, 2, 3), 17, 64, 28 + payload);
+        TcpPackets.putShort(p, 20, 5000);
+        TcpPackets.putShort(p, 22, 8285);
+        TcpPackets.putShort(p, 24, 8 + payload);
+        for (int i = 0; i < payload; i++) {
+            p[28 + i] = TcpPackets.streamByte(i);
+        }
+        TcpPackets.putShort(p, 26, TcpPackets.pseudoHeaderPartial(p, 0));
+        return TcpPackets.concat(TcpPackets.vnet(NEEDS_CSUM, VirtioNetHeader.GSO_UDP_L4, 28, gsoSize, 20, 6), p);
+    }
+
+    @Test
+    void splitsAUdpSuperDatagram() {
+        byte[] in = udpSuperDatagram(2 * 1400 + 77, 1400);
+        ByteBuffer dst = ByteBuffer.allocateDirect(65536);
+        assertEquals(Result.SEGMENTED, segmenter.segment(direct(in, 1), 1, in.length, dst, 0));
+        assertEquals(3, segmenter.segmentCount());
+        assertEquals(28 + 1400, segmenter.segmentLength());
+        assertEquals(28 + 77, segmenter.lastSegmentLength());
+        int at = 0;
+        for (int i = 0; i < 3; i++) {
+            int payload = i == 2 ? 77 : 1400;
+            byte[] s = new byte[28 + payload];
+            dst.get(at, s);
+            assertEquals(s.length, TcpPackets.getShort(s, 2), "total length");
+            assertEquals(0x1234 + i, TcpPackets.getShort(s, 4), "IP ID");
+            assertTrue(Packets.headerChecksumOk(s, 0));
+            assertEquals(5000, TcpPackets.getShort(s, 20));
+            assertEquals(8285, TcpPackets.getShort(s, 22));
+            assertEquals(8 + payload, TcpPackets.getShort(s, 24), "UDP length");
+            assertTrue(TcpPackets.l4ChecksumOk(s, 0), "UDP checksum of datagram " + i);
+            for (int k = 0; k < payload; k++) {
+                assertEquals(TcpPackets.streamByte(i * 1400 + k), s[28 + k]);
+            }
+            at += s.length;
+        }
+
+        byte[] badLength = udpSuperDatagram(3000, 1400);
+        TcpPackets.putShort(badLength, 10 + 24, 3000);
+        assertEquals(Result.BAD_UDP_HEADER, run(badLength, dst));
+        assertEquals(Result.NOT_TCP, run(TcpPackets.concat(TcpPackets.vnet(0, TCPV4, 0, 1400, 0, 0),
+                java.util.Arrays.copyOfRange(udpSuperDatagram(3000, 1400), 10, 10 + 3028)), dst));
+        byte[] csumOffset = udpSuperDatagram(3000, 1400);
+        csumOffset[8] = 16;
+        csumOffset[9] = 0;
+        assertEquals(Result.BAD_CHECKSUM_FIELDS, run(csumOffset, dst));
+        assertEquals(Result.OVERSIZE, run(udpSuperDatagram(3000, MTU - 27), dst));
     }
 }

@@ -120,6 +120,62 @@ class TunOffloadKernelTest {
         assertTrue(stats.framesWritten - stats.plainFramesWritten > 0, "GSO frames written");
     }
 
+    /**
+     * USO: a datagram sent with {@code UDP_SEGMENT} inside the namespace (by python3: the JDK cannot set that
+     * option) reaches the TUN as one {@code GSO_UDP_L4} super-datagram, which {@link TcpSegmenter} splits.
+     */
+    @Test
+    void usoSuperDatagramsAreSegmented() throws Exception {
+        NetworkNamespace ns = offloadTun();
+        assumeTrue((tun.offloadFlags() & LinuxTunDevice.TUN_F_USO4) != 0, "the kernel granted no USO");
+        assumeTrue(onPath("python3"), "needs python3 to send with UDP_SEGMENT");
+        ByteBuffer in = ByteBuffer.allocateDirect(FRAME);
+        Future<Integer> reader = threads.submit(() -> {
+            while (true) {
+                in.clear();
+                int n = tun.read(in);
+                if (VirtioNetHeader.gsoType(in, 0) == VirtioNetHeader.GSO_UDP_L4) {
+                    return n;
+                }
+            }
+        });
+        // UDP_SEGMENT is 103 at level SOL_UDP (17); 3,072 bytes in segments of 1,000.
+        TestNamespaces.exec(List.of("ip", "netns", "exec", ns.name(), "python3", "-c",
+                "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.setsockopt(17, 103, 1000); "
+                        + "s.sendto(bytes(range(256)) * 12, ('100.96.2.3', 8285))"));
+        int n = reader.get(5, TimeUnit.SECONDS);
+        assertEquals(10 + 28 + 3072, n);
+        assertEquals(1000, VirtioNetHeader.gsoSize(in, 0));
+
+        TcpSegmenter segmenter = new TcpSegmenter(tun.mtu());
+        ByteBuffer out = ByteBuffer.allocateDirect(FRAME);
+        assertEquals(Result.SEGMENTED, segmenter.segment(in, 0, n, out, 0));
+        assertEquals(4, segmenter.segmentCount());
+        assertEquals(28 + 72, segmenter.lastSegmentLength());
+        int at = 0;
+        for (int i = 0; i < 4; i++) {
+            int length = i == 3 ? segmenter.lastSegmentLength() : segmenter.segmentLength();
+            byte[] d = new byte[length];
+            out.get(at, d);
+            assertTrue(Packets.headerChecksumOk(d, 0), "IP header checksum " + i);
+            assertEquals(length - 20, TcpPackets.getShort(d, 24), "UDP length " + i);
+            assertTrue(TcpPackets.l4ChecksumOk(d, 0), "UDP checksum " + i);
+            for (int k = 28; k < length; k++) {
+                assertEquals((byte) (i * 1000 + k - 28), d[k], "payload byte " + k + " of datagram " + i);
+            }
+            at += length;
+        }
+    }
+
+    private static boolean onPath(String program) {
+        for (String dir : System.getenv().getOrDefault("PATH", "").split(":")) {
+            if (!dir.isEmpty() && Files.isExecutable(Path.of(dir, program))) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     /** A namespace with an offload TUN device set up as flannel does. */
     private NetworkNamespace offloadTun() throws Exception {
         NetworkNamespace ns = namespaces.create();
