@@ -23,11 +23,12 @@ import java.nio.ByteBuffer;
  *   <li>{@code GSO_NONE} without {@code NEEDS_CSUM}: passed through untouched in the source buffer.</li>
  *   <li>Everything else is refused with a drop {@link Result}, never an exception: a header shorter than 10 bytes,
  *   IPv6 super-packets ({@code GSO_TCPV6}, or {@code GSO_UDP_L4} on IPv6) for now, a GSO packet that is not a
- *   sane unfragmented IPv4/TCP (IPv4/UDP) packet, nonsense {@code csum_start}/{@code csum_offset}, {@code gso_size} 0 or a segment
- *   that would exceed the MTU, a packet over 64 KiB, an output buffer too small.</li>
+ *   sane unfragmented IPv4/TCP (IPv4/UDP) packet, nonsense {@code csum_start}/{@code csum_offset},
+ *   {@code gso_size} 0 or a segment that would exceed the MTU, a packet over 64 KiB, an output buffer too small.</li>
  * </ul>
  *
- * <p>The header length hint in the virtio header is ignored: the IP and TCP header lengths are recomputed.
+ * <p>The header length hint in the virtio header is ignored: the IP and TCP/UDP header lengths are recomputed. (The
+ * name predates USO support; the class splits every GSO type the offload device can hand over for IPv4.)
  *
  * <p>One instance per thread: {@link #segment} stores its outcome (count, lengths, where the output is) in fields
  * read through the accessors until the next call.
