@@ -12,8 +12,9 @@ import java.nio.ByteOrder;
  *
  * <p>How the sum is fast: RFC 1071 section 2(B) shows the one's complement sum is byte-order independent, so
  * {@link #sum} reads 64-bit words in the CPU's own byte order (no byte swap per word, whatever
- * {@link ByteBuffer#order()} says), adds each word with an end-around carry, folds the 64-bit accumulator to 16 bits
- * and swaps the two bytes once at the end on a little-endian CPU. That is roughly twice as fast as adding 16- or
+ * {@link ByteBuffer#order()} says), adds each as two 32-bit halves into two 64-bit accumulators (the end-around
+ * carries pile up in the upper bits and are applied by the final fold), folds to 16 bits and swaps the two bytes
+ * once at the end on a little-endian CPU. That is roughly twice as fast as adding 16- or
  * 32-bit big-endian words at 1,400 bytes.
  *
  * <p>Vocabulary: a <em>sum</em> is a one's complement sum of 16-bit big-endian words, any {@code long} whose
@@ -41,17 +42,25 @@ public final class Checksums {
      * the checksummed data.
      */
     public static long sum(ByteBuffer buf, int offset, int length) {
-        long acc = 0;
+        // Each 64-bit word is added as its two 32-bit halves, which defers the end-around carries into the upper
+        // bits of the accumulators (each add is below 2^33: no overflow before 2^30 words, far beyond 64 KiB); two
+        // accumulators let the CPU run two adds per cycle. The fold at the end applies the carries.
+        long acc0 = 0;
+        long acc1 = 0;
         int i = offset;
         int end = offset + length;
-        // Add with end-around carry: an unsigned overflow of acc + v shows as a result below v.
-        for (; i + 8 <= end; i += 8) {
+        for (; i + 16 <= end; i += 16) {
             long v = (long) NATIVE_LONG.get(buf, i);
-            acc += v;
-            if (Long.compareUnsigned(acc, v) < 0) {
-                acc++;
-            }
+            long w = (long) NATIVE_LONG.get(buf, i + 8);
+            acc0 += (v >>> 32) + (v & 0xffffffffL);
+            acc1 += (w >>> 32) + (w & 0xffffffffL);
         }
+        if (i + 8 <= end) {
+            long v = (long) NATIVE_LONG.get(buf, i);
+            acc0 += (v >>> 32) + (v & 0xffffffffL);
+            i += 8;
+        }
+        long acc = acc0 + acc1;
         // The tail (< 8 bytes) goes into a fresh term in the same native layout: 4, 2, then 1 byte.
         long tail = 0;
         if (i + 4 <= end) {
@@ -72,7 +81,7 @@ public final class Checksums {
         return LITTLE_ENDIAN ? ((folded & 0xff) << 8 | folded >>> 8) : folded;
     }
 
-    /** Folds {@code acc} (a full unsigned 64-bit native-layout sum) plus {@code tail} (below 2^33) to 16 bits. */
+    /** Folds {@code acc} (a native-layout sum below 2^62) plus {@code tail} (below 2^33) to 16 bits. */
     private static int foldUnsigned(long acc, long tail) {
         long s = (acc >>> 32) + (acc & 0xffffffffL) + tail; // < 2^34: no overflow
         s = (s >>> 32) + (s & 0xffffffffL);
