@@ -139,9 +139,9 @@ public final class TcpCoalescer {
     }
 
     /**
-     * Offers one complete IP packet of the current batch: copies {@code length} bytes from {@code offset} (absolute;
-     * the buffer's position, limit and byte order are not used or changed; the caller keeps ownership) and merges it
-     * into its flow's latest item where the rules allow.
+     * Offers one complete IP packet of the current batch: copies {@code length} bytes from {@code offset} (absolute,
+     * below the buffer's limit; its position and byte order are ignored and nothing of it is changed; the caller
+     * keeps ownership) and merges it into its flow's latest item where the rules allow.
      *
      * @return false, having copied nothing, if the arena or the packet table is full: {@link #flush} and offer again
      * @throws IllegalArgumentException if {@code length} is not 1..65535

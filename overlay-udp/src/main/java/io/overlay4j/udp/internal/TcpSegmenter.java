@@ -1,5 +1,6 @@
 package io.overlay4j.udp.internal;
 
+import io.overlay4j.DropReason;
 import java.nio.ByteBuffer;
 
 /**
@@ -37,47 +38,55 @@ public final class TcpSegmenter {
     /** The outcome of {@link #segment}. */
     public enum Result {
         /** A TCP or UDP super-packet was split: {@link #segmentCount()} packets in the output buffer. */
-        SEGMENTED(false),
+        SEGMENTED(null),
         /** A single packet's partial checksum was finished in place; it is at {@link #packetOffset()} in the source. */
-        CHECKSUM_COMPLETED(false),
+        CHECKSUM_COMPLETED(null),
         /** A single complete packet, untouched, at {@link #packetOffset()} in the source. */
-        PASSED_THROUGH(false),
+        PASSED_THROUGH(null),
         /** Fewer bytes than a virtio header, or no packet after it. */
-        RUNT(true),
-        /** A GSO packet that is not IPv4 (version nibble). */
-        NOT_IPV4(true),
+        RUNT(DropReason.RUNT),
+        /** A GSO packet that is not IPv4: the version nibble, or {@code GSO_TCPV6}. */
+        NOT_IPV4(DropReason.NOT_IPV4),
         /** A GSO packet whose IPv4 header is malformed (IHL, or a fragment). */
-        BAD_IP_HEADER(true),
+        BAD_IP_HEADER(DropReason.BAD_HEADER),
         /** The IPv4 total length claims more bytes than were read, or less than the headers. */
-        TRUNCATED(true),
+        TRUNCATED(DropReason.TRUNCATED),
         /** {@code GSO_TCPV4} on a packet that is not TCP. */
-        NOT_TCP(true),
+        NOT_TCP(DropReason.BAD_HEADER),
         /** {@code GSO_UDP_L4} on a packet that is not UDP. */
-        NOT_UDP(true),
+        NOT_UDP(DropReason.BAD_HEADER),
         /** The UDP length field disagrees with the IPv4 total length. */
-        BAD_UDP_HEADER(true),
+        BAD_UDP_HEADER(DropReason.BAD_HEADER),
         /** The TCP header is malformed (data offset below 5 or beyond the packet). */
-        BAD_TCP_HEADER(true),
-        /** {@code csum_start} / {@code csum_offset} point outside the packet or not at the TCP checksum. */
-        BAD_CHECKSUM_FIELDS(true),
+        BAD_TCP_HEADER(DropReason.BAD_HEADER),
+        /** {@code csum_start} / {@code csum_offset} point outside the packet or not at the L4 checksum. */
+        BAD_CHECKSUM_FIELDS(DropReason.BAD_HEADER),
         /** {@code gso_size} is 0, or a GSO packet carries no payload. */
-        BAD_GSO_SIZE(true),
+        BAD_GSO_SIZE(DropReason.BAD_HEADER),
         /** Headers plus {@code gso_size} exceed the MTU, or the packet exceeds 65,535 bytes. */
-        OVERSIZE(true),
-        /** A GSO type this class does not handle (TCPv6, unknown). */
-        UNSUPPORTED_GSO_TYPE(true),
-        /** The output buffer cannot hold all segments. */
-        NO_ROOM(true);
+        OVERSIZE(DropReason.OVERSIZE),
+        /** A GSO type the virtio spec does not define for a TUN device. */
+        UNSUPPORTED_GSO_TYPE(DropReason.BAD_HEADER),
+        /**
+         * The output buffer cannot hold all segments (a caller's sizing problem, or a tiny {@code gso_size}: size the
+         * output for 65,535 bytes plus one header per segment).
+         */
+        NO_ROOM(DropReason.OVERSIZE);
 
-        private final boolean drop;
+        private final DropReason dropReason;
 
-        Result(boolean drop) {
-            this.drop = drop;
+        Result(DropReason dropReason) {
+            this.dropReason = dropReason;
         }
 
         /** Whether the packet must be dropped (nothing usable was produced). */
         public boolean isDrop() {
-            return drop;
+            return dropReason != null;
+        }
+
+        /** The reason to count a drop under in {@link io.overlay4j.TrafficStats}; null if this is no drop. */
+        public DropReason dropReason() {
+            return dropReason;
         }
     }
 
@@ -113,7 +122,8 @@ public final class TcpSegmenter {
 
     /**
      * Processes one read from a vnet-header TUN device. The caller keeps ownership of both buffers; only absolute
-     * indexes are used, positions and limits are left alone (the output is bounded by {@code dst.limit()}).
+     * indexes are used, so positions are ignored and left alone, but limits bound the indexes: the input must lie
+     * below {@code src.limit()} and the output must fit below {@code dst.limit()}.
      *
      * @param src       holds the virtio header and the packet; modified only for {@link Result#CHECKSUM_COMPLETED}
      * @param srcOffset where the virtio header starts
@@ -148,7 +158,7 @@ public final class TcpSegmenter {
         if (gsoType == VirtioNetHeader.GSO_UDP_L4) {
             return split(src, srcOffset, pkt, pktLength, flags, dst, dstOffset, false);
         }
-        return Result.UNSUPPORTED_GSO_TYPE;
+        return gsoType == VirtioNetHeader.GSO_TCPV6 ? Result.NOT_IPV4 : Result.UNSUPPORTED_GSO_TYPE;
     }
 
     private Result single(ByteBuffer src, int vnet, int pkt, int pktLength, int flags) {

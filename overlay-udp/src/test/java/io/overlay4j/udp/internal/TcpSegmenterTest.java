@@ -194,7 +194,7 @@ class TcpSegmenterTest {
 
         assertEquals(Result.RUNT, run(new byte[10], dst));
         assertEquals(Result.RUNT, run(new byte[3], dst));
-        assertEquals(Result.UNSUPPORTED_GSO_TYPE, run(superPacket(spec, VirtioNetHeader.GSO_TCPV6, 1000), dst));
+        assertEquals(Result.NOT_IPV4, run(superPacket(spec, VirtioNetHeader.GSO_TCPV6, 1000), dst), "IPv6 for now");
         assertEquals(Result.NOT_UDP, run(superPacket(spec, VirtioNetHeader.GSO_UDP_L4, 1000), dst));
         assertEquals(Result.UNSUPPORTED_GSO_TYPE, run(superPacket(spec, 3, 1000), dst));
         assertEquals(Result.BAD_GSO_SIZE, run(superPacket(spec, TCPV4, 0), dst));
@@ -242,6 +242,11 @@ class TcpSegmenterTest {
         assertEquals(Result.OVERSIZE, run(huge, dst), "more than 64 KiB");
         assertTrue(Result.OVERSIZE.isDrop());
         assertFalse(Result.SEGMENTED.isDrop());
+        assertEquals(null, Result.PASSED_THROUGH.dropReason());
+        assertEquals(io.overlay4j.DropReason.BAD_HEADER, Result.BAD_CHECKSUM_FIELDS.dropReason());
+        for (Result r : Result.values()) {
+            assertEquals(r.ordinal() >= Result.RUNT.ordinal(), r.isDrop(), r.name());
+        }
         assertEquals(0, segmenter.segmentCount(), "nothing produced after a refusal");
     }
 
