@@ -40,6 +40,15 @@ import org.slf4j.LoggerFactory;
  * descriptor number. Direct buffers are passed to the kernel as they are and nothing is allocated per packet; heap
  * buffers are copied through a per-direction direct scratch buffer. One reader and any number of writer threads may
  * use the device at once.
+ *
+ * <p>Offloads ({@link TunOptions#offloads()}): the device is opened with {@code IFF_VNET_HDR} as well, the virtio
+ * header size set to {@value #VNET_HDR_LEN} ({@code TUNSETVNETHDRSZ}) and {@code TUNSETOFFLOAD} asked for
+ * {@code TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_USO4 | TUN_F_USO6}, then, if the kernel refuses (before 6.2
+ * it knows no USO), for the same without USO. If even that is refused the device is closed and reopened plain, and
+ * {@link #vnetHeader()} says so. With a virtio header every {@link #read} returns the 10-byte
+ * {@code virtio_net_hdr} plus a packet of up to 65,535 bytes (a TSO/USO super-packet may exceed the MTU, and a
+ * packet may carry a partial checksum: {@code VIRTIO_NET_HDR_F_NEEDS_CSUM}), and every {@link #write} must start
+ * with one (all zero for a complete ordinary packet).
  */
 public final class LinuxTunDevice implements TunDevice {
     private static final Logger LOG = LoggerFactory.getLogger(LinuxTunDevice.class);
@@ -47,8 +56,34 @@ public final class LinuxTunDevice implements TunDevice {
     /** The {@code txqueuelen} set on every device (the kernel's TUN default is 500). */
     public static final int TX_QUEUE_LEN = 1000;
 
-    /** The largest packet a TUN device carries; scratch buffers for heap buffers have this size. */
+    /** The largest packet a TUN device carries. */
     private static final int MAX_PACKET = 65535;
+
+    // <linux/if_tun.h>, <linux/virtio_net.h>: here rather than in LibC because only this class uses them.
+    /** {@code IFF_VNET_HDR}: every packet is preceded by a {@code struct virtio_net_hdr}. */
+    private static final short IFF_VNET_HDR = 0x4000;
+    /** {@code TUNSETOFFLOAD}: its argument is the {@code TUN_F_*} flags by value. */
+    private static final long TUNSETOFFLOAD = 0x400454d0L;
+    /** {@code TUNSETVNETHDRSZ}: its argument points to an int. */
+    private static final long TUNSETVNETHDRSZ = 0x400454d8L;
+    /** {@code sizeof(struct virtio_net_hdr)}: the header used with offloads. */
+    public static final int VNET_HDR_LEN = 10;
+    /** {@code TUN_F_CSUM}: the kernel may hand over packets with partial checksums. */
+    public static final int TUN_F_CSUM = 0x01;
+    /** {@code TUN_F_TSO4}: TCP/IPv4 super-packets (needs {@link #TUN_F_CSUM}). */
+    public static final int TUN_F_TSO4 = 0x02;
+    /** {@code TUN_F_TSO6}: TCP/IPv6 super-packets. */
+    public static final int TUN_F_TSO6 = 0x04;
+    /** {@code TUN_F_TSO_ECN}: super-packets with CWR set. */
+    public static final int TUN_F_TSO_ECN = 0x08;
+    /** {@code TUN_F_USO4}: UDP/IPv4 super-datagrams (kernel 6.2+). */
+    public static final int TUN_F_USO4 = 0x20;
+    /** {@code TUN_F_USO6}: UDP/IPv6 super-datagrams (kernel 6.2+). */
+    public static final int TUN_F_USO6 = 0x40;
+    /** The offloads asked for first. */
+    private static final int OFFLOADS_WITH_USO = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_USO4 | TUN_F_USO6;
+    /** The offloads asked for when the kernel knows no USO. */
+    private static final int OFFLOADS_TSO = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
     private static final int CLOSED = 0x8000_0000;
     private static final long EVENTFD_ONE_SIZE = 8;
 
@@ -57,6 +92,10 @@ public final class LinuxTunDevice implements TunDevice {
     private final int mtu;
     private final int fd;
     private final int wakeFd;
+    private final boolean vnetHeader;
+    private final int offloadFlags;
+    /** The largest frame a read may return and a write may pass: the largest packet plus the virtio header. */
+    private final int maxFrame;
     /** Bit 31: closed; bits 0-30: number of threads inside read/write/close that still use the descriptors. */
     private final AtomicInteger state = new AtomicInteger();
     /** pollfd[2] for the reader: {tun, eventfd}. */
@@ -69,12 +108,16 @@ public final class LinuxTunDevice implements TunDevice {
     private ByteBuffer writeScratch;
     private final Object heapWriteLock = new Object();
 
-    private LinuxTunDevice(String name, int index, int mtu, int fd, int wakeFd) {
+    private LinuxTunDevice(String name, int index, int mtu, int fd, int wakeFd, boolean vnetHeader,
+                           int offloadFlags) {
         this.name = name;
         this.index = index;
         this.mtu = mtu;
         this.fd = fd;
         this.wakeFd = wakeFd;
+        this.vnetHeader = vnetHeader;
+        this.offloadFlags = offloadFlags;
+        this.maxFrame = MAX_PACKET + (vnetHeader ? VNET_HDR_LEN : 0);
         one.setLong(0, 1L);
         readPoll.setInt(0, fd);
         readPoll.setShort(4, LibC.POLLIN);
@@ -89,8 +132,10 @@ public final class LinuxTunDevice implements TunDevice {
     /**
      * Creates a TUN device in the calling thread's network namespace.
      *
-     * @param options the name or template ({@code flannel%d}: the kernel picks the first free number) and the MTU
-     * @return the open device; {@link #name()} is the name the kernel gave it
+     * @param options the name or template ({@code flannel%d}: the kernel picks the first free number), the MTU, and
+     *                whether to try virtio headers and offloads (see the class comment; falls back to a plain device)
+     * @return the open device; {@link #name()} is the name the kernel gave it, {@link #vnetHeader()} and
+     *         {@link #offloadFlags()} what it got
      * @throws io.overlay4j.OverlayException of kind {@code NOT_PERMITTED} saying what is missing if the kernel refuses
      *                                       with EPERM/EACCES or {@code /dev/net/tun} is absent
      * @throws ErrnoException                naming the failed call for other kernel errors (e.g. EBUSY: the name is
@@ -98,6 +143,17 @@ public final class LinuxTunDevice implements TunDevice {
      */
     public static LinuxTunDevice open(TunOptions options) throws IOException {
         requireNonNull(options, "options");
+        if (options.offloads()) {
+            LinuxTunDevice device = open(options, true);
+            if (device != null) {
+                return device;
+            }
+        }
+        return open(options, false);
+    }
+
+    /** Opens the device; with {@code vnet}, returns null (having cleaned up) if the kernel grants no offloads. */
+    private static LinuxTunDevice open(TunOptions options, boolean vnet) throws IOException {
         int fd = -1;
         int sock = -1;
         int wakeFd = -1;
@@ -114,7 +170,7 @@ public final class LinuxTunDevice implements TunDevice {
                 throw e;
             }
             ifreq(ifr, options.name());
-            ifr.setShort(LibC.IFREQ_UNION_OFFSET, (short) (LibC.IFF_TUN | LibC.IFF_NO_PI));
+            ifr.setShort(LibC.IFREQ_UNION_OFFSET, (short) (LibC.IFF_TUN | LibC.IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0)));
             if (LibC.ioctl(fd, LibC.TUNSETIFF, ifr) < 0) {
                 ErrnoException e = Errno.last("ioctl(TUNSETIFF " + options.name() + ")");
                 if (e.errno() == ErrnoException.EPERM || e.errno() == ErrnoException.EACCES) {
@@ -123,6 +179,13 @@ public final class LinuxTunDevice implements TunDevice {
                 throw e;
             }
             String name = ifr.getString(0, StandardCharsets.US_ASCII.name());
+            int offloads = 0;
+            if (vnet) {
+                offloads = negotiateOffloads(fd, name, ifr);
+                if (offloads == 0) {
+                    return null; // the finally block closes fd; the device goes with it
+                }
+            }
 
             sock = LibC.socket(LibC.AF_INET, LibC.SOCK_DGRAM | LibC.SOCK_CLOEXEC, 0);
             Errno.check(sock, "socket(AF_INET, SOCK_DGRAM)");
@@ -143,9 +206,14 @@ public final class LinuxTunDevice implements TunDevice {
 
             wakeFd = LibC.eventfd(0, LibC.EFD_CLOEXEC | LibC.EFD_NONBLOCK);
             Errno.check(wakeFd, "eventfd");
-            LinuxTunDevice device = new LinuxTunDevice(name, index, options.mtu(), fd, wakeFd);
+            LinuxTunDevice device = new LinuxTunDevice(name, index, options.mtu(), fd, wakeFd, vnet, offloads);
             ok = true;
-            LOG.debug("opened TUN device {} (index {}, mtu {}, fd {})", name, index, options.mtu(), fd);
+            if (vnet) {
+                LOG.info("opened TUN device {} (index {}, mtu {}, fd {}) with virtio-net headers and offloads {}",
+                        name, index, options.mtu(), fd, describeOffloads(offloads));
+            } else {
+                LOG.debug("opened TUN device {} (index {}, mtu {}, fd {})", name, index, options.mtu(), fd);
+            }
             return device;
         } finally {
             ifr.close();
@@ -155,6 +223,46 @@ public final class LinuxTunDevice implements TunDevice {
                 Errno.closeQuietly(fd);
             }
         }
+    }
+
+    /**
+     * Sets the virtio header size and the offload flags on a device opened with {@code IFF_VNET_HDR}: all of
+     * {@link #OFFLOADS_WITH_USO}, else {@link #OFFLOADS_TSO}.
+     *
+     * @return the flags the kernel accepted, 0 if it accepted none (the caller falls back to a plain device)
+     */
+    private static int negotiateOffloads(int fd, String name, Memory scratch) {
+        scratch.clear();
+        scratch.setInt(0, VNET_HDR_LEN);
+        if (LibC.ioctl(fd, TUNSETVNETHDRSZ, scratch) < 0) {
+            // 10 is the kernel's default anyway; only a kernel without the ioctl gets here.
+            LOG.debug("ioctl(TUNSETVNETHDRSZ {}) failed: {}", name, Errno.last("ioctl(TUNSETVNETHDRSZ)").getMessage());
+        }
+        // TUNSETOFFLOAD takes the flags by value in the pointer-sized argument.
+        if (LibC.ioctl(fd, TUNSETOFFLOAD, new Pointer(OFFLOADS_WITH_USO)) == 0) {
+            return OFFLOADS_WITH_USO;
+        }
+        ErrnoException withUso = Errno.last("ioctl(TUNSETOFFLOAD " + name + " " + describeOffloads(OFFLOADS_WITH_USO)
+                + ")");
+        if (LibC.ioctl(fd, TUNSETOFFLOAD, new Pointer(OFFLOADS_TSO)) == 0) {
+            LOG.debug("{}; using {}", withUso.getMessage(), describeOffloads(OFFLOADS_TSO));
+            return OFFLOADS_TSO;
+        }
+        ErrnoException tso = Errno.last("ioctl(TUNSETOFFLOAD " + name + " " + describeOffloads(OFFLOADS_TSO) + ")");
+        LOG.warn("{}; reopening {} without virtio-net headers and offloads", tso.getMessage(), name);
+        return 0;
+    }
+
+    /** The names of {@code TUN_F_*} flags, e.g. {@code CSUM|TSO4|TSO6}. */
+    static String describeOffloads(int flags) {
+        StringBuilder sb = new StringBuilder();
+        String[] names = {"CSUM", "TSO4", "TSO6", "TSO_ECN", "UFO", "USO4", "USO6"};
+        for (int bit = 0; bit < names.length; bit++) {
+            if ((flags & 1 << bit) != 0) {
+                sb.append(sb.length() == 0 ? "" : "|").append(names[bit]);
+            }
+        }
+        return sb.length() == 0 ? "none" : sb.toString();
     }
 
     private static void ifreq(Memory ifr, String name) {
@@ -209,10 +317,28 @@ public final class LinuxTunDevice implements TunDevice {
     }
 
     /**
+     * Whether the device was opened with virtio-net headers ({@code IFF_VNET_HDR}): then every read returns and every
+     * write must start with a {@value #VNET_HDR_LEN}-byte {@code struct virtio_net_hdr}, and packets may be
+     * super-packets of up to 65,535 bytes. False unless {@link TunOptions#offloads()} was asked for and granted.
+     */
+    public boolean vnetHeader() {
+        return vnetHeader;
+    }
+
+    /**
+     * The {@code TUN_F_*} offloads the kernel accepted ({@link #TUN_F_CSUM}, {@link #TUN_F_TSO4}, ...), 0 for a
+     * plain device.
+     */
+    public int offloadFlags() {
+        return offloadFlags;
+    }
+
+    /**
      * {@inheritDoc}
      *
      * <p>Stores at most {@code dst.remaining()} bytes: the kernel drops the rest of a longer packet. The caller keeps
-     * ownership of {@code dst}.
+     * ownership of {@code dst}. With {@link #vnetHeader()} the bytes are the virtio header and the packet, so
+     * {@code dst} should have 65,545 bytes remaining.
      *
      * @return the number of bytes stored (the packet length unless it was truncated)
      * @throws AsynchronousCloseException if {@link #close()} is called while this method waits
@@ -238,10 +364,10 @@ public final class LinuxTunDevice implements TunDevice {
             }
             ByteBuffer scratch = readScratch;
             if (scratch == null) {
-                scratch = ByteBuffer.allocateDirect(MAX_PACKET);
+                scratch = ByteBuffer.allocateDirect(maxFrame);
                 readScratch = scratch;
             }
-            int n = readInto(DirectBuffers.address(scratch), Math.min(rem, MAX_PACKET));
+            int n = readInto(DirectBuffers.address(scratch), Math.min(rem, maxFrame));
             scratch.clear().limit(n);
             dst.put(scratch);
             return n;
@@ -272,16 +398,20 @@ public final class LinuxTunDevice implements TunDevice {
     /**
      * {@inheritDoc}
      *
-     * <p>The caller keeps ownership of {@code src}.
+     * <p>The caller keeps ownership of {@code src}. With {@link #vnetHeader()} the bytes must be a virtio header
+     * followed by the packet.
      *
-     * @throws IllegalArgumentException if {@code src} has nothing remaining or more than 65535 bytes
+     * @throws IllegalArgumentException if {@code src} has nothing remaining or more than 65535 bytes (with a virtio
+     *                                  header: not more than the header, or more than 65545 bytes)
      */
     @Override
     public int write(ByteBuffer src) throws IOException {
         int pos = src.position();
         int rem = src.limit() - pos;
-        if (rem <= 0 || rem > MAX_PACKET) {
-            throw new IllegalArgumentException("a packet must be 1.." + MAX_PACKET + " bytes: " + rem);
+        int min = vnetHeader ? VNET_HDR_LEN + 1 : 1;
+        if (rem < min || rem > maxFrame) {
+            throw new IllegalArgumentException("a " + (vnetHeader ? "frame" : "packet") + " must be " + min + ".."
+                    + maxFrame + " bytes: " + rem);
         }
         acquire();
         try {
@@ -308,7 +438,7 @@ public final class LinuxTunDevice implements TunDevice {
     private int writeHeapLocked(ByteBuffer src, int pos, int rem) throws IOException {
         ByteBuffer scratch = writeScratch;
         if (scratch == null) {
-            scratch = ByteBuffer.allocateDirect(MAX_PACKET);
+            scratch = ByteBuffer.allocateDirect(maxFrame);
             writeScratch = scratch;
         }
         scratch.clear();
@@ -407,6 +537,8 @@ public final class LinuxTunDevice implements TunDevice {
 
     @Override
     public String toString() {
-        return "LinuxTunDevice[" + name + ", index " + index + ", mtu " + mtu + (isOpen() ? "]" : ", closed]");
+        return "LinuxTunDevice[" + name + ", index " + index + ", mtu " + mtu
+                + (vnetHeader ? ", vnet offloads " + describeOffloads(offloadFlags) : "")
+                + (isOpen() ? "]" : ", closed]");
     }
 }

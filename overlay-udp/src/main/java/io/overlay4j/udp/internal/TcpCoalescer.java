@@ -1,0 +1,366 @@
+package io.overlay4j.udp.internal;
+
+import java.nio.ByteBuffer;
+import java.util.Arrays;
+
+/**
+ * Ingress offload (software TCP GRO): merges the complete IPv4/TCP packets of one receive batch into TCP super-packets
+ * that one write to a TUN device opened with {@code IFF_VNET_HDR} injects at once, following wireguard-go's rules
+ * ({@code tun/offload_linux.go}). Nothing is allocated per packet.
+ *
+ * <p>Use: {@link #offer} each packet of a batch (it is copied into a preallocated arena, the caller keeps its
+ * buffer), then {@link #flush} once: it hands every resulting frame ({@link VirtioNetHeader} + packet) to a
+ * {@link Sink} in order and empties the coalescer. If {@code offer} returns false the arena or the packet table is
+ * full: flush and offer the packet again.
+ *
+ * <p>A packet is merged into the latest item of its flow only if all of these hold (else it starts a new item, so
+ * the order within a flow is always kept):
+ * <ul>
+ *   <li>IPv4 without options (IHL 5), not a fragment, total length equal to the bytes offered, protocol TCP;</li>
+ *   <li>TCP flags exactly ACK or PSH|ACK, and some payload;</li>
+ *   <li>same addresses and ports, same acknowledgment number, same TCP header length and option bytes, same IP TOS,
+ *   TTL and DF flag as the item's first packet;</li>
+ *   <li>its sequence number directly follows the item's last byte;</li>
+ *   <li>the item does not end with a PSH or with a segment shorter than the first one, and the packet's payload is
+ *   not longer than the first one's (the item's {@code gso_size});</li>
+ *   <li>the merged packet stays within 65,535 bytes;</li>
+ *   <li>the IP header checksum and the TCP checksum of both the item's first packet and the packet are valid (checked
+ *   lazily, only when a merge is otherwise possible: a merged packet gets a fresh checksum, so a corrupt segment
+ *   must never be laundered into one).</li>
+ * </ul>
+ *
+ * <p>Output: a merged item becomes {@code virtio_net_hdr{NEEDS_CSUM, GSO_TCPV4, hdr_len, gso_size, csum_start = 20,
+ * csum_offset = 16}} followed by the first packet's headers with the total length and IP header checksum fixed, PSH
+ * set if the last packet had it, and in the TCP checksum field the folded, <em>not</em> complemented pseudo-header
+ * sum (what the kernel expects with {@code NEEDS_CSUM}), then all payloads. Every other packet is emitted as it was
+ * offered, behind an all-zero virtio header. Frames come out in the order of each item's first packet.
+ *
+ * <p>Not thread-safe: one instance per receiving thread.
+ */
+public final class TcpCoalescer {
+    /** Receives the frames of {@link #flush}. */
+    @FunctionalInterface
+    public interface Sink {
+        /**
+         * One frame: a {@value VirtioNetHeader#LENGTH}-byte virtio header and a packet, {@code length} bytes in all
+         * from {@code offset}. The buffer belongs to the coalescer and is only valid during the call; the sink must
+         * not change bytes outside the frame or keep the buffer, but may move its position and limit (the coalescer
+         * uses absolute indexes only), e.g. to pass it to {@code TunDevice.write}.
+         */
+        void frame(ByteBuffer buf, int offset, int length);
+    }
+
+    /** The largest IPv4 packet. */
+    public static final int MAX_PACKET = 65535;
+    private static final int IP_HEADER = Ipv4Header.MIN_LENGTH;
+    private static final int HEADROOM = VirtioNetHeader.LENGTH;
+
+    private static final int MERGEABLE = 1;
+    /** The item ended with PSH or a short segment: nothing may follow. */
+    private static final int CLOSED = 2;
+    /** The item's first packet's checksums were verified. */
+    private static final int VERIFIED = 4;
+
+    private final ByteBuffer arena;
+    private final ByteBuffer out;
+    private int arenaUsed;
+
+    // Per offered packet, by arrival index.
+    private final int[] pktOffset;
+    private final int[] pktLength;
+    private final int[] pktNext;
+    private int packets;
+
+    // Per item (a run of packets to emit as one frame), in emission order.
+    private final int[] itemFirst;
+    private final int[] itemLast;
+    private final int[] itemCount;
+    private final int[] itemState;
+    private final int[] itemHeaderLength;
+    private final int[] itemGsoSize;
+    private final int[] itemTotal;
+    private final int[] itemNextSeq;
+    private final int[] itemLastFlags;
+    private int items;
+
+    // Open-addressing flow table: flow key → its latest item.
+    private final int maxFlows;
+    private final int flowMask;
+    private final int[] flowSource;
+    private final int[] flowDestination;
+    private final int[] flowPorts;
+    private final int[] flowItem;
+    private int flows;
+
+    /**
+     * A coalescer.
+     *
+     * @param maxFlows   flows tracked per batch (e.g. 64); packets of further flows pass through unmerged
+     * @param maxPackets packets per batch (e.g. 128)
+     * @param arenaBytes bytes of packets per batch; at least {@value #MAX_PACKET} + 10 (e.g. 256 KiB)
+     */
+    public TcpCoalescer(int maxFlows, int maxPackets, int arenaBytes) {
+        if (maxFlows < 1 || maxPackets < 1 || arenaBytes < MAX_PACKET + HEADROOM) {
+            throw new IllegalArgumentException("need maxFlows, maxPackets >= 1 and arenaBytes >= 65545: " + maxFlows
+                    + ", " + maxPackets + ", " + arenaBytes);
+        }
+        arena = ByteBuffer.allocateDirect(arenaBytes);
+        out = ByteBuffer.allocateDirect(HEADROOM + MAX_PACKET);
+        pktOffset = new int[maxPackets];
+        pktLength = new int[maxPackets];
+        pktNext = new int[maxPackets];
+        itemFirst = new int[maxPackets];
+        itemLast = new int[maxPackets];
+        itemCount = new int[maxPackets];
+        itemState = new int[maxPackets];
+        itemHeaderLength = new int[maxPackets];
+        itemGsoSize = new int[maxPackets];
+        itemTotal = new int[maxPackets];
+        itemNextSeq = new int[maxPackets];
+        itemLastFlags = new int[maxPackets];
+        this.maxFlows = maxFlows;
+        int tableSize = Integer.highestOneBit(maxFlows * 2 - 1) << 1;
+        flowMask = tableSize - 1;
+        flowSource = new int[tableSize];
+        flowDestination = new int[tableSize];
+        flowPorts = new int[tableSize];
+        flowItem = new int[tableSize];
+        Arrays.fill(flowItem, -1);
+    }
+
+    /** 64 flows, 128 packets, 512 KiB of arena. */
+    public static TcpCoalescer withDefaults() {
+        return new TcpCoalescer(64, 128, 512 * 1024);
+    }
+
+    /** The number of packets offered since the last flush. */
+    public int pendingPackets() {
+        return packets;
+    }
+
+    /**
+     * Offers one complete IP packet of the current batch: copies {@code length} bytes from {@code offset} (absolute,
+     * below the buffer's limit; its position and byte order are ignored and nothing of it is changed; the caller
+     * keeps ownership) and merges it into its flow's latest item where the rules allow.
+     *
+     * @return false, having copied nothing, if the arena or the packet table is full: {@link #flush} and offer again
+     * @throws IllegalArgumentException if {@code length} is not 1..65535
+     */
+    public boolean offer(ByteBuffer buf, int offset, int length) {
+        if (length < 1 || length > MAX_PACKET) {
+            throw new IllegalArgumentException("a packet must be 1..65535 bytes: " + length);
+        }
+        if (packets == pktOffset.length || arenaUsed + HEADROOM + length > arena.capacity()) {
+            return false;
+        }
+        int at = arenaUsed + HEADROOM; // room for the virtio header in front, so single packets go out in place
+        arena.clear(); // a sink may have moved the limit, which bounds absolute puts too
+        arena.put(at, buf, offset, length);
+        arenaUsed = at + length;
+        int p = packets++;
+        pktOffset[p] = at;
+        pktLength[p] = length;
+        pktNext[p] = -1;
+
+        if (length < IP_HEADER + TcpHeader.MIN_LENGTH || arena.get(at) != 0x45
+                || Ipv4Header.protocol(arena, at) != TcpHeader.PROTOCOL_TCP
+                || Ipv4Header.totalLength(arena, at) != length
+                || (Ipv4Header.getUnsignedShort(arena, at + Ipv4Header.FRAGMENT_OFFSET) & 0x3fff) != 0) {
+            newItem(p, false, 0, 0, 0);
+            return true; // not IPv4/TCP without options, or a fragment: as it is
+        }
+        int tcp = at + IP_HEADER;
+        int thl = TcpHeader.headerLength(arena, tcp);
+        if (thl < TcpHeader.MIN_LENGTH || IP_HEADER + thl > length) {
+            newItem(p, false, 0, 0, 0);
+            return true;
+        }
+        int flags = TcpHeader.flags(arena, tcp);
+        int payload = length - IP_HEADER - thl;
+        boolean candidate = payload > 0
+                && (flags == TcpHeader.FLAG_ACK || flags == (TcpHeader.FLAG_ACK | TcpHeader.FLAG_PSH));
+        int seq = TcpHeader.sequence(arena, tcp);
+        int slot = flowSlot(Ipv4Header.source(arena, at), Ipv4Header.destination(arena, at),
+                TcpHeader.ports(arena, tcp));
+        if (candidate && slot >= 0 && flowItem[slot] >= 0) {
+            int item = flowItem[slot];
+            if (canMerge(item, at, thl, payload, seq)) {
+                if (verified(item) && checksumsValid(at, length)) {
+                    merge(item, p, payload, flags);
+                    return true;
+                }
+            }
+        }
+        int item = newItem(p, candidate, IP_HEADER + thl, payload, seq + payload);
+        itemLastFlags[item] = flags;
+        if ((flags & TcpHeader.FLAG_PSH) != 0) {
+            itemState[item] |= CLOSED;
+        }
+        if (slot >= 0) {
+            // Even a packet that cannot merge becomes its flow's latest item: later packets must not jump over it.
+            if (flowItem[slot] < 0) {
+                flows++;
+                flowSource[slot] = Ipv4Header.source(arena, at);
+                flowDestination[slot] = Ipv4Header.destination(arena, at);
+                flowPorts[slot] = TcpHeader.ports(arena, tcp);
+            }
+            flowItem[slot] = item;
+        }
+        return true;
+    }
+
+    /**
+     * The table slot of a flow: its own if present, else a free one where it can be inserted, or -1 if it is absent
+     * and the table already tracks {@code maxFlows} flows.
+     */
+    private int flowSlot(int source, int destination, int ports) {
+        int h = (source * 31 + destination) * 31 + ports;
+        h *= 0x9e3779b9;
+        int i = (h ^ h >>> 16) & flowMask;
+        while (true) {
+            if (flowItem[i] < 0) {
+                return flows < maxFlows ? i : -1;
+            }
+            if (flowSource[i] == source && flowDestination[i] == destination && flowPorts[i] == ports) {
+                return i;
+            }
+            i = (i + 1) & flowMask;
+        }
+    }
+
+    private int newItem(int packet, boolean mergeable, int headerLength, int payload, int nextSeq) {
+        int item = items++;
+        itemFirst[item] = packet;
+        itemLast[item] = packet;
+        itemCount[item] = 1;
+        itemState[item] = mergeable ? MERGEABLE : 0;
+        itemHeaderLength[item] = headerLength;
+        itemGsoSize[item] = payload;
+        itemTotal[item] = pktLength[packet];
+        itemNextSeq[item] = nextSeq;
+        itemLastFlags[item] = 0;
+        return item;
+    }
+
+    /** The header rules: same flow was checked by the lookup. */
+    private boolean canMerge(int item, int at, int thl, int payload, int seq) {
+        if ((itemState[item] & (MERGEABLE | CLOSED)) != MERGEABLE) {
+            return false;
+        }
+        int first = pktOffset[itemFirst[item]];
+        if (itemHeaderLength[item] != IP_HEADER + thl || seq != itemNextSeq[item] || payload > itemGsoSize[item]
+                || itemTotal[item] + payload > MAX_PACKET) {
+            return false;
+        }
+        if (arena.get(first + Ipv4Header.TOS_OFFSET) != arena.get(at + Ipv4Header.TOS_OFFSET)
+                || arena.get(first + Ipv4Header.TTL_OFFSET) != arena.get(at + Ipv4Header.TTL_OFFSET)
+                || ((arena.get(first + Ipv4Header.FRAGMENT_OFFSET) ^ arena.get(at + Ipv4Header.FRAGMENT_OFFSET))
+                & 0x40) != 0) {
+            return false;
+        }
+        int firstTcp = first + IP_HEADER;
+        int tcp = at + IP_HEADER;
+        if (arena.getInt(firstTcp + TcpHeader.ACKNOWLEDGMENT_OFFSET) != arena.getInt(tcp
+                + TcpHeader.ACKNOWLEDGMENT_OFFSET)) {
+            return false;
+        }
+        // Options are a multiple of 4 bytes (the data offset counts 32-bit words).
+        for (int i = TcpHeader.MIN_LENGTH; i < thl; i += 4) {
+            if (arena.getInt(firstTcp + i) != arena.getInt(tcp + i)) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** Whether the item's first packet has valid checksums, verifying once; an item that fails is closed. */
+    private boolean verified(int item) {
+        if ((itemState[item] & VERIFIED) != 0) {
+            return true;
+        }
+        int first = itemFirst[item];
+        if (checksumsValid(pktOffset[first], pktLength[first])) {
+            itemState[item] |= VERIFIED;
+            return true;
+        }
+        itemState[item] &= ~MERGEABLE;
+        return false;
+    }
+
+    private boolean checksumsValid(int at, int length) {
+        return Ipv4Header.isChecksumValid(arena, at) && TcpHeader.isChecksumValid(arena, at, IP_HEADER, length);
+    }
+
+    private void merge(int item, int packet, int payload, int flags) {
+        pktNext[itemLast[item]] = packet;
+        itemLast[item] = packet;
+        itemCount[item]++;
+        itemTotal[item] += payload;
+        itemNextSeq[item] += payload;
+        itemLastFlags[item] = flags;
+        if (payload < itemGsoSize[item] || (flags & TcpHeader.FLAG_PSH) != 0) {
+            itemState[item] |= CLOSED;
+        }
+    }
+
+    /**
+     * Emits every item, in order, to {@code sink} and empties the coalescer (also if the sink throws).
+     *
+     * @return the number of frames emitted
+     */
+    public int flush(Sink sink) {
+        int n = items;
+        try {
+            for (int item = 0; item < n; item++) {
+                int first = itemFirst[item];
+                if (itemCount[item] == 1) {
+                    int at = pktOffset[first] - HEADROOM;
+                    arena.clear();
+                    VirtioNetHeader.clear(arena, at);
+                    sink.frame(arena, at, HEADROOM + pktLength[first]);
+                } else {
+                    sink.frame(out, 0, buildMerged(item));
+                }
+            }
+            return n;
+        } finally {
+            reset();
+        }
+    }
+
+    /** Writes the item's frame into {@link #out}; returns its length. */
+    private int buildMerged(int item) {
+        int first = itemFirst[item];
+        int src = pktOffset[first];
+        int hdrLen = itemHeaderLength[item];
+        int total = itemTotal[item];
+        out.clear();
+        arena.clear();
+        VirtioNetHeader.set(out, 0, VirtioNetHeader.FLAG_NEEDS_CSUM, VirtioNetHeader.GSO_TCPV4, hdrLen,
+                itemGsoSize[item], IP_HEADER, VirtioNetHeader.TCP_CSUM_OFFSET);
+        int ip = HEADROOM;
+        out.put(ip, arena, src, pktLength[first]);
+        int at = ip + pktLength[first];
+        for (int p = pktNext[first]; p >= 0; p = pktNext[p]) {
+            int payload = pktLength[p] - hdrLen;
+            out.put(at, arena, pktOffset[p] + hdrLen, payload);
+            at += payload;
+        }
+        Ipv4Header.putShort(out, ip + Ipv4Header.TOTAL_LENGTH_OFFSET, total);
+        Ipv4Header.updateChecksum(out, ip);
+        int tcp = ip + IP_HEADER;
+        TcpHeader.flags(out, tcp, TcpHeader.flags(out, tcp) | itemLastFlags[item] & TcpHeader.FLAG_PSH);
+        TcpHeader.checksum(out, tcp, Checksums.fold(Checksums.pseudoHeaderSum(out, ip, total - IP_HEADER)));
+        return HEADROOM + total;
+    }
+
+    private void reset() {
+        arenaUsed = 0;
+        packets = 0;
+        items = 0;
+        if (flows > 0) {
+            Arrays.fill(flowItem, -1);
+            flows = 0;
+        }
+    }
+}
