@@ -5,6 +5,7 @@
 # and one container per host) in network namespaces that this script creates, and measures
 # container-to-container TCP/UDP throughput and ping latency through:
 #   overlay4j  the library's userspace flannel `udp` backend (io.overlay4j.examples.OverlayHostMain)
+#   overlay4j-offload  the same with offloads: TUN TSO + coalescing, UDP GSO/GRO (same wire format)
 #   vxlan      the kernel's VXLAN device, programmed exactly as flannel's vxlan backend does it
 #   host-gw    plain routing between the hosts, no encapsulation
 #   veth       the raw underlay between the two hosts (the ceiling)
@@ -15,7 +16,7 @@ set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 readonly SCRIPT_DIR REPO_ROOT
-readonly ALL_MODES="overlay4j,vxlan,host-gw,veth"
+readonly ALL_MODES="overlay4j,overlay4j-offload,vxlan,host-gw,veth"
 readonly MAIN_CLASS="io.overlay4j.examples.OverlayHostMain"
 readonly OVERLAY_NET="100.96.0.0/16"
 readonly UL_IF="eth0"             # underlay veth name inside each host namespace
@@ -36,6 +37,8 @@ turn; the modes alternate within each repetition (rotated order per repetition).
 Modes (comma-separated, default: $ALL_MODES):
   overlay4j  userspace flannel udp backend: '$MAIN_CLASS' runs in each host
              namespace (TUN flannel0, UDP 8285); container MTU 1472
+  overlay4j-offload  the same with --offloads: TUN with virtio headers (TSO reads, coalesced writes),
+             UDP GSO sends and GRO receives; still one inner packet per datagram on the wire
   vxlan      kernel VXLAN as flannel's vxlan backend programs it (flannel.1, VNI 1, port 8472,
              <subnet>/32 address, neighbour + FDB + 'via <subnet> onlink' routes); MTU 1450
   host-gw    routes '100.96.M.0/24 via <peer host IP>', no encapsulation; MTU 1500
@@ -136,7 +139,7 @@ IFS=, read -r -a MODES <<<"$opt_modes"
 ((${#MODES[@]} > 0)) || die "--modes is empty"
 declare -A seen=()
 for m in "${MODES[@]}"; do
-    case $m in overlay4j | vxlan | host-gw | veth) ;; *) die "unknown mode '$m' (modes: $ALL_MODES)" ;; esac
+    case $m in overlay4j | overlay4j-offload | vxlan | host-gw | veth) ;; *) die "unknown mode '$m' (modes: $ALL_MODES)" ;; esac
     [[ -z ${seen[$m]:-} ]] || die "mode '$m' given twice"
     seen[$m]=1
 done
@@ -208,7 +211,7 @@ fi
 # ---------------------------------------------------------------------------------------------
 # tools
 WANT_O4J=0
-if [[ " ${MODES[*]} " == *" overlay4j "* ]]; then WANT_O4J=1; fi
+if [[ " ${MODES[*]} " == *" overlay4j "* || " ${MODES[*]} " == *" overlay4j-offload "* ]]; then WANT_O4J=1; fi
 JAR=""
 NEED_BUILD=0
 if ((WANT_O4J)); then
@@ -391,6 +394,10 @@ java_pid() {
     echo "$pid"
 }
 
+# Whether a mode runs overlay4j's own node processes.
+is_o4j() { [[ $1 == overlay4j || $1 == overlay4j-offload ]]; }
+O4J_EXTRA=""
+
 o4j_start() {
     local n=$1 ns=${HOST_NS[$1]} out="$RUN_DIR/overlay4j-host$1"
     # shellcheck disable=SC2086
@@ -400,7 +407,7 @@ o4j_start() {
         --iface "$UL_IF" \
         --public-ip "${HOST_IP[$n]}" \
         --subnet-file "$STATE_DIR/host$n-subnet.env" \
-        --prefer-subnet "100.96.$n.0/24" \
+        --prefer-subnet "100.96.$n.0/24" $O4J_EXTRA \
         >"$out.stdout" 2>"$out.stderr" </dev/null &
     O4J_LAUNCH[$n]=$!
     O4J_PID[$n]=$!
@@ -548,11 +555,11 @@ measure_ping() {
 
 measure_tcp() {
     local cli=$1 srv=$2 dst=$3 json="$RUN_DIR/tcp.json" t0=0 t1=0 n gbps retr bytes
-    if [[ $MODE == overlay4j ]]; then
+    if is_o4j "$MODE"; then
         for n in "${!O4J_PID[@]}"; do t0=$((t0 + $(proc_ticks "${O4J_PID[$n]}"))); done
     fi
     iperf_run "$cli" "$srv" "$dst" "$json" -t "$DURATION"
-    if [[ $MODE == overlay4j ]]; then
+    if is_o4j "$MODE"; then
         for n in "${!O4J_PID[@]}"; do t1=$((t1 + $(proc_ticks "${O4J_PID[$n]}"))); done
     fi
     read -r gbps retr bytes < <(jq -r '[.end.sum_received.bits_per_second / 1e9,
@@ -560,7 +567,7 @@ measure_tcp() {
     emit tcp_gbps "$gbps"
     emit tcp_retrans "$retr"
     emit tcp_bytes "$bytes"
-    if [[ $MODE == overlay4j ]]; then
+    if is_o4j "$MODE"; then
         local cpu_s per_gbit
         cpu_s=$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", t / hz }')
         per_gbit=$(awk -v c="$cpu_s" -v b="$bytes" 'BEGIN { if (b > 0) printf "%.4f", c / (b * 8 / 1e9); else print "nan" }')
@@ -609,17 +616,19 @@ run_one() {
     trap run_teardown EXIT
     local cmtu=1500 cli=$C1 srv=$C2 dst=100.96.2.3 reach=10 rate
     case $MODE in
-        overlay4j) cmtu=1472 reach=30 ;;
+        overlay4j | overlay4j-offload) cmtu=1472 reach=30 ;;
         vxlan) cmtu=1450 ;;
         veth) cli=$H1 srv=$H2 dst=10.168.0.3 ;;
     esac
-    if [[ $MODE == overlay4j && -n $O4J_UNAVAILABLE ]]; then
+    O4J_EXTRA=""
+    if [[ $MODE == overlay4j-offload ]]; then O4J_EXTRA="--offloads"; fi
+    if is_o4j "$MODE" && [[ -n $O4J_UNAVAILABLE ]]; then
         echo "overlay4j unavailable: $O4J_UNAVAILABLE" >&2
         return 1
     fi
     topo_up "$cmtu"
     case $MODE in
-        overlay4j) o4j_up ;;
+        overlay4j | overlay4j-offload) o4j_up ;;
         vxlan) vxlan_up ;;
         host-gw) hostgw_up ;;
         veth) : ;;
@@ -628,7 +637,7 @@ run_one() {
     measure_ping "$cli" "$dst"
     measure_tcp "$cli" "$srv" "$dst"
     for rate in "${RATES[@]}"; do measure_udp "$cli" "$srv" "$dst" "$rate"; done
-    if [[ $MODE == overlay4j ]]; then o4j_stop; fi
+    if is_o4j "$MODE"; then o4j_stop; fi
     emit load1 "$(cut -d' ' -f1 /proc/loadavg)"   # other work on the machine shows up here
     emit ok 1
 }
@@ -761,7 +770,7 @@ ok_runs() { awk -F, -v m="$1" '$2 == m && $3 == "ok" && $4 == 1 { n++ } END { pr
     done
     print_row "ping median ms" ping_median_ms 3
     print_row "ping avg ms" ping_avg_ms 3
-    if [[ " ${MODES[*]} " == *" overlay4j "* ]]; then
+    if ((WANT_O4J)); then
         print_row "overlay4j CPU s/Gbit (both JVMs, TCP)" java_cpu_s_per_gbit 3
     fi
     r="| runs ok |"

@@ -41,6 +41,15 @@ public interface TunDevice extends AutoCloseable {
      */
     int write(ByteBuffer src) throws IOException;
 
+    /**
+     * Whether every read and write carries a 10-byte {@code virtio_net_hdr} in front of the packet (a device opened
+     * with {@link TunOptions#offloads()} that the kernel granted them): reads may then return TCP/UDP super-packets of
+     * up to 64 KiB, and writes may inject them. False for plain devices, where each read and write is one IP packet.
+     */
+    default boolean vnetHeader() {
+        return false;
+    }
+
     /** Whether the device is open. */
     boolean isOpen();
 

@@ -15,6 +15,7 @@ import java.util.concurrent.CountDownLatch;
  * <pre>
  * OverlayHostMain --network 100.96.0.0/16 --allocator-file /tmp/leases.json --iface eth0
  *                 [--public-ip 10.168.0.2] [--subnet-file /run/flannel/subnet.env] [--prefer-subnet 100.96.1.0/24]
+ *                 [--offloads]
  * </pre>
  * Prints {@code READY} once the TUN device and its route are up and peers are being followed; on SIGTERM it prints
  * the node's counters, removes its device and exits 0.
@@ -31,7 +32,12 @@ public final class OverlayHostMain {
         String publicIp = null;
         String subnetFile = null;
         String prefer = null;
+        boolean offloads = false;
         for (int i = 0; i < args.length; i++) {
+            if (args[i].equals("--offloads")) {
+                offloads = true;
+                continue;
+            }
             String v = i + 1 < args.length ? args[i + 1] : null;
             switch (args[i]) {
                 case "--network" -> network = v;
@@ -53,7 +59,8 @@ public final class OverlayHostMain {
         NetworkConfig config = NetworkConfig.parse("{\"Network\":\"" + network + "\"}");
         LocalSubnetAllocator allocator = LocalSubnetAllocator.builder().file(Path.of(allocatorFile)).network(config)
                 .build();
-        OverlayNode.Builder b = OverlayNode.builder().allocator(allocator).backend(UdpBackend.builder().build())
+        OverlayNode.Builder b = OverlayNode.builder().allocator(allocator)
+                .backend(UdpBackend.builder().offloads(offloads).build())
                 .releaseOnClose(true).subnetFile(subnetFile == null ? null : Path.of(subnetFile));
         if (iface != null) {
             b.underlayInterface(iface);
@@ -81,7 +88,7 @@ public final class OverlayHostMain {
     private static void usage(String problem) {
         System.err.println(problem);
         System.err.println("usage: OverlayHostMain --network CIDR --allocator-file FILE [--iface NAME] "
-                + "[--public-ip IP] [--subnet-file FILE] [--prefer-subnet CIDR]");
+                + "[--public-ip IP] [--subnet-file FILE] [--prefer-subnet CIDR] [--offloads]");
         System.exit(2);
     }
 }

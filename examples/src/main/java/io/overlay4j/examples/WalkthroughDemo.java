@@ -23,7 +23,7 @@ import java.util.stream.Stream;
  * creates is removed at the end, on failure and on Ctrl-C.
  *
  * <p>Options: {@code --seconds N} (TCP stream length, default 5), {@code --prefix P} (namespace name prefix, default
- * {@code o4j-}).
+ * {@code o4j-}), {@code --offloads} (the offload data path: TUN TSO/coalescing, UDP GSO/GRO).
  */
 public final class WalkthroughDemo {
     private static final PrintStream out = System.out;
@@ -36,12 +36,14 @@ public final class WalkthroughDemo {
     public static void main(String[] args) throws Exception {
         int seconds = 5;
         String prefix = "o4j-";
+        boolean offloads = false;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--seconds" -> seconds = Integer.parseInt(args[++i]);
                 case "--prefix" -> prefix = args[++i];
+                case "--offloads" -> offloads = true;
                 default -> {
-                    System.err.println("usage: WalkthroughDemo [--seconds N] [--prefix P]");
+                    System.err.println("usage: WalkthroughDemo [--seconds N] [--prefix P] [--offloads]");
                     System.exit(2);
                 }
             }
@@ -51,7 +53,7 @@ public final class WalkthroughDemo {
             System.err.println("overlay4j cannot run here: " + missing.get());
             System.exit(1);
         }
-        Demo demo = new Demo(prefix, seconds);
+        Demo demo = new Demo(prefix, seconds, offloads);
         Thread hook = new Thread(demo::cleanup, "demo-cleanup");
         Runtime.getRuntime().addShutdownHook(hook);
         boolean ok = false;
@@ -70,6 +72,7 @@ public final class WalkthroughDemo {
     private static final class Demo {
         private final String prefix;
         private final int seconds;
+        private final boolean offloads;
         private Path dir;
         private WalkthroughTopology topology;
         private LocalSubnetAllocator allocator;
@@ -77,9 +80,10 @@ public final class WalkthroughDemo {
         private OverlayNode node2;
         private boolean cleaned;
 
-        Demo(String prefix, int seconds) {
+        Demo(String prefix, int seconds, boolean offloads) {
             this.prefix = prefix;
             this.seconds = seconds;
+            this.offloads = offloads;
         }
 
         boolean run() throws Exception {
@@ -142,7 +146,7 @@ public final class WalkthroughDemo {
                 throws Exception {
             return host.call(() -> OverlayNode.builder()
                     .allocator(allocator)
-                    .backend(UdpBackend.builder().build())
+                    .backend(UdpBackend.builder().offloads(offloads).build())
                     .underlayInterface(WalkthroughTopology.UNDERLAY)
                     .subnetFile(dir.resolve(name).resolve("subnet.env"))
                     .preferredSubnet(subnet)

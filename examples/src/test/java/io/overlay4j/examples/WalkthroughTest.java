@@ -73,9 +73,14 @@ class WalkthroughTest {
     }
 
     private OverlayNode start(NetworkNamespace host, String name, io.overlay4j.Ipv4Prefix prefer) throws Exception {
+        return start(host, name, prefer, false);
+    }
+
+    private OverlayNode start(NetworkNamespace host, String name, io.overlay4j.Ipv4Prefix prefer, boolean offloads)
+            throws Exception {
         return host.call(() -> {
             OverlayNode.Builder b = OverlayNode.builder().allocator(allocator)
-                    .backend(UdpBackend.builder().build())
+                    .backend(UdpBackend.builder().offloads(offloads).build())
                     .underlayInterface(WalkthroughTopology.UNDERLAY)
                     .subnetFile(dir.resolve(name + ".env"));
             if (prefer != null) {
@@ -95,8 +100,22 @@ class WalkthroughTest {
 
     @Test
     void containersReachEachOtherThroughTheOverlay() throws Exception {
-        node1 = start(topology.host1(), "host1", WalkthroughTopology.SUBNET1);
-        node2 = start(topology.host2(), "host2", WalkthroughTopology.SUBNET2);
+        exchange(false, false);
+    }
+
+    @Test
+    void containersReachEachOtherWithOffloads() throws Exception {
+        exchange(true, true);
+    }
+
+    @Test
+    void aNodeWithOffloadsAndOneWithoutInteroperate() throws Exception {
+        exchange(true, false);
+    }
+
+    private void exchange(boolean offloads1, boolean offloads2) throws Exception {
+        node1 = start(topology.host1(), "host1", WalkthroughTopology.SUBNET1, offloads1);
+        node2 = start(topology.host2(), "host2", WalkthroughTopology.SUBNET2, offloads2);
         assertEquals(WalkthroughTopology.SUBNET1, node1.lease().subnet());
         assertEquals(WalkthroughTopology.SUBNET2, node2.lease().subnet());
         assertEquals(1472, node1.mtu());
@@ -118,6 +137,11 @@ class WalkthroughTest {
                 Duration.ofSeconds(60));
         assertEquals(size, tcp.bytesReceived());
         assertTrue(tcp.intact(), "stream corrupted");
+        // And back: c2 -> c1 exercises the other direction's segmentation and coalescing.
+        TcpStream.Result back = TcpStream.run(topology.c2(), topology.c1(), WalkthroughTopology.C1_IP, 5202, size,
+                Duration.ofSeconds(60));
+        assertEquals(size, back.bytesReceived());
+        assertTrue(back.intact(), "reverse stream corrupted");
 
         TrafficStats s1 = node1.stats();
         TrafficStats s2 = node2.stats();
@@ -125,6 +149,10 @@ class WalkthroughTest {
         assertTrue(s2.ingressBytes() > size, s2.toString());
         assertTrue(s2.egressPackets() > 0 && s1.ingressPackets() > 0, "no ACKs came back: " + s1 + " / " + s2);
         assertEquals(0, s1.drops(DropReason.NO_ROUTE) + s2.drops(DropReason.NO_ROUTE));
+        for (DropReason r : new DropReason[] {DropReason.BAD_HEADER, DropReason.TRUNCATED, DropReason.OVERSIZE,
+            DropReason.SEND_FAILED, DropReason.TUN_WRITE_FAILED}) {
+            assertEquals(0, s1.drops(r) + s2.drops(r), r + ": " + s1 + " / " + s2);
+        }
     }
 
     @Test
@@ -142,6 +170,11 @@ class WalkthroughTest {
         }));
         assertTrue(String.valueOf(e.getMessage()).contains("unreachable"), e.toString());
         assertTrue(System.nanoTime() - start < 5_000_000_000L, "connect was not cut short by the ICMP error");
+        // The kernel may deliver the ICMP error before the egress thread has counted it.
+        long deadline = System.nanoTime() + 5_000_000_000L;
+        while (node1.stats().icmpSent() < 1 && System.nanoTime() < deadline) {
+            Thread.sleep(10);
+        }
         assertTrue(node1.stats().icmpSent() >= 1, node1.stats().toString());
         assertTrue(node1.stats().drops(DropReason.NO_ROUTE) >= 1);
     }

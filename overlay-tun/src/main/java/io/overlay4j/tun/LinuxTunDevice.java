@@ -321,6 +321,7 @@ public final class LinuxTunDevice implements TunDevice {
      * write must start with a {@value #VNET_HDR_LEN}-byte {@code struct virtio_net_hdr}, and packets may be
      * super-packets of up to 65,535 bytes. False unless {@link TunOptions#offloads()} was asked for and granted.
      */
+    @Override
     public boolean vnetHeader() {
         return vnetHeader;
     }

@@ -51,7 +51,7 @@ import org.slf4j.LoggerFactory;
  * <p>Peers are an immutable {@link PeerTable} swapped with {@link #peers(PeerTable)}: one volatile write; the egress
  * thread reads the field once per packet.
  */
-public final class Forwarder implements AutoCloseable {
+public final class Forwarder implements DataPlane {
     /** The buffer size per thread: any UDP datagram fits, so datagrams beyond the MTU are seen whole and counted. */
     static final int BUFFER_CAPACITY = 65536;
     private static final Logger LOG = LoggerFactory.getLogger(Forwarder.class);

@@ -4,6 +4,7 @@ import static java.util.Objects.requireNonNull;
 
 import io.overlay4j.Ipv4Prefix;
 import io.overlay4j.Lease;
+import java.net.Inet4Address;
 import java.net.InetSocketAddress;
 
 /**
@@ -15,6 +16,7 @@ public final class Peer {
     private final Ipv4Prefix subnet;
     private final InetSocketAddress endpoint;
     private final Lease lease;
+    private final int address;
 
     /**
      * A peer for a lease: {@code lease.attributes().publicIp()} at {@code port}, owning {@code lease.subnet()}.
@@ -33,6 +35,7 @@ public final class Peer {
         this.subnet = subnet;
         this.endpoint = endpoint;
         this.lease = lease;
+        this.address = Ipv4Prefix.toInt((Inet4Address) endpoint.getAddress());
     }
 
     /** The subnet the peer owns, e.g. {@code 100.96.2.0/24}. */
@@ -43,6 +46,16 @@ public final class Peer {
     /** Where its traffic goes: its public address and the network's port; resolved, never null. */
     public InetSocketAddress endpoint() {
         return endpoint;
+    }
+
+    /** The endpoint's IPv4 address as an int in network order, for allocation-free sends. */
+    public int address() {
+        return address;
+    }
+
+    /** The endpoint's UDP port. */
+    public int port() {
+        return endpoint.getPort();
     }
 
     /** The lease the entry was made from. */

@@ -16,6 +16,7 @@ import io.overlay4j.TunDevice;
 import io.overlay4j.TunOptions;
 import io.overlay4j.tun.LinuxTunDevice;
 import io.overlay4j.tun.NetlinkRouteProgrammer;
+import io.overlay4j.tun.UdpSocket;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
@@ -49,6 +50,7 @@ public final class UdpBackend implements Backend {
     private final int port;
     private final String tunName;
     private final TunDevice.Factory tunFactory;
+    private final boolean offloads;
     private final Supplier<RouteProgrammer> routeSupplier;
     private final RouteProgrammer routes;
     private final int socketBufferSize;
@@ -59,6 +61,7 @@ public final class UdpBackend implements Backend {
         this.port = b.port;
         this.tunName = b.tunName;
         this.tunFactory = b.tunFactory;
+        this.offloads = b.offloads;
         this.routeSupplier = b.routeSupplier;
         this.routes = b.routes;
         this.socketBufferSize = b.socketBufferSize;
@@ -104,7 +107,7 @@ public final class UdpBackend implements Backend {
         int mtu = context.interfaceMtu() - FlannelUdpEncapsulator.OVERHEAD;
         UdpNetwork net = new UdpNetwork(udpPort, mtu);
         try {
-            net.tun = tunFactory.open(new TunOptions(tunName, mtu));
+            net.tun = tunFactory.open(new TunOptions(tunName, mtu).withOffloads(offloads));
             String device = net.tun.name();
             net.lease = context.acquireLease(LeaseAttributes.udp(context.publicAddress()));
             Ipv4Prefix own = net.lease.subnet();
@@ -119,10 +122,24 @@ public final class UdpBackend implements Backend {
             Route route = Route.viaDevice(network, device);
             net.routes.addRoute(route);
             net.route = route;
+            InetSocketAddress bind = new InetSocketAddress(context.interfaceAddress(), udpPort);
+            if (offloads) {
+                net.socket = UdpSocket.open(bind, UdpSocket.Options.builder().sendBufferSize(socketBufferSize)
+                        .receiveBufferSize(socketBufferSize).gro(true).build());
+                OffloadForwarder fast = new OffloadForwarder(net.tun, net.socket, FlannelUdpEncapsulator.INSTANCE,
+                        udpPort, mtu, own, network, sourceCheck, errorHandler);
+                net.forwarder = fast;
+                fast.start();
+                LOG.info("udp backend up with offloads: {} mtu {} (virtio header {}), address {}/32, route {}, "
+                                + "socket {} (GSO {}, GRO {}, buffers {}/{} B)", device, mtu, fast.vnetHeader(),
+                        own.network().getHostAddress(), route, bind, net.socket.gsoSupported(),
+                        net.socket.groEnabled(), net.socket.sendBufferSize(), net.socket.receiveBufferSize());
+                return net;
+            }
             net.channel = DatagramChannel.open(StandardProtocolFamily.INET);
             net.channel.setOption(StandardSocketOptions.SO_RCVBUF, socketBufferSize);
             net.channel.setOption(StandardSocketOptions.SO_SNDBUF, socketBufferSize);
-            net.channel.bind(new InetSocketAddress(context.interfaceAddress(), udpPort));
+            net.channel.bind(bind);
             Forwarder.Builder fb = Forwarder.builder()
                     .tun(net.tun)
                     .channel(net.channel)
@@ -134,8 +151,9 @@ public final class UdpBackend implements Backend {
             if (errorHandler != null) {
                 fb.errorHandler(errorHandler);
             }
-            net.forwarder = fb.build();
-            net.forwarder.start();
+            Forwarder forwarder = fb.build();
+            net.forwarder = forwarder;
+            forwarder.start();
             LOG.info("udp backend up: {} mtu {} address {}/32, route {}, socket {}", device, mtu, own.network()
                     .getHostAddress(), route, net.channel.getLocalAddress());
             return net;
@@ -161,7 +179,8 @@ public final class UdpBackend implements Backend {
         private boolean ownsRoutes;
         private Route route;
         private DatagramChannel channel;
-        private Forwarder forwarder;
+        private UdpSocket socket;
+        private DataPlane forwarder;
         private boolean closed;
 
         UdpNetwork(int port, int mtu) {
@@ -267,6 +286,9 @@ public final class UdpBackend implements Backend {
             if (channel != null) {
                 first = attempt(first, () -> channel.close());
             }
+            if (socket != null) {
+                first = attempt(first, () -> socket.close());
+            }
             if (tun != null) {
                 first = attempt(first, () -> tun.close());
             }
@@ -323,6 +345,7 @@ public final class UdpBackend implements Backend {
         private RouteProgrammer routes;
         private int socketBufferSize = DEFAULT_SOCKET_BUFFER_SIZE;
         private boolean sourceCheck = true;
+        private boolean offloads;
         private Consumer<Throwable> errorHandler;
 
         private Builder() {
@@ -379,6 +402,16 @@ public final class UdpBackend implements Backend {
         /** Whether received packets with an inner source outside the network are dropped; default true. */
         public Builder sourceCheck(boolean sourceCheck) {
             this.sourceCheck = sourceCheck;
+            return this;
+        }
+
+        /**
+         * Whether to use the offload data path: a TUN device with virtio headers (TSO reads, coalesced writes) and a
+         * UDP socket with GSO sends and GRO receives. Each offload the kernel refuses falls back on its own; the wire
+         * format stays flannel's either way. Default false.
+         */
+        public Builder offloads(boolean offloads) {
+            this.offloads = offloads;
             return this;
         }
 

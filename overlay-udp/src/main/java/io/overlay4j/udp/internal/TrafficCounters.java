@@ -30,6 +30,12 @@ public final class TrafficCounters {
         slots.setRelease(PACKETS, slots.getPlain(PACKETS) + 1);
     }
 
+    /** Counts {@code count} forwarded packets of {@code bytes} bytes in all. Single writer only. */
+    public void packets(int count, long bytes) {
+        slots.setRelease(BYTES, slots.getPlain(BYTES) + bytes);
+        slots.setRelease(PACKETS, slots.getPlain(PACKETS) + count);
+    }
+
     /** Counts one ICMP reply written to the TUN. Single writer only. */
     public void icmpSent() {
         slots.setRelease(ICMP, slots.getPlain(ICMP) + 1);
