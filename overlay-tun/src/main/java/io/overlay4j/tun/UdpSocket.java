@@ -578,6 +578,20 @@ public final class UdpSocket implements AutoCloseable {
      *                                    {@value #MAX_GRO_BYTES} bytes of room
      */
     public int receive(ByteBuffer dst, Received info) throws IOException {
+        return receive(dst, info, true);
+    }
+
+    /**
+     * As {@link #receive}, but returns -1 at once, leaving {@code dst} and {@code info} alone, when nothing is queued:
+     * for draining what has already arrived before acting on a batch.
+     *
+     * @return the number of bytes stored, or -1 if nothing was queued
+     */
+    public int tryReceive(ByteBuffer dst, Received info) throws IOException {
+        return receive(dst, info, false);
+    }
+
+    private int receive(ByteBuffer dst, Received info, boolean wait) throws IOException {
         requireNonNull(info, "info");
         if (dst.isReadOnly()) {
             throw new ReadOnlyBufferException();
@@ -594,7 +608,10 @@ public final class UdpSocket implements AutoCloseable {
         acquire();
         try {
             synchronized (receive) {
-                int n = receiveInto(DirectBuffers.address(dst) + pos, room);
+                int n = receiveInto(DirectBuffers.address(dst) + pos, room, wait);
+                if (n < 0) {
+                    return -1;
+                }
                 int flags = receive.getInt(MSG + LibC.MSGHDR_FLAGS);
                 int segment = groEnabled ? groSegmentSize() : 0;
                 if (segment <= 0 || segment > n) {
@@ -610,8 +627,8 @@ public final class UdpSocket implements AutoCloseable {
         }
     }
 
-    /** recvmsg into the buffer; holds the receive lock. */
-    private int receiveInto(long data, int room) throws IOException {
+    /** recvmsg into the buffer; holds the receive lock. -1 if nothing is queued and {@code wait} is false. */
+    private int receiveInto(long data, int room, boolean wait) throws IOException {
         while (true) {
             if (state.get() < 0) {
                 throw new AsynchronousCloseException();
@@ -627,6 +644,9 @@ public final class UdpSocket implements AutoCloseable {
             }
             int errno = LibC.errno();
             if (errno == ErrnoException.EAGAIN) {
+                if (!wait) {
+                    return -1;
+                }
                 await(receiveBase + POLLFDS, receive, "poll(POLLIN)");
             } else if (errno != ErrnoException.EINTR) {
                 throw new ErrnoException("recvmsg", errno);

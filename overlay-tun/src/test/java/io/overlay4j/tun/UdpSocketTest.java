@@ -118,6 +118,29 @@ class UdpSocketTest {
     }
 
     @Test
+    void tryReceiveReturnsAtOnceWhenNothingIsQueued() throws Exception {
+        UdpSocket a = open(UdpSocket.Options.defaults());
+        UdpSocket b = open(UdpSocket.Options.defaults());
+        ByteBuffer dst = ByteBuffer.allocateDirect(2048);
+        UdpSocket.Received info = new UdpSocket.Received();
+        long start = System.nanoTime();
+        assertEquals(-1, b.tryReceive(dst, info));
+        assertTrue(System.nanoTime() - start < 1_000_000_000L, "tryReceive waited");
+        assertEquals(0, dst.position(), "nothing stored");
+        a.send(pattern(1400, Integer.MAX_VALUE), LOOPBACK, port(b));
+        long deadline = System.nanoTime() + 5_000_000_000L;
+        int n;
+        while ((n = b.tryReceive(dst, info)) < 0) {
+            assertTrue(System.nanoTime() < deadline, "the datagram never arrived");
+            Thread.sleep(1);
+        }
+        assertEquals(1400, n);
+        assertEquals(port(a), info.port());
+        assertSegment(dst, 0, 1400, 0, "tryReceive");
+        assertEquals(-1, b.tryReceive(dst.clear(), info));
+    }
+
+    @Test
     void plainDatagramsArriveByteExactWithTheirSender() throws Exception {
         UdpSocket a = open(UdpSocket.Options.defaults());
         UdpSocket b = open(UdpSocket.Options.defaults());

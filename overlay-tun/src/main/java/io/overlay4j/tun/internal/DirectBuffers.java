@@ -39,6 +39,19 @@ public final class DirectBuffers {
     private DirectBuffers() {
     }
 
+    /** Whether {@link #getLong(long)} may be used (sun.misc.Unsafe is reachable). */
+    public static boolean rawAccess() {
+        return UNSAFE != null;
+    }
+
+    /**
+     * Reads 8 bytes at a native address in the CPU's byte order, with no bounds check: the caller has checked that the
+     * address lies inside a live direct buffer it holds. Only when {@link #rawAccess()} is true.
+     */
+    public static long getLong(long address) {
+        return UNSAFE.getLong(address);
+    }
+
     /**
      * The native address of {@code buffer}'s first byte (index 0, not its position).
      *
