@@ -360,9 +360,9 @@ public final class UdpSocket implements AutoCloseable {
      * Sends {@code payload}'s remaining bytes as back-to-back datagrams of {@code segmentSize} bytes (the last may be
      * shorter) with one {@code sendmsg} carrying a {@code UDP_SEGMENT} control message: the receiver sees ordinary
      * datagrams. If the kernel refuses GSO (EIO: an IPsec route, or before Linux 6.11 an egress device without TX
-     * checksum offload; EINVAL; ENOPROTOOPT; EOPNOTSUPP) this call and all later ones send the segments one at a time
-     * and {@link #gsoSupported()} turns false (logged once). If a segment does not fit the route's MTU (EMSGSIZE) only
-     * this call sends them one at a time (the kernel fragments them). The position advances to the limit. The caller
+     * checksum offload; EINVAL; ENOPROTOOPT; EOPNOTSUPP) this call and all later ones send the segments as separate
+     * datagrams, 64 per {@code sendmmsg}, and {@link #gsoSupported()} turns false (logged once). If a segment does not
+     * fit the route's MTU (EMSGSIZE) only this call sends them that way (the kernel fragments them). The position advances to the limit. The caller
      * keeps ownership of {@code payload}.
      *
      * @param payload     a direct buffer with 1..{@value #MAX_PAYLOAD} bytes remaining, at most {@value #MAX_SEGMENTS}
@@ -395,9 +395,7 @@ public final class UdpSocket implements AutoCloseable {
                 if (length <= segmentSize) {
                     sendTo(data, length, address, port); // one datagram: GSO would not segment anyway
                 } else if (!gsoSupported || !sendGso(data, length, segmentSize, address, port)) {
-                    for (int off = 0; off < length; off += segmentSize) {
-                        sendTo(data + off, Math.min(segmentSize, length - off), address, port);
-                    }
+                    sendSegmentsBatched(data, length, segmentSize, address, port);
                 }
             }
             payload.position(pos + length);
@@ -501,11 +499,7 @@ public final class UdpSocket implements AutoCloseable {
         acquire();
         try {
             synchronized (send) {
-                ByteBuffer b = batch;
-                if (b == null) {
-                    b = nativeBuffer(MAX_BATCH * (LibC.MMSGHDR_SIZE + LibC.IOVEC_SIZE + LibC.SOCKADDR_IN_SIZE));
-                    batch = b;
-                }
+                ByteBuffer b = batchBuffer();
                 long base = DirectBuffers.address(b);
                 int iovs = MAX_BATCH * LibC.MMSGHDR_SIZE;
                 int addrs = iovs + MAX_BATCH * LibC.IOVEC_SIZE;
@@ -540,6 +534,49 @@ public final class UdpSocket implements AutoCloseable {
         } finally {
             release();
         }
+    }
+
+    /**
+     * The fallback when GSO is refused: the segments as separate datagrams, {@value #MAX_BATCH} per
+     * {@code sendmmsg}. Holds the send lock.
+     */
+    private void sendSegmentsBatched(long data, int length, int segmentSize, int address, int port)
+            throws IOException {
+        ByteBuffer b = batchBuffer();
+        long base = DirectBuffers.address(b);
+        int iovs = MAX_BATCH * LibC.MMSGHDR_SIZE;
+        int addr = iovs + MAX_BATCH * LibC.IOVEC_SIZE;
+        writeSockaddr(b, addr, address, port);
+        int count = (length + segmentSize - 1) / segmentSize;
+        int done = 0;
+        while (done < count) {
+            int n = Math.min(MAX_BATCH, count - done);
+            for (int i = 0; i < n; i++) {
+                int off = (done + i) * segmentSize;
+                int m = i * LibC.MMSGHDR_SIZE;
+                int iov = iovs + i * LibC.IOVEC_SIZE;
+                b.putLong(iov, data + off);
+                b.putLong(iov + 8, Math.min(segmentSize, length - off));
+                b.putLong(m + LibC.MSGHDR_NAME, base + addr);
+                b.putLong(m + LibC.MSGHDR_NAMELEN, LibC.SOCKADDR_IN_SIZE);
+                b.putLong(m + LibC.MSGHDR_IOV, base + iov);
+                b.putLong(m + LibC.MSGHDR_IOVLEN, 1);
+                b.putLong(m + LibC.MSGHDR_CONTROL, 0);
+                b.putLong(m + LibC.MSGHDR_CONTROLLEN, 0);
+                b.putLong(m + LibC.MSGHDR_FLAGS, 0);
+            }
+            done += sendMmsg(base, n);
+        }
+    }
+
+    /** The native mmsghdr/iovec/sockaddr area for batched sends, made on first use. Holds the send lock. */
+    private ByteBuffer batchBuffer() {
+        ByteBuffer b = batch;
+        if (b == null) {
+            b = nativeBuffer(MAX_BATCH * (LibC.MMSGHDR_SIZE + LibC.IOVEC_SIZE + LibC.SOCKADDR_IN_SIZE));
+            batch = b;
+        }
+        return b;
     }
 
     /** sendmmsg until at least one datagram is sent; returns how many were. Holds the send lock. */
