@@ -13,6 +13,7 @@ import io.overlay4j.OverlayNode;
 import io.overlay4j.Route;
 import io.overlay4j.TrafficStats;
 import io.overlay4j.testing.Requirements;
+import io.overlay4j.tun.LinuxTunDevice;
 import io.overlay4j.tun.NetworkNamespace;
 import io.overlay4j.udp.UdpBackend;
 import java.io.IOException;
@@ -106,11 +107,32 @@ class WalkthroughTest {
     @Test
     void containersReachEachOtherWithOffloads() throws Exception {
         exchange(true, true);
+        assertTrue(tunDetails(topology.host1()).contains("vnet_hdr on"), tunDetails(topology.host1()));
     }
 
     @Test
     void aNodeWithOffloadsAndOneWithoutInteroperate() throws Exception {
         exchange(true, false);
+    }
+
+    @Test
+    void offloadsFallBackToAPlainTunWhenTheKernelRefusesThem() throws Exception {
+        System.setProperty(LinuxTunDevice.REFUSE_OFFLOADS_PROPERTY, "true");
+        try {
+            // Both nodes ask for offloads; their TUN devices come up plain, the sockets keep GSO/GRO.
+            exchange(true, true);
+        } finally {
+            System.clearProperty(LinuxTunDevice.REFUSE_OFFLOADS_PROPERTY);
+        }
+        String link = tunDetails(topology.host1());
+        assertTrue(link.contains("vnet_hdr off"), link);
+    }
+
+    /** {@code ip -d link show flannel0} inside a host. */
+    private static String tunDetails(NetworkNamespace host) throws Exception {
+        Process p = new ProcessBuilder("ip", "netns", "exec", host.name(), "ip", "-d", "link", "show", "flannel0")
+                .redirectErrorStream(true).start();
+        return new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
     }
 
     private void exchange(boolean offloads1, boolean offloads2) throws Exception {

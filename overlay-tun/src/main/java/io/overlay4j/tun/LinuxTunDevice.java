@@ -66,6 +66,12 @@ public final class LinuxTunDevice implements TunDevice {
     private static final long TUNSETOFFLOAD = 0x400454d0L;
     /** {@code TUNSETVNETHDRSZ}: its argument points to an int. */
     private static final long TUNSETVNETHDRSZ = 0x400454d8L;
+    /**
+     * A system property for tests of the fallback: when {@code true}, {@link #open} behaves as on a kernel that
+     * refuses {@code TUNSETOFFLOAD} and returns a plain device even when offloads are asked for.
+     */
+    public static final String REFUSE_OFFLOADS_PROPERTY = "overlay4j.tun.refuseOffloads";
+
     /** {@code sizeof(struct virtio_net_hdr)}: the header used with offloads. */
     public static final int VNET_HDR_LEN = 10;
     /** {@code TUN_F_CSUM}: the kernel may hand over packets with partial checksums. */
@@ -237,6 +243,10 @@ public final class LinuxTunDevice implements TunDevice {
         if (LibC.ioctl(fd, TUNSETVNETHDRSZ, scratch) < 0) {
             // 10 is the kernel's default anyway; only a kernel without the ioctl gets here.
             LOG.debug("ioctl(TUNSETVNETHDRSZ {}) failed: {}", name, Errno.last("ioctl(TUNSETVNETHDRSZ)").getMessage());
+        }
+        if (Boolean.getBoolean(REFUSE_OFFLOADS_PROPERTY)) {
+            LOG.warn("{} is set: behaving as a kernel that refuses TUN offloads on {}", REFUSE_OFFLOADS_PROPERTY, name);
+            return 0;
         }
         // TUNSETOFFLOAD takes the flags by value in the pointer-sized argument.
         if (LibC.ioctl(fd, TUNSETOFFLOAD, new Pointer(OFFLOADS_WITH_USO)) == 0) {
