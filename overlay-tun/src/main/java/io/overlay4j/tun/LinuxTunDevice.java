@@ -9,6 +9,7 @@ import io.overlay4j.TunDevice;
 import io.overlay4j.TunOptions;
 import io.overlay4j.tun.internal.DirectBuffers;
 import io.overlay4j.tun.internal.Errno;
+import io.overlay4j.tun.internal.FdLifecycle;
 import io.overlay4j.tun.internal.LibC;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -19,7 +20,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -90,26 +90,22 @@ public final class LinuxTunDevice implements TunDevice {
     private static final int OFFLOADS_WITH_USO = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_USO4 | TUN_F_USO6;
     /** The offloads asked for when the kernel knows no USO. */
     private static final int OFFLOADS_TSO = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
-    private static final int CLOSED = 0x8000_0000;
-    private static final long EVENTFD_ONE_SIZE = 8;
 
     private final String name;
     private final int index;
     private final int mtu;
     private final int fd;
-    private final int wakeFd;
     private final boolean vnetHeader;
     private final int offloadFlags;
     /** The largest frame a read may return and a write may pass: the largest packet plus the virtio header. */
     private final int maxFrame;
     /** Bit 31: closed; bits 0-30: number of threads inside read/write/close that still use the descriptors. */
-    private final AtomicInteger state = new AtomicInteger();
+    private final FdLifecycle life;
     /** pollfd[2] for the reader: {tun, eventfd}. */
     private final Memory readPoll = new Memory(2 * LibC.POLLFD_SIZE);
     /** pollfd[2] for the writer: {tun, eventfd}. */
     private final Memory writePoll = new Memory(2 * LibC.POLLFD_SIZE);
     /** The eventfd increment close() writes; native so that close() allocates nothing either. */
-    private final Memory one = new Memory(EVENTFD_ONE_SIZE);
     private ByteBuffer readScratch;
     private ByteBuffer writeScratch;
     private final Object heapWriteLock = new Object();
@@ -120,11 +116,14 @@ public final class LinuxTunDevice implements TunDevice {
         this.index = index;
         this.mtu = mtu;
         this.fd = fd;
-        this.wakeFd = wakeFd;
         this.vnetHeader = vnetHeader;
         this.offloadFlags = offloadFlags;
         this.maxFrame = MAX_PACKET + (vnetHeader ? VNET_HDR_LEN : 0);
-        one.setLong(0, 1L);
+        this.life = new FdLifecycle(fd, wakeFd, () -> {
+            readPoll.close();
+            writePoll.close();
+            LOG.debug("closed TUN device {} (fd {})", name, fd);
+        });
         readPoll.setInt(0, fd);
         readPoll.setShort(4, LibC.POLLIN);
         readPoll.setInt(LibC.POLLFD_SIZE, wakeFd);
@@ -389,7 +388,7 @@ public final class LinuxTunDevice implements TunDevice {
 
     private int readInto(long address, int length) throws IOException {
         while (true) {
-            if (state.get() < 0) {
+            if (life.isClosing()) {
                 throw new AsynchronousCloseException();
             }
             long n = LibC.read(fd, address, length);
@@ -463,7 +462,7 @@ public final class LinuxTunDevice implements TunDevice {
 
     private int writeFrom(long address, int length) throws IOException {
         while (true) {
-            if (state.get() < 0) {
+            if (life.isClosing()) {
                 throw new AsynchronousCloseException();
             }
             long n = LibC.write(fd, address, length);
@@ -498,7 +497,7 @@ public final class LinuxTunDevice implements TunDevice {
 
     @Override
     public boolean isOpen() {
-        return state.get() >= 0;
+        return life.isOpen();
     }
 
     /**
@@ -509,41 +508,15 @@ public final class LinuxTunDevice implements TunDevice {
      */
     @Override
     public void close() {
-        while (true) {
-            int s = state.get();
-            if (s < 0) {
-                return;
-            }
-            // Take a reference too, so the eventfd stays open until we have signalled it.
-            if (state.compareAndSet(s, (s + 1) | CLOSED)) {
-                break;
-            }
-        }
-        LibC.write(wakeFd, Pointer.nativeValue(one), EVENTFD_ONE_SIZE);
-        release();
+        life.close();
     }
 
     private void acquire() throws ClosedChannelException {
-        while (true) {
-            int s = state.get();
-            if (s < 0) {
-                throw new ClosedChannelException();
-            }
-            if (state.compareAndSet(s, s + 1)) {
-                return;
-            }
-        }
+        life.acquire();
     }
 
     private void release() {
-        if (state.decrementAndGet() == CLOSED) {
-            LibC.close(fd);
-            LibC.close(wakeFd);
-            readPoll.close();
-            writePoll.close();
-            one.close();
-            LOG.debug("closed TUN device {} (fd {})", name, fd);
-        }
+        life.release();
     }
 
     @Override

@@ -5,6 +5,7 @@ import static java.util.Objects.requireNonNull;
 import io.overlay4j.ErrnoException;
 import io.overlay4j.tun.internal.DirectBuffers;
 import io.overlay4j.tun.internal.Errno;
+import io.overlay4j.tun.internal.FdLifecycle;
 import io.overlay4j.tun.internal.LibC;
 import java.io.IOException;
 import java.net.Inet4Address;
@@ -16,7 +17,6 @@ import java.nio.ByteOrder;
 import java.nio.ReadOnlyBufferException;
 import java.nio.channels.AsynchronousCloseException;
 import java.nio.channels.ClosedChannelException;
-import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -63,7 +63,6 @@ public final class UdpSocket implements AutoCloseable {
     /** The most datagrams one {@code sendmmsg} call carries; {@link #sendBatch} splits longer batches. */
     public static final int MAX_BATCH = 64;
 
-    private static final int CLOSED = 0x8000_0000;
     private static final boolean BIG_ENDIAN = ByteOrder.nativeOrder() == ByteOrder.BIG_ENDIAN;
     private static final int INT_SIZE = 4;
     private static final int U16_SIZE = 2;
@@ -84,21 +83,18 @@ public final class UdpSocket implements AutoCloseable {
     private static final int RECEIVE_SIZE = CONTROL + RECEIVE_CONTROL_SIZE;
 
     private final int fd;
-    private final int wakeFd;
     private final InetSocketAddress localAddress;
     private final int sendBufferSize;
     private final int receiveBufferSize;
     private final boolean groEnabled;
-    /** Bit 31: closed; bits 0-30: number of threads inside a call (or close) that still use the descriptors. */
-    private final AtomicInteger state = new AtomicInteger();
+    /** Calls in flight and the close protocol. */
+    private final FdLifecycle life;
     /** msghdr, iovec, sockaddr_in, pollfd[2] {socket POLLOUT, eventfd}, UDP_SEGMENT cmsg; guarded by itself. */
     private final ByteBuffer send;
     private final long sendBase;
     /** msghdr, iovec, sockaddr_in, pollfd[2] {socket POLLIN, eventfd}, control buffer; guarded by itself. */
     private final ByteBuffer receive;
     private final long receiveBase;
-    /** The eventfd increment close() writes; native so that close() allocates nothing either. */
-    private final ByteBuffer one;
     /** mmsghdr[MAX_BATCH], iovec[MAX_BATCH], sockaddr_in[MAX_BATCH]; allocated by the first sendBatch. */
     private ByteBuffer batch;
     private volatile boolean gsoSupported;
@@ -110,7 +106,6 @@ public final class UdpSocket implements AutoCloseable {
     private UdpSocket(int fd, int wakeFd, InetSocketAddress localAddress, int sendBufferSize, int receiveBufferSize,
                       boolean groEnabled, boolean gsoSupported) {
         this.fd = fd;
-        this.wakeFd = wakeFd;
         this.localAddress = localAddress;
         this.sendBufferSize = sendBufferSize;
         this.receiveBufferSize = receiveBufferSize;
@@ -120,7 +115,7 @@ public final class UdpSocket implements AutoCloseable {
         sendBase = DirectBuffers.address(send);
         receive = nativeBuffer(RECEIVE_SIZE);
         receiveBase = DirectBuffers.address(receive);
-        one = nativeBuffer(8).putLong(0, 1L);
+        life = new FdLifecycle(fd, wakeFd, () -> LOG.debug("closed UDP socket {} (fd {})", localAddress, fd));
         for (ByteBuffer b : new ByteBuffer[] {send, receive}) {
             long base = DirectBuffers.address(b);
             b.putLong(MSG + LibC.MSGHDR_NAME, base + ADDR);
@@ -412,7 +407,7 @@ public final class UdpSocket implements AutoCloseable {
         send.putLong(MSG + LibC.MSGHDR_CONTROLLEN, SEGMENT_CMSG_SPACE);
         send.putShort(CONTROL + LibC.CMSGHDR_SIZE, (short) segmentSize);
         while (true) {
-            if (state.get() < 0) {
+            if (life.isClosing()) {
                 throw new AsynchronousCloseException();
             }
             long n;
@@ -455,7 +450,7 @@ public final class UdpSocket implements AutoCloseable {
     /** sendto the address in {@code send}; holds the send lock. */
     private void sendTo(long data, int length, int address, int port) throws IOException {
         while (true) {
-            if (state.get() < 0) {
+            if (life.isClosing()) {
                 throw new AsynchronousCloseException();
             }
             long n = LibC.sendto(fd, data, length, 0, sendBase + ADDR, LibC.SOCKADDR_IN_SIZE);
@@ -582,7 +577,7 @@ public final class UdpSocket implements AutoCloseable {
     /** sendmmsg until at least one datagram is sent; returns how many were. Holds the send lock. */
     private int sendMmsg(long msgvec, int n) throws IOException {
         while (true) {
-            if (state.get() < 0) {
+            if (life.isClosing()) {
                 throw new AsynchronousCloseException();
             }
             int sent = LibC.sendmmsg(fd, msgvec, n, 0);
@@ -667,7 +662,7 @@ public final class UdpSocket implements AutoCloseable {
     /** recvmsg into the buffer; holds the receive lock. -1 if nothing is queued and {@code wait} is false. */
     private int receiveInto(long data, int room, boolean wait) throws IOException {
         while (true) {
-            if (state.get() < 0) {
+            if (life.isClosing()) {
                 throw new AsynchronousCloseException();
             }
             receive.putLong(IOV, data);
@@ -743,7 +738,7 @@ public final class UdpSocket implements AutoCloseable {
 
     /** Whether the socket is open, i.e. {@link #close()} has not been called. */
     public boolean isOpen() {
-        return state.get() >= 0;
+        return life.isOpen();
     }
 
     /**
@@ -752,38 +747,15 @@ public final class UdpSocket implements AutoCloseable {
      */
     @Override
     public void close() {
-        while (true) {
-            int s = state.get();
-            if (s < 0) {
-                return;
-            }
-            // Take a reference too, so the eventfd stays open until we have signalled it.
-            if (state.compareAndSet(s, (s + 1) | CLOSED)) {
-                break;
-            }
-        }
-        LibC.write(wakeFd, DirectBuffers.address(one), 8);
-        release();
+        life.close();
     }
 
     private void acquire() throws ClosedChannelException {
-        while (true) {
-            int s = state.get();
-            if (s < 0) {
-                throw new ClosedChannelException();
-            }
-            if (state.compareAndSet(s, s + 1)) {
-                return;
-            }
-        }
+        life.acquire();
     }
 
     private void release() {
-        if (state.decrementAndGet() == CLOSED) {
-            LibC.close(fd);
-            LibC.close(wakeFd);
-            LOG.debug("closed UDP socket {} (fd {})", localAddress, fd);
-        }
+        life.release();
     }
 
     @Override
