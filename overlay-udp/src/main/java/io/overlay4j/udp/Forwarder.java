@@ -69,9 +69,7 @@ public final class Forwarder implements DataPlane {
     private final int capacity;
     private final boolean icmpEnabled;
     private final int icmpSource;
-    private final boolean sourceCheck;
-    private final int networkAddress;
-    private final int networkMask;
+    private final IngressCheck ingressCheck;
     private final ByteBufAllocator allocator;
     private final Consumer<Throwable> errorHandler;
     private final ThreadFactory threadFactory;
@@ -96,9 +94,7 @@ public final class Forwarder implements DataPlane {
         this.capacity = Math.max(BUFFER_CAPACITY, b.mtu + headroom);
         this.icmpEnabled = b.ownSubnet != null;
         this.icmpSource = b.ownSubnet == null ? 0 : b.ownSubnet.networkInt();
-        this.sourceCheck = b.network != null && b.sourceCheck;
-        this.networkAddress = b.network == null ? 0 : b.network.networkInt();
-        this.networkMask = b.network == null ? 0 : b.network.maskInt();
+        this.ingressCheck = new IngressCheck(b.encapsulator, b.mtu, b.network, b.sourceCheck);
         this.allocator = b.allocator;
         this.errorHandler = b.errorHandler != null ? b.errorHandler
                 : new RateLimitedErrorLogger(LOG, "forwarder " + b.tun.name(), 1, TimeUnit.SECONDS);
@@ -411,13 +407,9 @@ public final class Forwarder implements DataPlane {
                     continue;
                 }
                 packet.limit(packet.position()).position(base);
-                DropReason reason = encapsulator.decapsulate(packet, mtu);
+                DropReason reason = ingressCheck.check(packet);
                 if (reason != null) {
                     ingress.drop(reason);
-                    continue;
-                }
-                if (sourceCheck && (Ipv4Header.source(packet, packet.position()) & networkMask) != networkAddress) {
-                    ingress.drop(DropReason.FOREIGN_SOURCE);
                     continue;
                 }
                 int length = packet.remaining();

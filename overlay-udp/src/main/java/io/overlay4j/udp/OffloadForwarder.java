@@ -60,9 +60,7 @@ final class OffloadForwarder implements DataPlane {
     private final int port;
     private final int mtu;
     private final int icmpSource;
-    private final int networkAddress;
-    private final int networkMask;
-    private final boolean sourceCheck;
+    private final IngressCheck ingressCheck;
     private final Consumer<Throwable> errorHandler;
     private final TrafficCounters egress = new TrafficCounters();
     private final TrafficCounters ingress = new TrafficCounters();
@@ -80,9 +78,7 @@ final class OffloadForwarder implements DataPlane {
         this.port = port;
         this.mtu = mtu;
         this.icmpSource = ownSubnet.networkInt();
-        this.networkAddress = network.networkInt();
-        this.networkMask = network.maskInt();
-        this.sourceCheck = sourceCheck;
+        this.ingressCheck = new IngressCheck(encapsulator, mtu, network, sourceCheck);
         this.errorHandler = errorHandler != null ? errorHandler : new RateLimitedErrorLogger(LOG, "udp offload path " + tun.name(), 1, TimeUnit.SECONDS);
     }
 
@@ -308,17 +304,13 @@ final class OffloadForwarder implements DataPlane {
         int size = Math.max(1, info.segmentSize());
         for (int off = 0; off < n; off += size) {
             view.limit(Math.min(off + size, n)).position(off);
-            DropReason reason = encapsulator.decapsulate(view, mtu);
+            DropReason reason = ingressCheck.check(view);
             if (reason != null) {
                 ingress.drop(reason);
                 continue;
             }
             int at = view.position();
             int len = view.remaining();
-            if (sourceCheck && (Ipv4Header.source(view, at) & networkMask) != networkAddress) {
-                ingress.drop(DropReason.FOREIGN_SOURCE);
-                continue;
-            }
             if (coalescer == null) {
                 if (writePacket(view)) {
                     ingress.packet(len);
