@@ -59,7 +59,7 @@ public final class OverlayNode implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(OverlayNode.class);
 
     private final SubnetAllocator allocator;
-    private final Backend backend;
+    private Backend backend;
     private final Path subnetFile;
     private final boolean ipMasq;
     private final Duration renewMargin;
@@ -98,7 +98,7 @@ public final class OverlayNode implements AutoCloseable {
         this.preferredSubnet = b.preferredSubnet;
     }
 
-    /** A builder; {@link Builder#allocator} and {@link Builder#backend} are required. */
+    /** A builder; {@link Builder#allocator} is required. */
     public static Builder builder() {
         return new Builder();
     }
@@ -124,7 +124,9 @@ public final class OverlayNode implements AutoCloseable {
         });
         try {
             config = allocator.networkConfig();
-            if (!backend.type().equals(config.backendType())) {
+            if (backend == null) {
+                backend = Backends.create(config.backendType());
+            } else if (!backend.type().equals(config.backendType())) {
                 throw new OverlayException(OverlayException.Kind.CONFIG_INVALID,
                         "the network's backend type is '" + config.backendType() + "' but this node runs '"
                                 + backend.type() + "'");
@@ -505,7 +507,11 @@ public final class OverlayNode implements AutoCloseable {
             return this;
         }
 
-        /** Required: how traffic is carried ({@code UdpBackend}). */
+        /**
+         * How traffic is carried ({@code UdpBackend}, {@code VxlanBackend}, ...). Default: the backend the network's
+         * config names ({@code Backend.Type}), with its default options, from {@link Backends}. A backend given here
+         * must be of the config's type.
+         */
         public Builder backend(Backend backend) {
             this.backend = requireNonNull(backend, "backend");
             return this;
@@ -576,9 +582,9 @@ public final class OverlayNode implements AutoCloseable {
          * @throws OverlayException {@code ILLEGAL_ARGUMENT} if an option is missing or the interface is unusable
          */
         public OverlayNode build() {
-            if (allocator == null || backend == null) {
+            if (allocator == null) {
                 throw new OverlayException(OverlayException.Kind.ILLEGAL_ARGUMENT,
-                        "an OverlayNode needs an allocator and a backend");
+                        "an OverlayNode needs an allocator");
             }
             try {
                 NetworkInterface nif = findInterface();
