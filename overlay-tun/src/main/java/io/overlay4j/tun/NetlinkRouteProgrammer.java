@@ -44,6 +44,7 @@ public final class NetlinkRouteProgrammer implements RouteProgrammer {
     private static final int RECEIVE_BUFFER_SIZE = 256 * 1024;
     private static final int DUMP_ATTEMPTS = 5;
     private static final long REPLY_TIMEOUT_SECONDS = 30;
+    private static final int EHOSTUNREACH = 113;
 
     private final int fd;
     private final int portId;
@@ -403,6 +404,121 @@ public final class NetlinkRouteProgrammer implements RouteProgrammer {
         return names;
     }
 
+    /**
+     * The route the kernel would use to reach {@code destination}, like {@code ip route get}: its destination is
+     * {@code destination/32}, with the gateway (if any), the output device and the preferred source address.
+     *
+     * @return the route, or empty if the destination is unreachable ({@code ENETUNREACH}, {@code EHOSTUNREACH})
+     */
+    public synchronized java.util.Optional<Route> routeGet(Inet4Address destination) throws IOException {
+        requireNonNull(destination, "destination");
+        Map<Integer, String> names = linkNames();
+        begin(RTM_GETROUTE, NLM_F_ACK);
+        tx.put((byte) LibC.AF_INET).put((byte) 32).put(new byte[RTMSG_SIZE - 2]);
+        attr(RTA_DST, destination);
+        Route[] found = {null};
+        try {
+            request("RTM_GETROUTE " + destination.getHostAddress(), (b, off, len, type) -> {
+                int body = off + NLMSG_HDRLEN;
+                if (type != RTM_NEWROUTE || b.get(body) != LibC.AF_INET) {
+                    return;
+                }
+                int scope = b.get(body + 6) & 0xff;
+                Inet4Address gateway = null;
+                Inet4Address src = null;
+                int oif = 0;
+                for (int a = body + RTMSG_SIZE; a + 4 <= off + len; a = next(b, a)) {
+                    switch (attrType(b, a)) {
+                        case RTA_GATEWAY: gateway = inet(b, a + 4); break;
+                        case RTA_PREFSRC: src = inet(b, a + 4); break;
+                        case RTA_OIF: oif = b.getInt(a + 4); break;
+                        default: break;
+                    }
+                }
+                String device = names.getOrDefault(oif, oif == 0 ? "" : "if" + oif);
+                found[0] = new Route(Ipv4Prefix.of(destination, 32), gateway, device, scope, src, false);
+            });
+        } catch (ErrnoException e) {
+            if (e.errno() == ErrnoException.ENETUNREACH || e.errno() == EHOSTUNREACH) {
+                return java.util.Optional.empty();
+            }
+            throw e;
+        }
+        return java.util.Optional.ofNullable(found[0]);
+    }
+
+    /** Every link of the namespace, in index order, like {@code ip -d link}. */
+    public synchronized List<Link> links() throws IOException {
+        List<Link> out = new ArrayList<>();
+        dump("RTM_GETLINK", () -> {
+            begin(RTM_GETLINK, NLM_F_DUMP);
+            ifinfomsg(0, 0, 0);
+        }, out::clear, (b, off, len, type) -> {
+            if (type != RTM_NEWLINK) {
+                return;
+            }
+            int body = off + NLMSG_HDRLEN;
+            int index = b.getInt(body + 4);
+            int flags = b.getInt(body + 8);
+            String name = "";
+            String kind = "";
+            String mac = "";
+            int mtu = 0;
+            int master = 0;
+            for (int a = body + IFINFOMSG_SIZE; a + 4 <= off + len; a = next(b, a)) {
+                switch (attrType(b, a)) {
+                    case IFLA_IFNAME: name = string(b, a); break;
+                    case IFLA_MTU: mtu = b.getInt(a + 4); break;
+                    case IFLA_MASTER: master = b.getInt(a + 4); break;
+                    case IFLA_ADDRESS: mac = mac(b, a); break;
+                    case IFLA_LINKINFO:
+                        for (int i = a + 4; i + 4 <= a + (b.getShort(a) & 0xffff); i = next(b, i)) {
+                            if (attrType(b, i) == IFLA_INFO_KIND) {
+                                kind = string(b, i);
+                            }
+                        }
+                        break;
+                    default: break;
+                }
+            }
+            out.add(new Link(index, name, flags, mtu, kind, mac, master));
+        });
+        out.sort((x, y) -> Integer.compare(x.index(), y.index()));
+        return out;
+    }
+
+    /** Every IPv4 address of the namespace, host bits kept, grouped by device in index order. */
+    public synchronized List<LinkAddress> ipv4Addresses() throws IOException {
+        Map<Integer, String> names = linkNames();
+        List<LinkAddress> out = new ArrayList<>();
+        dump("RTM_GETADDR", () -> {
+            begin(RTM_GETADDR, NLM_F_DUMP);
+            tx.put((byte) LibC.AF_INET).put((byte) 0).put((byte) 0).put((byte) 0).putInt(0);
+        }, out::clear, (b, off, len, type) -> {
+            int body = off + NLMSG_HDRLEN;
+            if (type != RTM_NEWADDR || b.get(body) != LibC.AF_INET) {
+                return;
+            }
+            int plen = b.get(body + 1) & 0xff;
+            int index = b.getInt(body + 4);
+            Inet4Address local = null;
+            Inet4Address peer = null;
+            for (int a = body + IFADDRMSG_SIZE; a + 4 <= off + len; a = next(b, a)) {
+                if (attrType(b, a) == IFA_LOCAL) {
+                    local = inet(b, a + 4);
+                } else if (attrType(b, a) == IFA_ADDRESS) {
+                    peer = inet(b, a + 4);
+                }
+            }
+            Inet4Address addr = local != null ? local : peer;
+            if (addr != null) {
+                out.add(new LinkAddress(names.getOrDefault(index, "if" + index), index, addr, plen));
+            }
+        });
+        out.sort((x, y) -> Integer.compare(x.index(), y.index())); // stable: the kernel's order within a device
+        return out;
+    }
+
     // ---- topology extras -------------------------------------------------------------------------------------
 
     /**
@@ -687,6 +803,20 @@ public final class NetlinkRouteProgrammer implements RouteProgrammer {
         int v = (b.get(pos) & 0xff) << 24 | (b.get(pos + 1) & 0xff) << 16 | (b.get(pos + 2) & 0xff) << 8
                 | (b.get(pos + 3) & 0xff);
         return Ipv4Prefix.fromInt(v);
+    }
+
+    /** A hardware-address attribute as lower-case colon-separated hex. */
+    private static String mac(ByteBuffer b, int attr) {
+        int len = (b.getShort(attr) & 0xffff) - 4;
+        StringBuilder sb = new StringBuilder(len * 3);
+        for (int i = 0; i < len; i++) {
+            if (i > 0) {
+                sb.append(':');
+            }
+            int v = b.get(attr + 4 + i) & 0xff;
+            sb.append(Character.forDigit(v >> 4, 16)).append(Character.forDigit(v & 0xf, 16));
+        }
+        return sb.toString();
     }
 
     /** A string attribute's value, without its NUL terminator. */

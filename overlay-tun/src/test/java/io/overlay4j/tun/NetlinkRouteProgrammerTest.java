@@ -197,4 +197,43 @@ class NetlinkRouteProgrammerTest {
             assertTrue(p.linkNames().containsValue(A));
         }
     }
+
+    @Test
+    void linksAddressesAndRouteLookupMatchIp() throws Exception {
+        namespaces.ip(ns, "link", "set", "lo", "up");
+        namespaces.ip(ns, "link", "set", A, "up");
+        namespaces.ip(ns, "link", "set", A, "address", "0a:58:64:60:01:01");
+        namespaces.ip(ns, "addr", "add", "10.168.0.2/24", "dev", A);
+        namespaces.ip(ns, "addr", "add", "10.168.0.9/24", "dev", A);
+        namespaces.ip(ns, "route", "add", "default", "via", "10.168.0.1", "dev", A);
+        namespaces.ip(ns, "link", "add", "o4jt-br", "type", "bridge");
+        try (NetlinkRouteProgrammer p = programmer()) {
+            List<Link> links = p.links();
+            Link a = links.stream().filter(l -> l.name().equals(A)).findFirst().orElseThrow();
+            assertEquals("veth", a.kind());
+            assertEquals("0a:58:64:60:01:01", a.mac());
+            assertTrue(a.isUp());
+            assertEquals(1500, a.mtu());
+            assertEquals(p.linkIndex(A), a.index());
+            Link lo = links.get(0);
+            assertEquals("lo", lo.name());
+            assertTrue(lo.isLoopback());
+            assertEquals("bridge", links.stream().filter(l -> l.name().equals("o4jt-br")).findFirst().orElseThrow()
+                    .kind());
+
+            List<LinkAddress> addresses = p.ipv4Addresses();
+            assertEquals(List.of("127.0.0.1/8 dev lo", "10.168.0.2/24 dev " + A, "10.168.0.9/24 dev " + A),
+                    addresses.stream().map(LinkAddress::toString).collect(Collectors.toList()));
+
+            Route viaGateway = p.routeGet(ip("192.0.2.7")).orElseThrow();
+            assertEquals("192.0.2.7/32 via 10.168.0.1 dev " + A + " src 10.168.0.2", viaGateway.toString());
+            Route onLink = p.routeGet(ip("10.168.0.3")).orElseThrow();
+            assertEquals(null, onLink.gateway());
+            assertEquals(A, onLink.device());
+            assertEquals("lo", p.routeGet(ip("10.168.0.9")).orElseThrow().device());
+
+            namespaces.ip(ns, "route", "del", "default");
+            assertTrue(p.routeGet(ip("192.0.2.7")).isEmpty(), "no route: empty, not an error");
+        }
+    }
 }

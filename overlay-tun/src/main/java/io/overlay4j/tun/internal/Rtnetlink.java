@@ -108,6 +108,8 @@ public final class Rtnetlink {
     public static final int IFA_LOCAL = 2;
 
     // <linux/if_link.h>
+    /** {@code IFLA_ADDRESS}: the hardware address. */
+    public static final int IFLA_ADDRESS = 1;
     /** {@code IFLA_IFNAME}. */
     public static final int IFLA_IFNAME = 3;
     /** {@code IFLA_MTU}. */
