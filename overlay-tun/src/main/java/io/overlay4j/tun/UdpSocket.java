@@ -62,6 +62,11 @@ public final class UdpSocket implements AutoCloseable {
     public static final int MAX_GRO_BYTES = 65535;
     /** The most datagrams one {@code sendmmsg} call carries; {@link #sendBatch} splits longer batches. */
     public static final int MAX_BATCH = 64;
+    /**
+     * A system property for tests of the fallback: when {@code true}, sockets opened afterwards behave as on a kernel
+     * that refuses UDP GSO sends (EIO) and fall back to one datagram per segment.
+     */
+    public static final String REFUSE_GSO_PROPERTY = "overlay4j.udp.refuseGso";
 
     private static final boolean BIG_ENDIAN = ByteOrder.nativeOrder() == ByteOrder.BIG_ENDIAN;
     private static final int INT_SIZE = 4;
@@ -111,6 +116,7 @@ public final class UdpSocket implements AutoCloseable {
         this.receiveBufferSize = receiveBufferSize;
         this.groEnabled = groEnabled;
         this.gsoSupported = gsoSupported;
+        this.pretendGsoRefused = gsoSupported && Boolean.getBoolean(REFUSE_GSO_PROPERTY);
         send = nativeBuffer(SEND_SIZE);
         sendBase = DirectBuffers.address(send);
         receive = nativeBuffer(RECEIVE_SIZE);
@@ -780,7 +786,11 @@ public final class UdpSocket implements AutoCloseable {
         public Received() {
         }
 
-        void set(int address, int port, int length, int segmentSize, boolean truncated) {
+        /**
+         * Sets every field, as {@link #receive} does; for other datagram sources (in-memory ports in tests and
+         * benchmarks) that hand the data plane the same record.
+         */
+        public void set(int address, int port, int length, int segmentSize, boolean truncated) {
             this.address = address;
             this.port = port;
             this.length = length;

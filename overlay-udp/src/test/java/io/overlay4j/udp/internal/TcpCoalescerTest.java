@@ -47,7 +47,7 @@ class TcpCoalescerTest {
         }
         assertEquals(packets.length, coalescer.pendingPackets());
         List<Frame> frames = new ArrayList<>();
-        int n = coalescer.flush((buf, offset, length) -> {
+        int n = coalescer.flush((buf, offset, length, frameCount, frameBytes) -> {
             byte[] f = new byte[length];
             buf.get(offset, f);
             frames.add(new Frame(Arrays.copyOf(f, 10), Arrays.copyOfRange(f, 10, length)));
@@ -312,7 +312,7 @@ class TcpCoalescerTest {
             at += sa[i].length + sb[i].length;
         }
         long[] bytes = {0};
-        TcpCoalescer.Sink sink = (buf, offset, length) -> bytes[0] += length;
+        TcpCoalescer.Sink sink = (buf, offset, length, frameCount, frameBytes) -> bytes[0] += length;
         for (int round = 0; round < 3000; round++) {
             offerAll(batch, sa.length * 2, sa[0].length);
             coalescer.flush(sink);
@@ -367,7 +367,7 @@ class TcpCoalescerTest {
                     }
                 }
             }
-            coalescer.flush((buf, offset, length) -> {
+            coalescer.flush((buf, offset, length, frameCount, frameBytes) -> {
                 buf.position(offset).limit(offset + length);
                 TcpSegmenter.Result r = segmenter.segment(buf, offset, length, segments, 0);
                 ByteBuffer from = r == TcpSegmenter.Result.SEGMENTED ? segments : buf;
