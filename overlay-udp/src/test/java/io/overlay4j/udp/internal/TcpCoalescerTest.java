@@ -271,11 +271,11 @@ class TcpCoalescerTest {
         assertTrue(small.offer(p, 0, p.capacity()));
         assertTrue(small.offer(p, 0, p.capacity()));
         assertFalse(small.offer(p, 0, p.capacity()), "packet table full");
-        assertEquals(2, small.flush((b, o, l) -> { }));
+        assertEquals(2, small.flush((b, o, l, c, t) -> { }));
         ByteBuffer big = ByteBuffer.allocate(65535);
         assertTrue(small.offer(big, 0, 65535));
         assertFalse(small.offer(p, 0, p.capacity()), "arena full");
-        assertEquals(1, small.flush((b, o, l) -> { }));
+        assertEquals(1, small.flush((b, o, l, c, t) -> { }));
         assertThrows(IllegalArgumentException.class, () -> small.offer(big, 0, 0));
         assertThrows(IllegalArgumentException.class, () -> new TcpCoalescer(1, 1, 1000));
 
@@ -291,7 +291,7 @@ class TcpCoalescerTest {
         }
         int[] lengths = new int[4];
         int[] n = {0};
-        assertEquals(3, oneFlow.flush((buf, o, l) -> lengths[n[0]++] = l));
+        assertEquals(3, oneFlow.flush((buf, o, l, c, t) -> lengths[n[0]++] = l));
         assertArrayEquals(new int[] {10 + HDR + 2000, 10 + HDR + 1000, 10 + HDR + 1000, 0}, lengths);
     }
 
