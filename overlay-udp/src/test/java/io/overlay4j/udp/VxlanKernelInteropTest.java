@@ -90,16 +90,36 @@ class VxlanKernelInteropTest {
         }
     }
 
-    @ParameterizedTest(name = "offloads {0}")
-    @ValueSource(booleans = {true, false})
-    void userspaceVxlanTalksToTheKernelsVxlanDevice(boolean offloads) throws Exception {
-        setUp(offloads);
-        assertEquals(offloads, forwarder.vnetHeader(), "TUN offloads as asked");
+    /**
+     * @param mode {@code offloads}; {@code plain}; {@code gso-refused}: offloads asked for, but the socket behaves as
+     *             on a kernel that refuses UDP GSO sends (it falls back to one datagram per segment);
+     *             {@code tun-refuses}: offloads asked for, but the TUN comes up plain (the socket keeps GRO)
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"offloads", "plain", "gso-refused", "tun-refuses"})
+    void userspaceVxlanTalksToTheKernelsVxlanDevice(String mode) throws Exception {
+        boolean offloads = !mode.equals("plain");
+        String property = mode.equals("gso-refused") ? UdpSocket.REFUSE_GSO_PROPERTY
+                : mode.equals("tun-refuses") ? LinuxTunDevice.REFUSE_OFFLOADS_PROPERTY : null;
+        if (property != null) {
+            System.setProperty(property, "true");
+        }
+        try {
+            setUp(offloads);
+        } finally {
+            if (property != null) {
+                System.clearProperty(property);
+            }
+        }
+        assertEquals(mode.equals("offloads") || mode.equals("gso-refused"), forwarder.vnetHeader(),
+                "TUN offloads as asked and granted");
+        assertEquals(offloads, socket.groEnabled());
 
         ping(kernel, "100.96.2.0");
         ping(ours, "100.96.1.0");
         stream(kernel, ours, new InetSocketAddress("100.96.2.0", 5001));
         stream(ours, kernel, new InetSocketAddress("100.96.1.0", 5002));
+        assertEquals(!mode.equals("gso-refused"), socket.gsoSupported(), "GSO sends as the kernel allowed them");
 
         TrafficStats s = forwarder.stats();
         assertTrue(s.egressBytes() > STREAM_BYTES && s.ingressBytes() > STREAM_BYTES, s.toString());
