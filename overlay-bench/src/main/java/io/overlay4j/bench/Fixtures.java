@@ -62,8 +62,8 @@ final class Fixtures {
             }
             return b.build();
         }
-        LeaseAttributes attributes = LeaseAttributes.udp(Ipv4Prefix.fromInt(publicIp));
         for (int i = 0; i < n; i++) {
+            LeaseAttributes attributes = LeaseAttributes.udp(Ipv4Prefix.fromInt(publicIp + (spread ? i : 0)));
             b.put(new Lease(Ipv4Prefix.of(subnetOf(i), 24), attributes, expiry), port);
         }
         return b.build();

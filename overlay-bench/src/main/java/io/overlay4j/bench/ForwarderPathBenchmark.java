@@ -41,7 +41,7 @@ import org.openjdk.jmh.annotations.Warmup;
  *   {@code injectRepeated} mode (a copy of the packet into the path's buffer, like the kernel's), IPv4 validation, one
  *   volatile read of the peer table and the lookup (1,000 peers), {@code encapsulate} with the peer's context, the
  *   send and the counter update (the ICMP branch is not taken: every packet has a route);</li>
- *   <li>{@link #ingress} ({@code sink=memory} only): a receive from an in-memory port that copies one prepared
+ *   <li>{@link #ingress} (always from the in-memory port, whatever {@code sink} says): a receive from an in-memory port that copies one prepared
  *   datagram in, the admission's sender lookup, {@code decapsulate}, validation, the source and destination checks,
  *   the TUN write (discarded: counted only) and the counter update.</li>
  * </ul>
@@ -50,7 +50,7 @@ import org.openjdk.jmh.annotations.Warmup;
  * <ul>
  *   <li>{@code memory}: an in-memory port that consumes what is sent and hands out a prepared datagram on receive;
  *   no system call at all, so this is the pure userspace cost per packet;</li>
- *   <li>{@code loopback}: a real {@link UdpSocket} (JNA {@code sendto}) to a socket on 127.0.0.1 that nobody reads:
+ *   <li>{@code loopback}: a real {@link UdpSocket} (JNA {@code sendto}) to a socket on loopback that nobody reads:
  *   <strong>one {@code sendto} system call per packet is included</strong>. Once the receiver's buffer is full the
  *   kernel drops the datagrams, so the receive side's socket-queue work is only partly counted.</li>
  * </ul>
@@ -146,10 +146,12 @@ public class ForwarderPathBenchmark {
     @Setup(Level.Trial)
     public void setUp() throws IOException {
         Encapsulator encap = EncapDecapBenchmark.encapsulator(encapsulator);
-        receiver = UdpSocket.open(new InetSocketAddress("127.0.0.1", 0), UdpSocket.Options.defaults());
+        // Peer i at 127.0.0.1 + i (one host per lease, as in a real network; all of 127/8 is loopback), all received
+        // by one socket bound to the wildcard address.
+        receiver = UdpSocket.open(new InetSocketAddress("0.0.0.0", 0), UdpSocket.Options.defaults());
         int port = receiver.localAddress().getPort();
         int loopback = 0x7f000001;
-        PeerTable table = Fixtures.peerTable(PEERS, loopback, port, encap, false);
+        PeerTable table = Fixtures.peerTable(PEERS, loopback, port, encap, true);
         AtomicReference<PeerTable> peers = new AtomicReference<>(table);
         int own = Fixtures.subnetOf(PEERS);
         Ipv4Prefix ownSubnet = Ipv4Prefix.of(own, 24);
@@ -168,7 +170,7 @@ public class ForwarderPathBenchmark {
                     "vxlan", vx.backendData()), null));
             vx.encapsulate(datagram, toUs, MTU);
         }
-        MemoryPort memory = new MemoryPort(datagram, loopback, port);
+        MemoryPort memory = new MemoryPort(datagram, loopback + PEERS / 2, port);
         DatagramPort out;
         if ("memory".equals(sink)) {
             out = memory;
@@ -186,7 +188,8 @@ public class ForwarderPathBenchmark {
         }
         ingress();
         if (ingressCounters.packets() != 1) {
-            throw new IllegalStateException("the benchmark datagram was not admitted");
+            throw new IllegalStateException("the benchmark datagram was not admitted: "
+                    + TrafficCounters.snapshot(egressCounters, ingressCounters));
         }
     }
 
