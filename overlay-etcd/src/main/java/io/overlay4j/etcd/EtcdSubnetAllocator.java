@@ -31,7 +31,7 @@ import io.overlay4j.NetworkConfig;
 import io.overlay4j.OverlayException;
 import io.overlay4j.OverlayException.Kind;
 import io.overlay4j.SubnetAllocator;
-import io.overlay4j.internal.Subnets;
+import io.overlay4j.LeaseRules;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Clock;
@@ -225,7 +225,7 @@ public final class EtcdSubnetAllocator implements SubnetAllocator {
                 log.warn("{} holds {} but is not an IPv4-only subnet key; leaving it alone", e.key, ip);
                 continue;
             }
-            if (Subnets.compatible(config, e.subnet)) {
+            if (LeaseRules.fits(config, e.subnet)) {
                 Lease lease = rewrite(e, attributes);
                 if (lease != null) {
                     log.info("reusing lease {} of {}", e.subnet, ip);
@@ -246,13 +246,13 @@ public final class EtcdSubnetAllocator implements SubnetAllocator {
         List<Ipv4Prefix> taken = new ArrayList<>();
         for (Entry e : listing.entries) {
             if (!(e.attributes != null && e.attributes.publicIp().equals(attributes.publicIp())
-                    && e.canonical && !e.isReservation() && !Subnets.compatible(config, e.subnet))) {
+                    && e.canonical && !e.isReservation() && !LeaseRules.fits(config, e.subnet))) {
                 taken.add(e.subnet); // the incompatible leases of our own IP were just deleted
             }
         }
         Ipv4Prefix subnet = null;
         if (previous != null) {
-            if (!Subnets.compatible(config, previous)) {
+            if (!LeaseRules.fits(config, previous)) {
                 log.info("previous subnet {} is not compatible with the network config, ignoring", previous);
             } else if (taken.stream().noneMatch(t -> t.overlaps(previous))) {
                 subnet = previous;
@@ -261,7 +261,11 @@ public final class EtcdSubnetAllocator implements SubnetAllocator {
             }
         }
         if (subnet == null) {
-            subnet = Subnets.allocate(config, taken);
+            List<Ipv4Prefix> free = LeaseRules.freeCandidates(config, taken);
+            if (free.isEmpty()) {
+                throw LeaseRules.exhausted(config);
+            }
+            subnet = free.get(ThreadLocalRandom.current().nextInt(free.size()));
         }
         Lease lease = create(subnet, attributes);
         if (lease != null) {
@@ -290,7 +294,7 @@ public final class EtcdSubnetAllocator implements SubnetAllocator {
                 NetworkConfig config = networkConfig();
                 Listing listing = list();
                 boolean free = listing.entries.stream().noneMatch(o -> o.subnet.overlaps(lease.subnet()));
-                if (!free || !Subnets.compatible(config, lease.subnet())) {
+                if (!free || !LeaseRules.fits(config, lease.subnet())) {
                     throw new OverlayException(Kind.LEASE_LOST, "lease " + lease.subnet() + " is gone and the subnet "
                             + (free ? "no longer fits the network config" : "overlaps another lease"));
                 }
