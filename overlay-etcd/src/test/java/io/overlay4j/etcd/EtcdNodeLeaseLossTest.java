@@ -76,13 +76,13 @@ class EtcdNodeLeaseLossTest {
         };
         try (EtcdSubnetAllocator allocator = EtcdSubnetAllocator.builder().endpoints(etcd.endpoint()).build();
              OverlayNode node = OverlayNode.builder().allocator(allocator).backend(backend).underlayInterface("lo")
-                     .publicAddress(Ipv4Prefix.parseAddress("127.0.0.7")).subnetFile(null).build().start()) {
+                     .publicAddress(Ipv4Prefix.parseAddress("192.0.2.7")).subnetFile(null).build().start()) {
             Ipv4Prefix subnet = node.lease().subnet();
             String key = "/coreos.com/network/subnets/" + subnet.toSubnetKey();
-            assertTrue(etcd.etcdctl("get", key).contains("127.0.0.7"));
+            assertTrue(etcd.etcdctl("get", key).contains("192.0.2.7"));
             etcd.etcdctl("del", key);
             long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
-            while (!etcd.etcdctl("get", key).contains("\"PublicIP\":\"127.0.0.7\"")) {
+            while (!etcd.etcdctl("get", key).contains("\"PublicIP\":\"192.0.2.7\"")) {
                 assertTrue(System.nanoTime() < deadline, "the node did not re-acquire its deleted lease");
                 Thread.sleep(50);
             }
