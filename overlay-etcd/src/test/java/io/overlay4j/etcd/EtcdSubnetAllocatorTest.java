@@ -452,6 +452,7 @@ class EtcdSubnetAllocatorTest {
         final BlockingQueue<LeaseEvent> events = new LinkedBlockingQueue<>();
         final List<LeaseEvent> all = new CopyOnWriteArrayList<>();
         final List<Throwable> errors = new CopyOnWriteArrayList<>();
+        final AtomicInteger resumed = new AtomicInteger();
 
         @Override
         public void onSnapshot(List<Lease> leases) {
@@ -467,6 +468,11 @@ class EtcdSubnetAllocatorTest {
         @Override
         public void onError(Throwable error) {
             errors.add(error);
+        }
+
+        @Override
+        public void onResumed() {
+            resumed.incrementAndGet();
         }
 
         List<Lease> snapshot() throws InterruptedException {
