@@ -153,10 +153,10 @@ public final class LocalSubnetAllocator implements SubnetAllocator {
      * {@inheritDoc}
      *
      * <p>The lease's own entry is authoritative, as flanneld's unconditional renewal {@code Put} is: an entry for the
-     * subnet that cannot be read, or whose PublicIP is not a usable address, is overwritten with the lease. If the entry
-     * is gone (it expired or was deleted) and the subnet is still free and fits the config, it is created again with a
-     * full TTL; a deleted reservation comes back as an ordinary lease. Only a readable entry of another usable PublicIP,
-     * or a subnet that is gone and taken or no longer fits, is {@code LEASE_LOST}.
+     * subnet that cannot be read, or whose PublicIP is not a usable address, is overwritten with the lease. If the
+     * entry is gone (it expired or was deleted) and the subnet is still free and fits the config, it is created again
+     * with a full TTL; a deleted reservation comes back as an ordinary lease. Only a readable entry of another usable
+     * PublicIP, or a subnet that is gone and taken or no longer fits, is {@code LEASE_LOST}.
      */
     @Override
     public Lease renew(Lease lease) {

@@ -281,7 +281,7 @@ public final class EtcdSubnetAllocator implements SubnetAllocator {
         throw new OverlayException(Kind.LEASE_CONFLICT, "could not renew " + subnet + ": it kept changing under us");
     }
 
-    /** {@code LEASE_LOST} unless the foreign value under our key is no claim: unreadable, unusable, or under our lease. */
+    /** {@code LEASE_LOST} unless the foreign value under our key is no claim (unreadable, unusable, our lease). */
     private void refuseIfHeldByAnother(Entry e, LeaseAttributes found) {
         if (found == null || etcd.isOwnLease(e.subnet(), e.leaseId())) {
             return;
@@ -450,7 +450,7 @@ public final class EtcdSubnetAllocator implements SubnetAllocator {
             }
         }
 
-        /** The key prefix, as flanneld's {@code --etcd-prefix}: an absolute path; default {@code /coreos.com/network}. */
+        /** The key prefix, as flanneld's {@code --etcd-prefix}, an absolute path; default /coreos.com/network. */
         public Builder prefix(String prefix) {
             String p = option("prefix", prefix);
             while (p.length() > 1 && p.endsWith("/")) {

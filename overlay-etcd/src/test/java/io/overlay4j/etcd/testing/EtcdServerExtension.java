@@ -44,7 +44,8 @@ public final class EtcdServerExtension implements BeforeAllCallback, AfterAllCal
     private static final Duration READY_TIMEOUT = Duration.ofSeconds(20);
     private static final Pattern REVISION = Pattern.compile("\"revision\":(\\d+)");
     private static final Pattern STATUS = Pattern.compile(
-            "\"Endpoint\":\"([^\"]+)\",\"Status\":\\{\"header\":\\{[^}]*\"member_id\":(\\d+)[^}]*}.*?\"leader\":(\\d+)");
+            "\"Endpoint\":\"([^\"]+)\",\"Status\":\\{\"header\":\\{[^}]*\"member_id\":(\\d+)[^}]*}"
+                    + ".*?\"leader\":(\\d+)");
 
     private final boolean tls;
     private final int size;
