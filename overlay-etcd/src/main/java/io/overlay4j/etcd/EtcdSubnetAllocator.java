@@ -518,9 +518,11 @@ public final class EtcdSubnetAllocator implements SubnetAllocator {
         }
 
         /**
-         * Creates the etcd client. etcd need not be up: calls fail later with {@code STORE_UNAVAILABLE}.
+         * Creates the etcd client and the allocator's first thread (in the calling thread's network namespace, unless
+         * a {@link #threadFactory} is given). etcd need not be up: calls fail later with {@code STORE_UNAVAILABLE}.
          *
-         * @throws OverlayException {@code CONFIG_INVALID} if the TLS files cannot be loaded
+         * @throws OverlayException {@code CONFIG_INVALID} if the TLS files cannot be loaded, {@code ILLEGAL_ARGUMENT}
+         *                          if the client cannot be created
          */
         public EtcdSubnetAllocator build() {
             ClientBuilder cb = Client.builder()
@@ -546,7 +548,13 @@ public final class EtcdSubnetAllocator implements SubnetAllocator {
             if (user != null) {
                 cb.user(EtcdClient.bytes(user)).password(EtcdClient.bytes(password));
             }
-            return new EtcdSubnetAllocator(this, cb);
+            try {
+                return new EtcdSubnetAllocator(this, cb);
+            } catch (OverlayException e) {
+                throw e;
+            } catch (RuntimeException e) {
+                throw illegal("cannot create the etcd client for " + endpoints + ": " + e);
+            }
         }
 
         private static <T> T option(String name, T value) {
