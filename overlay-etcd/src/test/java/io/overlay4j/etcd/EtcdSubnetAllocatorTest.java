@@ -392,6 +392,36 @@ class EtcdSubnetAllocatorTest {
     }
 
     @Test
+    void theThreadFactoryMakesTheAllocatorsThreads() throws Exception {
+        String prefix = newPrefix();
+        ETCD.etcdctl("put", prefix + "/config", "{\"Network\":\"100.96.0.0/16\"}");
+        List<String> made = new CopyOnWriteArrayList<>();
+        AtomicInteger n = new AtomicInteger();
+        EtcdSubnetAllocator a = EtcdSubnetAllocator.builder().endpoints(ETCD.endpoint()).prefix(prefix)
+                .threadFactory(r -> {
+                    Thread t = new Thread(r, "embedder-etcd-" + n.incrementAndGet());
+                    t.setDaemon(true);
+                    made.add(t.getName());
+                    return t;
+                }).build();
+        closeables.add(a);
+        assertEquals(List.of("embedder-etcd-1"), made, "the thread every etcd call starts from, made at build");
+        Lease lease = a.acquire(node(1), null);
+        List<String> deliveredOn = new CopyOnWriteArrayList<>();
+        Recorder rec = new Recorder() {
+            @Override
+            public void onSnapshot(List<Lease> leases) {
+                deliveredOn.add(Thread.currentThread().getName());
+                super.onSnapshot(leases);
+            }
+        };
+        closeables.add(a.watch(rec));
+        assertSameLeases(List.of(lease), rec.snapshot());
+        assertTrue(deliveredOn.get(0).startsWith("embedder-etcd-"), deliveredOn.toString());
+        assertTrue(made.size() >= 3, "home, watch and jetcd's callback threads: " + made);
+    }
+
+    @Test
     void compactionWhileTheWatchIsBehindResyncsWithChangedAttributes() throws Exception {
         String prefix = newPrefix();
         ETCD.etcdctl("put", prefix + "/config", "{\"Network\":\"100.96.0.0/16\"}");
