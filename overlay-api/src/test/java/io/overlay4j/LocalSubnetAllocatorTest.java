@@ -258,7 +258,10 @@ class LocalSubnetAllocatorTest extends AbstractSubnetAllocatorContractTest {
                 }
             })) {
                 assertEquals(List.of(lease), seen.poll(10, TimeUnit.SECONDS));
-                Files.writeString(file, "{\"config\":{}, oops");
+                // Written atomically: a torn write would first show an empty file (no config) to the watch.
+                Path tmp = file.resolveSibling("corrupt.tmp");
+                Files.writeString(tmp, "{\"config\":{}, oops");
+                Files.move(tmp, file, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
                 Object error = seen.poll(10, TimeUnit.SECONDS);
                 assertTrue(error instanceof OverlayException, String.valueOf(error));
                 assertEquals(OverlayException.Kind.STORE_CORRUPT, ((OverlayException) error).kind());
