@@ -771,7 +771,8 @@ public final class UdpSocket implements AutoCloseable {
             life.close(); // first: a receiver woken by the shutdown must see the socket closing
             if (shutDown.compareAndSet(false, true)) {
                 // ENOTCONN for an unconnected UDP socket, but the shutdown is recorded and wakes blocked receivers.
-                LibC.shutdown(fd, LibC.SHUT_RDWR);
+                // Only the receive side: a sender racing the close must not see EPIPE.
+                LibC.shutdown(fd, LibC.SHUT_RD);
             }
         } finally {
             life.release();

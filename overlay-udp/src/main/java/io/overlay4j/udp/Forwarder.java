@@ -143,7 +143,9 @@ public final class Forwarder implements AutoCloseable {
 
     private Thread newThread(Runnable r, String name) {
         if (threadFactory != null) {
-            return threadFactory.newThread(r);
+            Thread t = threadFactory.newThread(r);
+            t.setName(t.getName() + "-" + name.substring("overlay4j-".length()));
+            return t;
         }
         Thread t = new Thread(r, name);
         t.setDaemon(true);
@@ -468,7 +470,11 @@ public final class Forwarder implements AutoCloseable {
             return this;
         }
 
-        /** Makes the two threads (egress first); default daemon threads named after the direction and the TUN. */
+        /**
+         * Makes the two threads (egress first), e.g. to name them, start them in a network namespace or as daemons;
+         * the forwarder appends {@code -egress-<tun>} and {@code -ingress-<tun>} to the names the factory gives.
+         * Default: daemon threads named {@code overlay4j-egress-<tun>} and {@code overlay4j-ingress-<tun>}.
+         */
         public Builder threadFactory(ThreadFactory threadFactory) {
             this.threadFactory = requireNonNull(threadFactory, "threadFactory");
             return this;

@@ -41,7 +41,8 @@ import org.slf4j.LoggerFactory;
  * of up to 64 KiB per read and write) and the socket with UDP GRO, and sends use UDP GSO; each offload the kernel
  * refuses falls back on its own, and the wire format is flannel's either way. Received datagrams are admitted only
  * from current leases' public addresses at the network's port, with inner sources in the sender's subnet and inner
- * destinations in this node's subnet ({@link Forwarder}).
+ * destinations in this node's subnet ({@link Forwarder}). The forwarder's two threads come from
+ * {@link Backend.Context#threadFactory()}.
  */
 public final class UdpBackend implements Backend {
     /** The backend type name. */
@@ -135,7 +136,8 @@ public final class UdpBackend implements Backend {
                     .mtu(mtu)
                     .ownSubnet(own)
                     .network(network)
-                    .admitAnySenderAddress(admitAnySenderAddress);
+                    .admitAnySenderAddress(admitAnySenderAddress)
+                    .threadFactory(context.threadFactory());
             if (errorHandler != null) {
                 fb.errorHandler(errorHandler);
             }

@@ -93,8 +93,8 @@ public final class LibC {
     public static final int SOCK_NONBLOCK = O_NONBLOCK;
     /** {@code MSG_DONTWAIT}: this one call does not block. */
     public static final int MSG_DONTWAIT = 0x40;
-    /** {@code SHUT_RDWR}. */
-    public static final int SHUT_RDWR = 2;
+    /** {@code SHUT_RD}. */
+    public static final int SHUT_RD = 0;
     /** {@code SO_SNDBUFFORCE}: {@code SO_SNDBUF} above {@code wmem_max}, needs CAP_NET_ADMIN. */
     public static final int SO_SNDBUFFORCE = 32;
     /** {@code SO_RCVBUFFORCE}: {@code SO_RCVBUF} above {@code rmem_max}, needs CAP_NET_ADMIN. */
