@@ -197,6 +197,60 @@ class ForwarderFuzzTest {
         assertTrue(forwarder.isRunning());
     }
 
+    /**
+     * A GRO receive of one TCP flow becomes one TUN write of a super-packet: its packets count once, as forwarded
+     * only when that write succeeds, and each as a failed write when it does not.
+     */
+    @org.junit.jupiter.api.Test
+    void coalescedPacketsCountOnceAndOnlyWhenWritten() throws Exception {
+        InMemoryTunDevice tun = new InMemoryTunDevice("coal", MTU, true);
+        UdpSocket socket = UdpSocket.open(new InetSocketAddress("127.0.0.3", 0), UdpSocket.Options.builder()
+                .receiveBufferSize(8 << 20).gro(true).build());
+        int port = socket.localAddress().getPort();
+        UdpSocket peer = UdpSocket.open(new InetSocketAddress("127.0.0.4", port), UdpSocket.Options.defaults());
+        closeMe.add(peer);
+        forwarder = Forwarder.builder().tun(tun).socket(socket).ownSubnet(OWN).network(NETWORK).ownsTun(true)
+                .ownsSocket(true).errorHandler(errors::add)
+                .peers(PeerTable.builder().put(ForwarderTest.lease(PEER, addr(127, 0, 0, 4)), port).build()).build();
+        forwarder.start();
+        TcpPackets.Spec flow = new TcpPackets.Spec();
+        flow.src = addr(10, 5, 3, 7);
+        flow.dst = addr(10, 5, 2, 7);
+        flow.payload = 1000;
+        int segment = 20 + 32 + 1000;
+        ByteBuffer run = ByteBuffer.allocateDirect(10 * segment);
+
+        tun.failWrites(new java.io.IOException("test: EIO"));
+        sendRun(peer, run, flow, port);
+        TrafficStats s = await(st -> st.drops(DropReason.TUN_WRITE_FAILED) == 10, "10 failed writes");
+        assertEquals(0, s.ingressPackets(), s::toString);
+        assertEquals(10, s.totalDrops(), s::toString);
+
+        tun.failWrites(null);
+        flow.seq += 10 * 1000;
+        sendRun(peer, run, flow, port);
+        s = await(st -> st.ingressPackets() == 10, "10 packets forwarded");
+        assertEquals(10L * segment, s.ingressBytes(), "bytes as received, not as merged");
+        assertEquals(10, s.totalDrops(), s::toString);
+        byte[] frame = tun.takeWritten(5, TimeUnit.SECONDS);
+        assertEquals(VirtioNetHeader.GSO_TCPV4, frame[1], "one merged super-packet");
+        assertEquals(10 + 52 + 10 * 1000, frame.length);
+        assertEquals(0, tun.writtenPending());
+        assertEquals(1, errors.size(), errors::toString);
+    }
+
+    private static void sendRun(UdpSocket peer, ByteBuffer run, TcpPackets.Spec flow, int port) throws Exception {
+        run.clear();
+        TcpPackets.Spec s = flow.copy();
+        for (int i = 0; i < 10; i++) {
+            s.id = flow.id + i;
+            run.put(s.build());
+            s.seq += s.payload;
+        }
+        run.flip();
+        peer.sendSegmented(run, 20 + 32 + flow.payload, addr(127, 0, 0, 3), port);
+    }
+
     private TrafficStats await(Predicate<TrafficStats> condition, String what) throws InterruptedException {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
         TrafficStats s = forwarder.stats();
