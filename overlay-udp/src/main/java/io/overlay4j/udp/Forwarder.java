@@ -6,6 +6,7 @@ import io.overlay4j.Encapsulator;
 import io.overlay4j.Ipv4Prefix;
 import io.overlay4j.Lease;
 import io.overlay4j.LeaseEvent;
+import io.overlay4j.PeerStats;
 import io.overlay4j.TrafficStats;
 import io.overlay4j.TunDevice;
 import io.overlay4j.tun.UdpSocket;
@@ -19,6 +20,7 @@ import java.net.Inet4Address;
 import java.net.InetAddress;
 import java.nio.ByteBuffer;
 import java.nio.channels.ClosedChannelException;
+import java.util.ArrayList;
 import java.util.Collection;
 import java.util.List;
 import java.util.concurrent.ThreadFactory;
@@ -55,6 +57,11 @@ import org.slf4j.LoggerFactory;
  * <p>Ownership: the forwarder uses, but does not own, the TUN device and the socket unless told so with
  * {@link Builder#ownsTun} and {@link Builder#ownsSocket}; see {@link #close()}. Peers are an immutable
  * {@link PeerTable} for this forwarder's encapsulator, swapped with one volatile write and read once per packet.
+ *
+ * <p>Counting: {@link #stats()} node-wide per direction and drop reason, {@link #peerStats()} per peer (sent to it,
+ * admitted from it, last seen). Each direction's thread is the only writer of its counters (plain writes with release
+ * semantics, no atomics per packet); the per-peer ones are updated where the packet's peer is at hand anyway (the
+ * egress lookup, the ingress admission), and pass from table to table as peers are renewed.
  *
  * <p>The egress and ingress halves ({@code EgressPath}, {@code IngressPath} in the internal package) each own their
  * buffers and counters and depend only on one TUN queue and one socket, so several pipelines (one per queue of a
@@ -186,9 +193,16 @@ public final class Forwarder implements AutoCloseable {
         peers.set(peers.get().apply(events, port));
     }
 
-    /** Replaces all peers with these leases, at {@link #port()}; unusable leases are skipped. */
+    /**
+     * Replaces all peers with these leases, at {@link #port()}; unusable leases are skipped. Peers that stay keep their
+     * counters. Call from one thread at a time.
+     */
     public void resetPeers(Collection<Lease> leases) {
-        peers.set(PeerTable.of(leases, port, encapsulator));
+        PeerTable.Builder b = peers.get().toBuilder().clear();
+        for (Lease lease : leases) {
+            b.put(lease, port);
+        }
+        peers.set(b.build());
     }
 
     /** The encapsulation. */
@@ -209,6 +223,19 @@ public final class Forwarder implements AutoCloseable {
     /** This node's subnet: admitted inner destinations lie in it, ICMP replies come from its network address. */
     public Ipv4Prefix ownSubnet() {
         return ownSubnet;
+    }
+
+    /**
+     * The counters of each current peer, ordered by subnet ({@link Peer#stats()}): packets sent to it, packets
+     * admitted from it, when the last one arrived.
+     */
+    public List<PeerStats> peerStats() {
+        List<Peer> current = peers.get().peers();
+        List<PeerStats> out = new ArrayList<>(current.size());
+        for (Peer p : current) {
+            out.add(p.stats());
+        }
+        return out;
     }
 
     /** Whether the TUN side runs with virtio headers: super-packet reads, coalesced writes. */
