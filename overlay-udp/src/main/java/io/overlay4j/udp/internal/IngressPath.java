@@ -37,7 +37,8 @@ import java.util.function.Consumer;
  * ({@link TcpCoalescer}); a plain TUN gets one write per packet. A packet counts as forwarded only once its TUN write
  * succeeded (a merged frame: all of its packets, once); a failed write counts each of its packets as
  * {@link DropReason#TUN_WRITE_FAILED}. An admitted packet counts for its peer ({@link PeerCounters}) when it is
- * admitted, with the time of its receive (one clock read per receive) as the peer's last-seen time. Nothing is
+ * admitted, with the time of its receive (one clock read per step, only if something was admitted) as the peer's
+ * last-seen time. Nothing is
  * allocated per packet. Not thread-safe: one thread calls
  * {@link #step()}.
  */
@@ -65,6 +66,8 @@ public final class IngressPath {
     private final UdpSocket.Received info = new UdpSocket.Received();
     private volatile boolean running = true;
     private boolean tunClosed;
+    // The time of this step's receives, epoch milliseconds; 0 until an admitted datagram needs it.
+    private long now;
 
     /**
      * An ingress path; allocates its buffers (64 KiB, plus about 600 KiB for coalescing on a virtio-header TUN).
@@ -119,6 +122,7 @@ public final class IngressPath {
         if (!running) {
             return;
         }
+        now = 0;
         ingest(n);
         if (coalescer != null) {
             // Drain what has already arrived before writing: a flow's next GSO batch (a 64 KiB super-packet leaves
@@ -160,7 +164,6 @@ public final class IngressPath {
             return;
         }
         int size = info.segmentSize() > 0 ? info.segmentSize() : n;
-        long now = 0;
         for (int off = 0; off < n; off += size) {
             view.limit(Math.min(off + size, n)).position(off);
             Peer peer = admit(table, sender);
@@ -168,7 +171,8 @@ public final class IngressPath {
                 continue;
             }
             if (now == 0) {
-                now = System.currentTimeMillis(); // once per receive, not per datagram of a GRO batch
+                // Once per step (its receives arrived within microseconds), not per datagram of a GRO batch.
+                now = System.currentTimeMillis();
             }
             PeerCounters.of(peer).received(view.remaining(), now);
             forward();
