@@ -287,14 +287,14 @@ final class HostGwNetwork implements Backend.Network {
     private final class KernelListener implements NetlinkMonitor.Listener {
         @Override
         public void routeDeleted(Route route) {
-            if (isOurs(route)) {
+            if (routesTo(route.destination(), null)) {
                 queueCheck();
             }
         }
 
         @Override
         public void routeAdded(Route route) {
-            if (isOurs(route)) {
+            if (routesTo(route.destination(), route)) {
                 queueCheck(); // someone replaced ours: the check puts ours back
             }
         }
@@ -312,11 +312,11 @@ final class HostGwNetwork implements Backend.Network {
         }
     }
 
-    /** Whether a route notification concerns a destination we route (and is not our own route appearing). */
-    private boolean isOurs(Route route) {
+    /** Whether we route {@code destination}, by another route than {@code except} if that is given. */
+    private boolean routesTo(Ipv4Prefix destination, Route except) {
         synchronized (lock) {
-            Route mine = routes.get(route.destination());
-            return mine != null && !(same(mine, route) && route.kernel() == mine.kernel());
+            Route mine = routes.get(destination);
+            return mine != null && (except == null || !same(mine, except));
         }
     }
 

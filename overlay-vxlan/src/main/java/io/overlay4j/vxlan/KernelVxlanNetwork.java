@@ -580,7 +580,8 @@ final class KernelVxlanNetwork implements Backend.Network {
         @Override
         public void linkChanged(Link link) {
             if (link.name().equals(device) && !link.isUp()) {
-                LOG.warn("{} went down; setting it up again", device);
+                // also seen just before a deletion, and while a recreated device is still down: the resync sorts it
+                LOG.debug("{} is down", device);
                 scheduleResync("device down", Duration.ZERO);
             }
         }
@@ -708,7 +709,7 @@ final class KernelVxlanNetwork implements Backend.Network {
                 boolean wasDown = !nl.isUp(device);
                 configureDevice();
                 if (recreate || wasDown) {
-                    LOG.info("{} is set up again ({}); programming {} peers", device, why,
+                    LOG.warn("{} is set up again ({}); programming {} peers", device, why,
                             programmed.size() + pending.size());
                 }
                 List<Lease> retry = new ArrayList<>(pending.values());
