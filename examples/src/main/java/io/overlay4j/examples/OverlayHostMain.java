@@ -4,7 +4,6 @@ import io.overlay4j.Ipv4Prefix;
 import io.overlay4j.LocalSubnetAllocator;
 import io.overlay4j.NetworkConfig;
 import io.overlay4j.OverlayNode;
-import io.overlay4j.udp.UdpBackend;
 import java.nio.file.Path;
 import java.util.concurrent.CountDownLatch;
 
@@ -15,10 +14,10 @@ import java.util.concurrent.CountDownLatch;
  * <pre>
  * OverlayHostMain --network 100.96.0.0/16 --allocator-file /tmp/leases.json --iface eth0
  *                 [--public-ip 10.168.0.2] [--subnet-file /run/flannel/subnet.env] [--prefer-subnet 100.96.1.0/24]
- *                 [--offloads]
+ *                 [--backend udp|vxlan|host-gw] [--offloads]
  * </pre>
- * Prints {@code READY} once the TUN device and its route are up and peers are being followed; on SIGTERM it prints
- * the node's counters, removes its device and exits 0.
+ * Prints {@code READY} once the backend's device and routes are up and peers are being followed; on SIGTERM it prints
+ * the node's counters, removes what its backend made (also the kernel backends' device and routes) and exits 0.
  */
 public final class OverlayHostMain {
     private OverlayHostMain() {
@@ -33,6 +32,7 @@ public final class OverlayHostMain {
         String subnetFile = null;
         String prefer = null;
         boolean offloads = false;
+        BackendChoice backend = BackendChoice.UDP;
         for (int i = 0; i < args.length; i++) {
             if (args[i].equals("--offloads")) {
                 offloads = true;
@@ -46,6 +46,13 @@ public final class OverlayHostMain {
                 case "--public-ip" -> publicIp = v;
                 case "--subnet-file" -> subnetFile = v;
                 case "--prefer-subnet" -> prefer = v;
+                case "--backend" -> {
+                    try {
+                        backend = BackendChoice.parse(v == null ? "" : v);
+                    } catch (IllegalArgumentException e) {
+                        usage(e.getMessage());
+                    }
+                }
                 default -> usage("unknown option " + args[i]);
             }
             if (v == null) {
@@ -56,11 +63,14 @@ public final class OverlayHostMain {
         if (network == null || allocatorFile == null) {
             usage("--network and --allocator-file are required");
         }
-        NetworkConfig config = NetworkConfig.parse("{\"Network\":\"" + network + "\"}");
+        if (offloads && backend != BackendChoice.UDP) {
+            usage("--offloads is an option of the udp backend");
+        }
+        NetworkConfig config = NetworkConfig.parse(backend.config(network));
         LocalSubnetAllocator allocator = LocalSubnetAllocator.builder().file(Path.of(allocatorFile)).network(config)
                 .build();
         OverlayNode.Builder b = OverlayNode.builder().allocator(allocator)
-                .backend(UdpBackend.builder().offloads(offloads).build())
+                .backend(backend.create(offloads))
                 .releaseOnClose(true).subnetFile(subnetFile == null ? null : Path.of(subnetFile));
         if (iface != null) {
             b.underlayInterface(iface);
@@ -88,7 +98,8 @@ public final class OverlayHostMain {
     private static void usage(String problem) {
         System.err.println(problem);
         System.err.println("usage: OverlayHostMain --network CIDR --allocator-file FILE [--iface NAME] "
-                + "[--public-ip IP] [--subnet-file FILE] [--prefer-subnet CIDR] [--offloads]");
+                + "[--public-ip IP] [--subnet-file FILE] [--prefer-subnet CIDR] [--backend udp|vxlan|host-gw] "
+                + "[--offloads]");
         System.exit(2);
     }
 }
