@@ -6,6 +6,8 @@
 # container-to-container TCP/UDP throughput and ping latency through:
 #   overlay4j  the library's userspace flannel `udp` backend (io.overlay4j.examples.OverlayHostMain)
 #   overlay4j-offload  the same with offloads: TUN TSO + coalescing, UDP GSO/GRO (same wire format)
+#   overlay4j-vxlan    overlay4j's kernel vxlan backend (OverlayHostMain --backend vxlan): flannel.1 over rtnetlink
+#   overlay4j-host-gw  overlay4j's host-gw backend (OverlayHostMain --backend host-gw): routes over rtnetlink
 #   vxlan      the kernel's VXLAN device, programmed exactly as flannel's vxlan backend does it
 #   host-gw    plain routing between the hosts, no encapsulation
 #   veth       the raw underlay between the two hosts (the ceiling)
@@ -16,7 +18,7 @@ set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 readonly SCRIPT_DIR REPO_ROOT
-readonly ALL_MODES="overlay4j,overlay4j-offload,vxlan,host-gw,veth"
+readonly ALL_MODES="overlay4j,overlay4j-offload,vxlan,overlay4j-vxlan,host-gw,overlay4j-host-gw,veth"
 readonly MAIN_CLASS="io.overlay4j.examples.OverlayHostMain"
 readonly OVERLAY_NET="100.96.0.0/16"
 readonly UL_IF="eth0"             # underlay veth name inside each host namespace
@@ -37,6 +39,10 @@ turn; the modes alternate within each repetition (rotated order per repetition).
 Modes (comma-separated, default: $ALL_MODES):
   overlay4j  userspace flannel udp backend: '$MAIN_CLASS' runs in each host
              namespace (TUN flannel0, UDP 8285); container MTU 1472
+  overlay4j-vxlan  overlay4j's vxlan backend ('$MAIN_CLASS --backend vxlan'): the kernel's
+             flannel.1 set up over rtnetlink as flanneld does; the same kernel path as 'vxlan'; MTU 1450
+  overlay4j-host-gw  overlay4j's host-gw backend ('--backend host-gw'): the routes of 'host-gw', set
+             over rtnetlink; MTU 1500
   overlay4j-offload  the same with --offloads: TUN with virtio headers (TSO reads, coalesced writes),
              UDP GSO sends and GRO receives; still one inner packet per datagram on the wire
   vxlan      kernel VXLAN as flannel's vxlan backend programs it (flannel.1, VNI 1, port 8472,
@@ -139,7 +145,7 @@ IFS=, read -r -a MODES <<<"$opt_modes"
 ((${#MODES[@]} > 0)) || die "--modes is empty"
 declare -A seen=()
 for m in "${MODES[@]}"; do
-    case $m in overlay4j | overlay4j-offload | vxlan | host-gw | veth) ;; *) die "unknown mode '$m' (modes: $ALL_MODES)" ;; esac
+    case $m in overlay4j | overlay4j-offload | overlay4j-vxlan | overlay4j-host-gw | vxlan | host-gw | veth) ;; *) die "unknown mode '$m' (modes: $ALL_MODES)" ;; esac
     [[ -z ${seen[$m]:-} ]] || die "mode '$m' given twice"
     seen[$m]=1
 done
@@ -211,7 +217,7 @@ fi
 # ---------------------------------------------------------------------------------------------
 # tools
 WANT_O4J=0
-if [[ " ${MODES[*]} " == *" overlay4j "* || " ${MODES[*]} " == *" overlay4j-offload "* ]]; then WANT_O4J=1; fi
+for m in "${MODES[@]}"; do if [[ $m == overlay4j* ]]; then WANT_O4J=1; fi; done
 JAR=""
 NEED_BUILD=0
 if ((WANT_O4J)); then
@@ -395,7 +401,7 @@ java_pid() {
 }
 
 # Whether a mode runs overlay4j's own node processes.
-is_o4j() { [[ $1 == overlay4j || $1 == overlay4j-offload ]]; }
+is_o4j() { [[ $1 == overlay4j* ]]; }
 O4J_EXTRA=""
 
 o4j_start() {
@@ -450,7 +456,7 @@ o4j_up() {
 
 # SIGTERM both JVMs and wait for them (they remove their own devices); KILL after 15 s.
 o4j_stop() {
-    local n pid rc i
+    local n pid rc i dev
     for n in "${!O4J_PID[@]}"; do kill -TERM "${O4J_PID[$n]}" 2>/dev/null || true; done
     for n in "${!O4J_PID[@]}"; do
         pid=${O4J_PID[$n]}
@@ -466,8 +472,13 @@ o4j_stop() {
         rc=0
         wait "${O4J_LAUNCH[$n]}" 2>/dev/null || rc=$?
         ((rc == 0)) || warn "overlay4j host$n exited with status $rc after SIGTERM (expected 0)"
-        if ip -n "${HOST_NS[$n]}" link show flannel0 >/dev/null 2>&1; then
-            warn "overlay4j host$n left flannel0 behind after exiting"
+        for dev in flannel0 flannel.1; do
+            if ip -n "${HOST_NS[$n]}" link show "$dev" >/dev/null 2>&1; then
+                warn "overlay4j host$n left $dev behind after exiting"
+            fi
+        done
+        if ip -n "${HOST_NS[$n]}" route show via "${HOST_IP[$((3 - n))]}" 2>/dev/null | grep -q '^100\.96\.'; then
+            warn "overlay4j host$n left its host-gw route behind after exiting"
         fi
         unset "O4J_PID[$n]" "O4J_LAUNCH[$n]"
     done
@@ -617,18 +628,24 @@ run_one() {
     local cmtu=1500 cli=$C1 srv=$C2 dst=100.96.2.3 reach=10 rate
     case $MODE in
         overlay4j | overlay4j-offload) cmtu=1472 reach=30 ;;
+        overlay4j-vxlan) cmtu=1450 reach=30 ;;
+        overlay4j-host-gw) reach=30 ;;
         vxlan) cmtu=1450 ;;
         veth) cli=$H1 srv=$H2 dst=10.168.0.3 ;;
     esac
     O4J_EXTRA=""
-    if [[ $MODE == overlay4j-offload ]]; then O4J_EXTRA="--offloads"; fi
+    case $MODE in
+        overlay4j-offload) O4J_EXTRA="--offloads" ;;
+        overlay4j-vxlan) O4J_EXTRA="--backend vxlan" ;;
+        overlay4j-host-gw) O4J_EXTRA="--backend host-gw" ;;
+    esac
     if is_o4j "$MODE" && [[ -n $O4J_UNAVAILABLE ]]; then
         echo "overlay4j unavailable: $O4J_UNAVAILABLE" >&2
         return 1
     fi
     topo_up "$cmtu"
     case $MODE in
-        overlay4j | overlay4j-offload) o4j_up ;;
+        overlay4j*) o4j_up ;;
         vxlan) vxlan_up ;;
         host-gw) hostgw_up ;;
         veth) : ;;
@@ -715,6 +732,12 @@ summary_tsv() {
                     print p[2] "\t" "tcp_vs_vxlan" "\t" val[rk] / val[p[1] ",vxlan,tcp_gbps"]
                 if (p[3] == "tcp_gbps" && p[2] == "vxlan")
                     print p[2] "\t" "tcp_vs_vxlan" "\t" 1
+                # overlay4j kernel backends against the scripted setup of the same kernel path, same repetition
+                if (p[3] == "tcp_gbps" && p[2] ~ /^overlay4j-(vxlan|host-gw)$/) {
+                    k = substr(p[2], 11)
+                    if (ok[p[1] "," k] == 1 && val[p[1] "," k ",tcp_gbps"] > 0)
+                        print p[2] "\t" "tcp_vs_scripted" "\t" val[rk] / val[p[1] "," k ",tcp_gbps"]
+                }
             }
         }' "$CSV" | sort -t$'\t' -k1,1 -k2,2 -k3,3g | awk -F'\t' '
         function flush() {
@@ -762,6 +785,9 @@ ok_runs() { awk -F, -v m="$1" '$2 == m && $3 == "ok" && $4 == 1 { n++ } END { pr
     if [[ " ${MODES[*]} " == *" vxlan "* ]]; then
         print_row "TCP vs kernel vxlan (same run, per rep)" tcp_vs_vxlan 2
     fi
+    if [[ " ${MODES[*]} " == *" overlay4j-vxlan "* || " ${MODES[*]} " == *" overlay4j-host-gw "* ]]; then
+        print_row "TCP vs the scripted kernel mode (overlay4j-X / X, same rep)" tcp_vs_scripted 2
+    fi
     print_row "TCP retransmits" tcp_retrans 0
     for r in "${RATES[@]}"; do
         print_row "UDP $r offered: Gb/s sent (iperf3 sender limit if < offered)" "udp_${r}_sent_gbps" 2
@@ -777,7 +803,7 @@ ok_runs() { awk -F, -v m="$1" '$2 == m && $3 == "ok" && $4 == 1 { n++ } END { pr
     for m in "${MODES[@]}"; do r+=" $(ok_runs "$m")/$REPEAT |"; done
     echo "$r"
     echo
-    echo "Cells: median (min–max) over the successful repetitions. Container MTU: overlay4j 1472, vxlan 1450, host-gw/veth 1500."
+    echo "Cells: median (min–max) over the successful repetitions. Container MTU: overlay4j and overlay4j-offload 1472, vxlan and overlay4j-vxlan 1450, host-gw, overlay4j-host-gw and veth 1500."
     loads=$(awk -F, '$3 == "load1" { printf "%s%s", sep, $4; sep = ", " }' "$CSV")
     [[ -z $loads ]] || echo "1-min load average after each run: $loads on $(nproc) cores (iperf3 client and server alone add about 2; more means other work competed)."
     [[ " ${MODES[*]} " == *" vxlan "* ]] || echo "No TCP ratio to kernel vxlan: vxlan was not among the modes."
