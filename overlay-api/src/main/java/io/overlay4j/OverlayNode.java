@@ -37,8 +37,9 @@ import org.slf4j.LoggerFactory;
  * <p>{@link #start()} reads the {@link NetworkConfig}, lets the {@link Backend} acquire a lease (preferring the
  * previous subnet from the subnet file) and set up its device and routes, writes flannel's {@code subnet.env}, watches
  * the other hosts' leases and feeds them to the backend, and renews the lease before it expires. If the lease is lost
- * it is re-acquired, the same subnet when it is still free. {@link #close()} stops all of it and removes what the
- * backend created; the lease stays in the store until it expires (as with flanneld) unless
+ * it is re-acquired, the same subnet when it is still free. {@link #close()} stops all of it and closes the backend
+ * (the udp backend removes its device; the kernel backends leave the kernel's forwarding in place by default, as
+ * flanneld does); the lease stays in the store until it expires (as with flanneld) unless
  * {@link Builder#releaseOnClose(boolean)} is set.
  *
  * <p>Devices and sockets are created on the thread that calls {@link #start()}, and the node's own threads are started
@@ -190,7 +191,10 @@ public final class OverlayNode implements AutoCloseable {
         return publicAddress;
     }
 
-    /** Leaves the network: stops the watch and renewals and removes the backend's devices and routes. Idempotent. */
+    /**
+     * Leaves the network: stops the watch and renewals and closes the backend (see {@link Backend.Network#close()}).
+     * Idempotent.
+     */
     @Override
     public void close() {
         if (closed) {
