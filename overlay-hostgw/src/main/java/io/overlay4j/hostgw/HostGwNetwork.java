@@ -224,7 +224,7 @@ final class HostGwNetwork implements Backend.Network {
         }
         LOG.info("Subnet added: {} via {}", subnet, a.publicIp().getHostAddress());
         try {
-            ensure(route);
+            ensure(route, nl.routes());
         } catch (IOException | RuntimeException e) {
             backend.failures.incrementAndGet();
             LOG.warn("Error adding route to {}: {}; retrying", route, e.toString());
@@ -244,11 +244,12 @@ final class HostGwNetwork implements Backend.Network {
      * flannel's {@code routeAdd}: deletes routes to the same destination with another gateway or device, then adds
      * the route unless an identical one is there.
      *
+     * @param current the kernel's routes, dumped once for a whole check
      * @return whether the route had to be added
      */
-    private boolean ensure(Route route) throws IOException {
+    private boolean ensure(Route route, List<Route> current) throws IOException {
         boolean present = false;
-        for (Route r : nl.routes()) {
+        for (Route r : current) {
             if (!r.destination().equals(route.destination())) {
                 continue;
             }
@@ -341,9 +342,17 @@ final class HostGwNetwork implements Backend.Network {
             if (closed || routes.isEmpty()) {
                 return;
             }
+            List<Route> current;
+            try {
+                current = nl.routes();
+            } catch (IOException | RuntimeException e) {
+                backend.failures.incrementAndGet();
+                LOG.warn("Error fetching route list. Will automatically retry: {}", e.toString());
+                return;
+            }
             for (Route route : routes.values()) {
                 try {
-                    if (ensure(route)) {
+                    if (ensure(route, current)) {
                         backend.restored.incrementAndGet();
                         LOG.info("Route recovered {} : {}", route.destination(), route.gateway().getHostAddress());
                     }
