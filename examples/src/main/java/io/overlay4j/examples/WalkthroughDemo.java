@@ -57,7 +57,8 @@ public final class WalkthroughDemo {
                 throw new IllegalArgumentException("--offloads is an option of the udp backend");
             }
         } catch (IllegalArgumentException | ArrayIndexOutOfBoundsException e) {
-            System.err.println(e instanceof ArrayIndexOutOfBoundsException ? "an option needs a value" : e.getMessage());
+            System.err.println(e instanceof ArrayIndexOutOfBoundsException ? "an option needs a value"
+                    : e.getMessage());
             System.err.println(USAGE);
             System.exit(2);
         }

@@ -631,7 +631,8 @@ final class KernelVxlanNetwork implements Backend.Network {
             try {
                 List<Programmed> affected = new ArrayList<>();
                 for (Programmed p : programmed.values()) {
-                    if (key == null || p.subnet().equals(key) || (key.length() == 32 && p.base().equals(key.network()))) {
+                    if (key == null || p.subnet().equals(key)
+                            || (key.length() == 32 && p.base().equals(key.network()))) {
                         affected.add(p);
                     }
                 }

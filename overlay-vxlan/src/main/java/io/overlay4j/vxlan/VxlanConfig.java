@@ -82,7 +82,8 @@ public record VxlanConfig(int vni, int port, int mtu, boolean gbp, boolean learn
             return defaults();
         }
         if (!(parsed instanceof Map)) {
-            throw invalid("json: cannot unmarshal " + Json.typeName(parsed) + " into Go value of type vxlan.VXLANConfig");
+            throw invalid("json: cannot unmarshal " + Json.typeName(parsed)
+                    + " into Go value of type vxlan.VXLANConfig");
         }
         @SuppressWarnings("unchecked")
         Map<String, Object> b = (Map<String, Object>) parsed;

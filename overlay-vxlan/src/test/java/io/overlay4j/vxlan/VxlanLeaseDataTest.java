@@ -47,13 +47,15 @@ class VxlanLeaseDataTest {
         assertEquals("BackendData has no VtepMAC", malformed("{\"VNI\":1}"));
         assertEquals("not a 6-byte MAC address: \"zz:58:64:60:01:00\"",
                 malformed("{\"VNI\":1,\"VtepMAC\":\"zz:58:64:60:01:00\"}"));
-        assertEquals("not a 6-byte MAC address: \"0a:58:64:60:01\"", malformed("{\"VNI\":1,\"VtepMAC\":\"0a:58:64:60:01\"}"));
+        assertEquals("not a 6-byte MAC address: \"0a:58:64:60:01\"",
+                malformed("{\"VNI\":1,\"VtepMAC\":\"0a:58:64:60:01\"}"));
         assertEquals("not a 6-byte MAC address: \"02:00:5e:10:00:00:00:01\"",
                 malformed("{\"VNI\":1,\"VtepMAC\":\"02:00:5e:10:00:00:00:01\"}"));
         assertEquals("not a 6-byte MAC address: \"0a:58-64:60:01:00\"",
                 malformed("{\"VNI\":1,\"VtepMAC\":\"0a:58-64:60:01:00\"}"));
         assertEquals("BackendData VtepMAC is not a string: 5", malformed("{\"VNI\":1,\"VtepMAC\":5}"));
-        assertEquals("BackendData VNI is not a uint32: -1", malformed("{\"VNI\":-1,\"VtepMAC\":\"0a:58:64:60:01:00\"}"));
+        assertEquals("BackendData VNI is not a uint32: -1",
+                malformed("{\"VNI\":-1,\"VtepMAC\":\"0a:58:64:60:01:00\"}"));
         assertEquals("BackendData VNI is not a uint32: \"1\"",
                 malformed("{\"VNI\":\"1\",\"VtepMAC\":\"0a:58:64:60:01:00\"}"));
         assertEquals("BackendData is not an object: null", malformed("null"));
