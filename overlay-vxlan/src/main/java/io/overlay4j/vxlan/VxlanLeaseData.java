@@ -30,9 +30,9 @@ public record VxlanLeaseData(long vni, String vtepMac) {
     }
 
     /**
-     * Reads a peer's {@code BackendData} as flannel's decoder does (keys case-insensitive, unknown keys ignored, the MAC
-     * in any form Go's {@code net.ParseMAC} takes for 6 bytes), but stricter where flannel would program garbage: a
-     * missing or {@code null} {@code VNI} or {@code VtepMAC}, or a value that is not an object, is malformed too.
+     * Reads a peer's {@code BackendData} as flannel's decoder does (keys case-insensitive, unknown keys ignored, the
+     * MAC in any form Go's {@code net.ParseMAC} takes for 6 bytes), but stricter where flannel would program garbage:
+     * a missing or {@code null} {@code VNI} or {@code VtepMAC}, or a value that is not an object, is malformed too.
      *
      * @throws IllegalArgumentException saying what is wrong
      */
