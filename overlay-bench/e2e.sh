@@ -65,10 +65,6 @@ Options:
                         under the repo root); built with 'mvn -B -q -DskipTests package' if missing
   --no-build            never run Maven; overlay4j fails if the jar is missing
   --ready-timeout S     seconds to wait for READY from each overlay4j process (default: 30)
-  --settle S            seconds to wait, in every mode, between setting the path up and the first
-                        measurement (default: 3): the kernel destroys the previous run's namespaces
-                        asynchronously, and a mode that starts measuring at once (the scripted ones)
-                        would share the CPU with that clean-up while one that starts JVMs would not
   --state-dir DIR       where state, logs and raw results go (default: /tmp/overlay4j-e2e-<prefix>)
   --no-install          do not apt-get install missing tools (iperf3, iputils-ping, jq, ...)
   --cleanup-stale       delete namespaces o4je<pid>-* left by runs whose process is gone, then exit
@@ -96,7 +92,7 @@ die() { printf '[e2e] ERROR: %s\n' "$*" >&2; exit 2; }
 # ---------------------------------------------------------------------------------------------
 # options
 opt_modes=$ALL_MODES opt_repeat="" opt_duration="" opt_udp_rates="" opt_udp_duration="" opt_quick=0
-opt_udp_buffer=4M opt_jar="" opt_build=1 opt_state_dir="" opt_install=1 opt_ready_timeout=30 opt_cleanup_stale=0 opt_settle=3
+opt_udp_buffer=4M opt_jar="" opt_build=1 opt_state_dir="" opt_install=1 opt_ready_timeout=30 opt_cleanup_stale=0
 while (($#)); do
     arg=$1
     shift
@@ -116,7 +112,6 @@ while (($#)); do
         --jar) need_value "$@"; opt_jar=$1; shift ;;
         --no-build) opt_build=0 ;;
         --ready-timeout) need_value "$@"; opt_ready_timeout=$1; shift ;;
-        --settle) need_value "$@"; opt_settle=$1; shift ;;
         --state-dir) need_value "$@"; opt_state_dir=$1; shift ;;
         --no-install) opt_install=0 ;;
         --cleanup-stale) opt_cleanup_stale=1 ;;
@@ -137,7 +132,6 @@ else
     UDP_DURATION=${opt_udp_duration:-5}
 fi
 READY_TIMEOUT=$opt_ready_timeout
-SETTLE=$opt_settle
 JAVA=${JAVA:-java}
 JAVA_OPTS=${JAVA_OPTS:-}
 
@@ -146,7 +140,6 @@ is_posint "$REPEAT" || die "--repeat must be a positive integer: $REPEAT"
 is_posint "$DURATION" || die "--duration must be a positive integer (seconds): $DURATION"
 is_posint "$UDP_DURATION" || die "--udp-duration must be a positive integer (seconds): $UDP_DURATION"
 is_posint "$READY_TIMEOUT" || die "--ready-timeout must be a positive integer (seconds): $READY_TIMEOUT"
-[[ $SETTLE =~ ^[0-9]+$ ]] || die "--settle must be a whole number of seconds: $SETTLE"
 
 IFS=, read -r -a MODES <<<"$opt_modes"
 ((${#MODES[@]} > 0)) || die "--modes is empty"
@@ -658,7 +651,6 @@ run_one() {
         veth) : ;;
     esac
     wait_reachable "$cli" "$dst" "$reach"
-    sleep "$SETTLE"
     measure_ping "$cli" "$dst"
     measure_tcp "$cli" "$srv" "$dst"
     for rate in "${RATES[@]}"; do measure_udp "$cli" "$srv" "$dst" "$rate"; done
@@ -696,7 +688,7 @@ trap 'on_signal INT 2' INT
 trap 'on_signal TERM 15' TERM
 
 CPU_MODEL=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-HEADER="$(date -u '+%Y-%m-%d %H:%M UTC') | kernel $(uname -r) | ${CPU_MODEL:-unknown CPU}, $(nproc) cores | load $(cut -d' ' -f1-3 /proc/loadavg) | repetitions $REPEAT | TCP ${DURATION} s, UDP ${UDP_DURATION} s at ${UDP_RATES} (1400 B, buffer ${opt_udp_buffer}) | settle ${SETTLE} s | ping ${PING_COUNT}x${PING_INTERVAL}s | iperf3 ${IPERF_VERSION}"
+HEADER="$(date -u '+%Y-%m-%d %H:%M UTC') | kernel $(uname -r) | ${CPU_MODEL:-unknown CPU}, $(nproc) cores | load $(cut -d' ' -f1-3 /proc/loadavg) | repetitions $REPEAT | TCP ${DURATION} s, UDP ${UDP_DURATION} s at ${UDP_RATES} (1400 B, buffer ${opt_udp_buffer}) | ping ${PING_COUNT}x${PING_INTERVAL}s | iperf3 ${IPERF_VERSION}"
 log "run $PREFIX: modes ${MODES[*]}, state dir $STATE_DIR"
 log "$HEADER"
 
