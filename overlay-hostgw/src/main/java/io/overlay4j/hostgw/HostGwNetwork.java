@@ -65,17 +65,14 @@ final class HostGwNetwork implements Backend.Network {
         try {
             nl.linkIndex(n.iface); // fails early, naming the interface, if it is gone
             n.lease = context.acquireLease(attributes);
-            // The checks run on a thread of their own, started here so that it lives in this network namespace.
-            n.checks = new ScheduledThreadPoolExecutor(1, r -> {
-                Thread t = new Thread(r, "overlay4j-host-gw-" + n.iface);
-                t.setDaemon(true);
-                return t;
-            });
+            // The checks run on a thread of their own from the node's factory (so in the node's network namespace).
+            n.checks = new ScheduledThreadPoolExecutor(1, context.threadFactory());
             n.checks.prestartAllCoreThreads();
             long every = backend.checkInterval.toMillis();
             n.checks.scheduleWithFixedDelay(n::check, every, every, TimeUnit.MILLISECONDS);
             n.monitor = NetlinkMonitor.start("overlay4j-host-gw-monitor-" + n.iface,
-                    EnumSet.of(NetlinkMonitor.Group.LINK, NetlinkMonitor.Group.IPV4_ROUTE), n.new KernelListener());
+                    EnumSet.of(NetlinkMonitor.Group.LINK, NetlinkMonitor.Group.IPV4_ROUTE), n.new KernelListener(),
+                    context.threadFactory());
             LOG.info("host-gw backend up on {} (MTU {}), subnet {}", n.iface, n.mtu, n.lease.subnet());
             return n;
         } catch (IOException | RuntimeException | Error e) {

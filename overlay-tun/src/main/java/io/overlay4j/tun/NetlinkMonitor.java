@@ -17,6 +17,7 @@ import java.util.EnumSet;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -117,15 +118,20 @@ public final class NetlinkMonitor implements AutoCloseable {
     private boolean exited;
     private boolean fdsClosed;
 
-    private NetlinkMonitor(int fd, int wakeFd, Set<Group> groups, Listener listener, String threadName) {
+    private NetlinkMonitor(int fd, int wakeFd, Set<Group> groups, Listener listener, String threadName,
+                           ThreadFactory threads) {
         this.fd = fd;
         this.wakeFd = wakeFd;
         this.groups = groups;
         this.listener = listener;
         this.rx = ByteBuffer.allocateDirect(BUFFER_SIZE).order(ByteOrder.nativeOrder());
         this.rxAddress = DirectBuffers.address(rx);
-        this.thread = new Thread(this::run, threadName);
-        this.thread.setDaemon(true);
+        if (threads != null) {
+            this.thread = requireNonNull(threads.newThread(this::run), "thread factory returned null");
+        } else {
+            this.thread = new Thread(this::run, threadName);
+            this.thread.setDaemon(true);
+        }
     }
 
     /**
@@ -136,6 +142,16 @@ public final class NetlinkMonitor implements AutoCloseable {
      * @throws ErrnoException naming the failed call
      */
     public static NetlinkMonitor start(String threadName, Set<Group> groups, Listener listener) throws IOException {
+        return start(threadName, groups, listener, null);
+    }
+
+    /**
+     * As {@link #start(String, Set, Listener)}, with the delivering thread made by {@code threads} (which names it);
+     * {@code null} for a daemon thread named {@code threadName}. The socket is opened in the calling thread's network
+     * namespace whatever the factory's threads do.
+     */
+    public static NetlinkMonitor start(String threadName, Set<Group> groups, Listener listener,
+                                       ThreadFactory threads) throws IOException {
         requireNonNull(threadName, "threadName");
         requireNonNull(listener, "listener");
         Set<Group> subscribed = groups.isEmpty() ? EnumSet.noneOf(Group.class) : EnumSet.copyOf(groups);
@@ -162,7 +178,7 @@ public final class NetlinkMonitor implements AutoCloseable {
             Errno.check(LibC.bind(fd, a, LibC.SOCKADDR_NL_SIZE), "bind(AF_NETLINK, groups 0x"
                     + Integer.toHexString(mask) + ")");
             wake = Errno.check(LibC.eventfd(0, LibC.EFD_CLOEXEC | LibC.EFD_NONBLOCK), "eventfd");
-            NetlinkMonitor monitor = new NetlinkMonitor(fd, wake, subscribed, listener, threadName);
+            NetlinkMonitor monitor = new NetlinkMonitor(fd, wake, subscribed, listener, threadName, threads);
             try (NetlinkRouteProgrammer nl = NetlinkRouteProgrammer.open()) {
                 monitor.names.putAll(nl.linkNames());
             }

@@ -116,16 +116,12 @@ final class KernelVxlanNetwork implements Backend.Network {
                 new VxlanLeaseData(config.vni(), mac).toJson());
         lease = context.acquireLease(attributes);
         configureDevice();
-        // Repairs run on a thread of their own, started here so that it lives in this thread's network namespace.
-        repairs = new ScheduledThreadPoolExecutor(1, r -> {
-            Thread t = new Thread(r, "overlay4j-vxlan-" + device);
-            t.setDaemon(true);
-            return t;
-        });
+        // Repairs run on a thread of their own from the node's factory (so in the node's network namespace).
+        repairs = new ScheduledThreadPoolExecutor(1, context.threadFactory());
         repairs.setRemoveOnCancelPolicy(true);
         repairs.prestartAllCoreThreads();
         monitor = NetlinkMonitor.start("overlay4j-vxlan-monitor-" + device,
-                EnumSet.allOf(NetlinkMonitor.Group.class), new KernelListener());
+                EnumSet.allOf(NetlinkMonitor.Group.class), new KernelListener(), context.threadFactory());
         // The device may have gone between configuring it and watching it.
         if (nl.vxlanLink(device).isEmpty()) {
             scheduleResync("device vanished during start", Duration.ZERO);
