@@ -4,8 +4,10 @@
 # Builds the flannel walk-through topology (two hosts joined by a veth underlay, a docker0 bridge
 # and one container per host) in network namespaces that this script creates, and measures
 # container-to-container TCP/UDP throughput and ping latency through:
-#   overlay4j  the library's userspace flannel `udp` backend (io.overlay4j.examples.OverlayHostMain)
-#   overlay4j-offload  the same with offloads: TUN TSO + coalescing, UDP GSO/GRO (same wire format)
+#   overlay4j  the library's userspace flannel `udp` backend (io.overlay4j.examples.OverlayHostMain) as
+#              shipped, no flags: offloads on (TUN TSO + coalescing, UDP GSO/GRO; same wire format)
+#   overlay4j-plain    the same with --offloads=false: one packet per system call
+#   overlay4j-offload  the same with --offloads (the default now; kept to compare with older jars)
 #   overlay4j-vxlan    overlay4j's kernel vxlan backend (OverlayHostMain --backend vxlan): flannel.1 over rtnetlink
 #   overlay4j-host-gw  overlay4j's host-gw backend (OverlayHostMain --backend host-gw): routes over rtnetlink
 #   vxlan      the kernel's VXLAN device, programmed exactly as flannel's vxlan backend does it
@@ -18,7 +20,7 @@ set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 readonly SCRIPT_DIR REPO_ROOT
-readonly ALL_MODES="overlay4j,overlay4j-offload,vxlan,overlay4j-vxlan,host-gw,overlay4j-host-gw,veth"
+readonly ALL_MODES="overlay4j,overlay4j-plain,vxlan,overlay4j-vxlan,host-gw,overlay4j-host-gw,veth"
 readonly MAIN_CLASS="io.overlay4j.examples.OverlayHostMain"
 readonly OVERLAY_NET="100.96.0.0/16"
 readonly UL_IF="eth0"             # underlay veth name inside each host namespace
@@ -37,14 +39,16 @@ namespaces named ${PREFIX%$$}<pid>-{host1,host2,c1,c2}. Each mode is set up, mea
 turn; the modes alternate within each repetition (rotated order per repetition).
 
 Modes (comma-separated, default: $ALL_MODES):
-  overlay4j  userspace flannel udp backend: '$MAIN_CLASS' runs in each host
-             namespace (TUN flannel0, UDP 8285); container MTU 1472
+  overlay4j  userspace flannel udp backend as shipped (no flags): '$MAIN_CLASS' runs in
+             each host namespace (TUN flannel0, UDP 8285); container MTU 1472. Offloads are on by
+             default: TUN with virtio headers (TSO reads, coalesced writes), UDP GSO sends and GRO
+             receives; still one inner packet per datagram on the wire
+  overlay4j-plain  the same with --offloads=false: one packet per read, send, receive and write
+  overlay4j-offload  the same with --offloads (same as the default; for jars older than the default)
   overlay4j-vxlan  overlay4j's vxlan backend ('$MAIN_CLASS --backend vxlan'): the kernel's
              flannel.1 set up over rtnetlink as flanneld does; the same kernel path as 'vxlan'; MTU 1450
   overlay4j-host-gw  overlay4j's host-gw backend ('--backend host-gw'): the routes of 'host-gw', set
              over rtnetlink; MTU 1500
-  overlay4j-offload  the same with --offloads: TUN with virtio headers (TSO reads, coalesced writes),
-             UDP GSO sends and GRO receives; still one inner packet per datagram on the wire
   vxlan      kernel VXLAN as flannel's vxlan backend programs it (flannel.1, VNI 1, port 8472,
              <subnet>/32 address, neighbour + FDB + 'via <subnet> onlink' routes); MTU 1450
   host-gw    routes '100.96.M.0/24 via <peer host IP>', no encapsulation; MTU 1500
@@ -145,7 +149,7 @@ IFS=, read -r -a MODES <<<"$opt_modes"
 ((${#MODES[@]} > 0)) || die "--modes is empty"
 declare -A seen=()
 for m in "${MODES[@]}"; do
-    case $m in overlay4j | overlay4j-offload | overlay4j-vxlan | overlay4j-host-gw | vxlan | host-gw | veth) ;; *) die "unknown mode '$m' (modes: $ALL_MODES)" ;; esac
+    case $m in overlay4j | overlay4j-plain | overlay4j-offload | overlay4j-vxlan | overlay4j-host-gw | vxlan | host-gw | veth) ;; *) die "unknown mode '$m' (modes: $ALL_MODES)" ;; esac
     [[ -z ${seen[$m]:-} ]] || die "mode '$m' given twice"
     seen[$m]=1
 done
@@ -216,8 +220,10 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 # tools
+# Whether a mode runs overlay4j's own node processes.
+is_o4j() { [[ $1 == overlay4j || $1 == overlay4j-* ]]; }
 WANT_O4J=0
-for m in "${MODES[@]}"; do if [[ $m == overlay4j* ]]; then WANT_O4J=1; fi; done
+for m in "${MODES[@]}"; do if is_o4j "$m"; then WANT_O4J=1; fi; done
 JAR=""
 NEED_BUILD=0
 if ((WANT_O4J)); then
@@ -400,8 +406,6 @@ java_pid() {
     echo "$pid"
 }
 
-# Whether a mode runs overlay4j's own node processes.
-is_o4j() { [[ $1 == overlay4j* ]]; }
 O4J_EXTRA=""
 
 o4j_start() {
@@ -627,7 +631,7 @@ run_one() {
     trap run_teardown EXIT
     local cmtu=1500 cli=$C1 srv=$C2 dst=100.96.2.3 reach=10 rate
     case $MODE in
-        overlay4j | overlay4j-offload) cmtu=1472 reach=30 ;;
+        overlay4j | overlay4j-plain | overlay4j-offload) cmtu=1472 reach=30 ;;
         overlay4j-vxlan) cmtu=1450 reach=30 ;;
         overlay4j-host-gw) reach=30 ;;
         vxlan) cmtu=1450 ;;
@@ -636,6 +640,7 @@ run_one() {
     O4J_EXTRA=""
     case $MODE in
         overlay4j-offload) O4J_EXTRA="--offloads" ;;
+        overlay4j-plain) O4J_EXTRA="--offloads=false" ;;
         overlay4j-vxlan) O4J_EXTRA="--backend vxlan" ;;
         overlay4j-host-gw) O4J_EXTRA="--backend host-gw" ;;
     esac
@@ -803,7 +808,7 @@ ok_runs() { awk -F, -v m="$1" '$2 == m && $3 == "ok" && $4 == 1 { n++ } END { pr
     for m in "${MODES[@]}"; do r+=" $(ok_runs "$m")/$REPEAT |"; done
     echo "$r"
     echo
-    echo "Cells: median (min–max) over the successful repetitions. Container MTU: overlay4j and overlay4j-offload 1472, vxlan and overlay4j-vxlan 1450, host-gw, overlay4j-host-gw and veth 1500."
+    echo "Cells: median (min–max) over the successful repetitions. Container MTU: overlay4j, overlay4j-plain and overlay4j-offload 1472, vxlan and overlay4j-vxlan 1450, host-gw, overlay4j-host-gw and veth 1500."
     loads=$(awk -F, '$3 == "load1" { printf "%s%s", sep, $4; sep = ", " }' "$CSV")
     [[ -z $loads ]] || echo "1-min load average after each run: $loads on $(nproc) cores (iperf3 client and server alone add about 2; more means other work competed)."
     [[ " ${MODES[*]} " == *" vxlan "* ]] || echo "No TCP ratio to kernel vxlan: vxlan was not among the modes."

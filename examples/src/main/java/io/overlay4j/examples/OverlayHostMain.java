@@ -14,8 +14,9 @@ import java.util.concurrent.CountDownLatch;
  * <pre>
  * OverlayHostMain --network 100.96.0.0/16 --allocator-file /tmp/leases.json --iface eth0
  *                 [--public-ip 10.168.0.2] [--subnet-file /run/flannel/subnet.env] [--prefer-subnet 100.96.1.0/24]
- *                 [--backend udp|vxlan|host-gw] [--offloads]
+ *                 [--backend udp|vxlan|host-gw] [--offloads=true|false]
  * </pre>
+ * Offloads are on by default for udp (as in {@code UdpBackend}); {@code --offloads=false} runs the plain data path.
  * Prints {@code READY} once the backend's device and routes are up and peers are being followed; on SIGTERM it prints
  * the node's counters, removes what its backend made (also the kernel backends' device and routes) and exits 0.
  */
@@ -31,11 +32,18 @@ public final class OverlayHostMain {
         String publicIp = null;
         String subnetFile = null;
         String prefer = null;
-        boolean offloads = false;
+        boolean offloads = true;
+        boolean offloadsGiven = false;
         BackendChoice backend = BackendChoice.UDP;
         for (int i = 0; i < args.length; i++) {
-            if (args[i].equals("--offloads")) {
+            if (args[i].equals("--offloads") || args[i].equals("--offloads=true")) {
                 offloads = true;
+                offloadsGiven = true;
+                continue;
+            }
+            if (args[i].equals("--offloads=false") || args[i].equals("--no-offloads")) {
+                offloads = false;
+                offloadsGiven = true;
                 continue;
             }
             String v = i + 1 < args.length ? args[i + 1] : null;
@@ -63,7 +71,7 @@ public final class OverlayHostMain {
         if (network == null || allocatorFile == null) {
             usage("--network and --allocator-file are required");
         }
-        if (offloads && backend != BackendChoice.UDP) {
+        if (offloadsGiven && backend != BackendChoice.UDP) {
             usage("--offloads is an option of the udp backend");
         }
         NetworkConfig config = NetworkConfig.parse(backend.config(network));
@@ -99,7 +107,7 @@ public final class OverlayHostMain {
         System.err.println(problem);
         System.err.println("usage: OverlayHostMain --network CIDR --allocator-file FILE [--iface NAME] "
                 + "[--public-ip IP] [--subnet-file FILE] [--prefer-subnet CIDR] [--backend udp|vxlan|host-gw] "
-                + "[--offloads]");
+                + "[--offloads=true|false]");
         System.exit(2);
     }
 }

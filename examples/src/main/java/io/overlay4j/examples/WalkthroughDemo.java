@@ -25,14 +25,16 @@ import java.util.stream.Stream;
  * creates is removed at the end, on failure and on Ctrl-C.
  *
  * <p>Options: {@code --backend udp|vxlan|host-gw} (default udp, the walk-through's), {@code --seconds N} (TCP stream
- * length, default 5), {@code --prefix P} (namespace name prefix, default {@code o4j-}), {@code --offloads} (udp only:
- * the offload data path, TUN TSO/coalescing, UDP GSO/GRO). With vxlan and host-gw it prints the kernel objects the
- * backend made (the vxlan device, neighbours, FDB entries, routes) next to the route tables.
+ * length, default 5), {@code --prefix P} (namespace name prefix, default {@code o4j-}), {@code --offloads=false} (udp
+ * only: the plain data path, one packet per system call; by default the udp nodes run with offloads: TUN
+ * TSO/coalescing, UDP GSO/GRO, each falling back on its own where the kernel refuses it). With vxlan and host-gw it
+ * prints the kernel objects the backend made (the vxlan device, neighbours, FDB entries, routes) next to the route
+ * tables.
  */
 public final class WalkthroughDemo {
     private static final PrintStream out = System.out;
     private static final String USAGE = "usage: WalkthroughDemo [--backend udp|vxlan|host-gw] [--seconds N] "
-            + "[--prefix P] [--offloads]";
+            + "[--prefix P] [--offloads=true|false]";
 
     private WalkthroughDemo() {
     }
@@ -41,19 +43,27 @@ public final class WalkthroughDemo {
     public static void main(String[] args) throws Exception {
         int seconds = 5;
         String prefix = "o4j-";
-        boolean offloads = false;
+        boolean offloads = true;
+        boolean offloadsGiven = false;
         BackendChoice backend = BackendChoice.UDP;
         try {
             for (int i = 0; i < args.length; i++) {
                 switch (args[i]) {
                     case "--seconds" -> seconds = Integer.parseInt(args[++i]);
                     case "--prefix" -> prefix = args[++i];
-                    case "--offloads" -> offloads = true;
+                    case "--offloads", "--offloads=true" -> {
+                        offloads = true;
+                        offloadsGiven = true;
+                    }
+                    case "--offloads=false", "--no-offloads" -> {
+                        offloads = false;
+                        offloadsGiven = true;
+                    }
                     case "--backend" -> backend = BackendChoice.parse(args[++i]);
                     default -> throw new IllegalArgumentException("unknown option " + args[i]);
                 }
             }
-            if (offloads && backend != BackendChoice.UDP) {
+            if (offloadsGiven && backend != BackendChoice.UDP) {
                 throw new IllegalArgumentException("--offloads is an option of the udp backend");
             }
         } catch (IllegalArgumentException | ArrayIndexOutOfBoundsException e) {
