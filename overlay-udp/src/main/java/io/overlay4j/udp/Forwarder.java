@@ -172,7 +172,9 @@ public final class Forwarder implements AutoCloseable {
     }
 
     /**
-     * Installs a new peer table; both directions use it from their next packet on.
+     * Installs a new peer table; both directions use it from their next packet on. Per-peer counters are those of the
+     * table's peers: a table built from the current one ({@link PeerTable#toBuilder()}, {@link PeerTable#apply}) keeps
+     * them, one built from scratch starts them at zero.
      *
      * @throws IllegalArgumentException if the table has peers built for another encapsulator
      */
