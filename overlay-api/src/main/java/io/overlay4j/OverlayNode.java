@@ -491,6 +491,7 @@ public final class OverlayNode implements AutoCloseable {
         private Backend backend;
         private Inet4Address publicAddress;
         private String underlayInterface;
+        private Inet4Address underlayAddress;
         private Path subnetFile = Path.of("/run/flannel/subnet.env");
         private boolean ipMasq;
         private Duration renewMargin = Duration.ofMinutes(60);
@@ -532,6 +533,15 @@ public final class OverlayNode implements AutoCloseable {
          */
         public Builder underlayInterface(String name) {
             this.underlayInterface = requireNonNull(name, "name");
+            return this;
+        }
+
+        /**
+         * The underlay interface's address the backend binds to (flanneld's {@code --iface <IP>}, where that IP is
+         * used rather than the interface's first). Default: the first IPv4 address of the underlay interface.
+         */
+        public Builder underlayAddress(Inet4Address address) {
+            this.underlayAddress = requireNonNull(address, "address");
             return this;
         }
 
@@ -590,7 +600,9 @@ public final class OverlayNode implements AutoCloseable {
                 NetworkInterface nif = findInterface();
                 Inet4Address address = firstIpv4(nif).orElseThrow(() -> new OverlayException(
                         OverlayException.Kind.ILLEGAL_ARGUMENT, "interface " + nif.getName() + " has no IPv4 address"));
-                if (underlayInterface == null && publicAddress != null) {
+                if (underlayAddress != null) {
+                    address = underlayAddress;
+                } else if (underlayInterface == null && publicAddress != null) {
                     address = publicAddress;
                 }
                 return new OverlayNode(this, nif.getName(), address, nif.getMTU());

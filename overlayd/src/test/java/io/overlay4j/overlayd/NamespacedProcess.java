@@ -1,4 +1,4 @@
-package io.overlay4j.examples;
+package io.overlay4j.overlayd;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
