@@ -208,16 +208,18 @@ final class IptablesRules implements TrafficRules {
     private void bootstrap(List<Rule> rules, boolean clear) throws IOException {
         Map<String, Saved> saved = save(rules);
         Map<String, List<String>> payload = new LinkedHashMap<>();
+        java.util.Set<String> prepared = new java.util.HashSet<>();
         for (Rule r : rules) {
             Saved s = saved.get(r.table());
             List<String> lines = payload.computeIfAbsent(r.table(), k -> new ArrayList<>());
             String own = r.ownChain();
-            if (!s.chains.contains(own)) {
-                lines.add(0, ":" + own + " - [0:0]");
-                s.chains.add(own);
-            } else if (clear && !lines.contains("-F " + own)) {
-                lines.add(0, "-F " + own);
-                s.rules.keySet().removeIf(l -> l.startsWith("-A " + own + " "));
+            if (prepared.add(r.table() + " " + own)) {
+                if (!s.chains.contains(own)) {
+                    lines.add(0, ":" + own + " - [0:0]");
+                } else if (clear) {
+                    lines.add(0, "-F " + own);
+                    s.rules.keySet().removeIf(l -> l.startsWith("-A " + own + " "));
+                }
             }
             int copies = s.rules.getOrDefault(r.saveLine(), 0);
             for (int i = 0; i < copies; i++) {
