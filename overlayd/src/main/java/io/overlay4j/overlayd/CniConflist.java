@@ -14,7 +14,10 @@ import java.util.Optional;
  * configures its delegate: the bridge is the containers' gateway ({@code isGateway}), with the network's MTU
  * ({@code FLANNEL_MTU}), masquerading only when overlayd does not ({@code ipMasq} = not {@code FLANNEL_IPMASQ}), and
  * host-local hands out the node's subnet ({@code FLANNEL_SUBNET}'s network) with a route to the whole overlay
- * ({@code FLANNEL_NETWORK}).
+ * ({@code FLANNEL_NETWORK}). As the conflist flannel ships for Kubernetes ({@code kube-flannel.yml}:
+ * {@code "delegate": {"hairpinMode": true, "isDefaultGateway": true}}) the bridge is also the containers' default
+ * route and hairpin mode is on, so containers reach addresses outside the overlay (masqueraded); {@code
+ * -default-gateway=false} leaves both out (only the route to the overlay).
  *
  * <pre>
  * overlayd cni-conflist -name overlay &gt; /etc/cni/net.d/10-overlay.conflist
@@ -22,7 +25,8 @@ import java.util.Optional;
  */
 final class CniConflist {
     static final String COMMAND = "cni-conflist";
-    private static final List<String> FLAGS = List.of("subnet-file", "name", "bridge", "cni-version", "data-dir");
+    private static final List<String> FLAGS = List.of("subnet-file", "name", "bridge", "cni-version", "data-dir",
+            "default-gateway");
 
     private CniConflist() {
     }
@@ -35,8 +39,10 @@ final class CniConflist {
      * @param bridge     the bridge device
      * @param cniVersion the CNI spec version
      * @param dataDir    host-local's data directory, or null for its default ({@code /var/lib/cni/networks})
+     * @param defaultGateway whether the bridge is the containers' default route (and hairpin mode is on)
      */
-    static String conflist(SubnetFile.Contents env, String name, String bridge, String cniVersion, String dataDir) {
+    static String conflist(SubnetFile.Contents env, String name, String bridge, String cniVersion, String dataDir,
+                           boolean defaultGateway) {
         StringBuilder sb = new StringBuilder();
         sb.append("{\n");
         sb.append("  \"cniVersion\": ").append(quote(cniVersion)).append(",\n");
@@ -46,6 +52,10 @@ final class CniConflist {
         sb.append("      \"type\": \"bridge\",\n");
         sb.append("      \"bridge\": ").append(quote(bridge)).append(",\n");
         sb.append("      \"isGateway\": true,\n");
+        if (defaultGateway) {
+            sb.append("      \"isDefaultGateway\": true,\n");
+            sb.append("      \"hairpinMode\": true,\n");
+        }
         sb.append("      \"ipMasq\": ").append(!env.ipMasq()).append(",\n");
         sb.append("      \"mtu\": ").append(env.mtu()).append(",\n");
         sb.append("      \"ipam\": {\n");
@@ -83,12 +93,13 @@ final class CniConflist {
         v.put("name", "overlay");
         v.put("bridge", "cni0");
         v.put("cni-version", "0.3.1");
+        v.put("default-gateway", "true");
         for (int i = 0; i < args.size(); i++) {
             String a = args.get(i);
             String name = a.replaceFirst("^--?", "");
             if (name.equals("h") || name.equals("help")) {
                 out.println("Usage: overlayd cni-conflist [-subnet-file F] [-name N] [-bridge B] [-cni-version V] "
-                        + "[-data-dir D]\nPrints a CNI conflist (bridge + host-local) for the subnet in subnet.env "
+                        + "[-data-dir D] [-default-gateway=false]\nPrints a CNI conflist (bridge + host-local) for the subnet in subnet.env "
                         + "(default /run/flannel/subnet.env).");
                 return 0;
             }
@@ -102,6 +113,9 @@ final class CniConflist {
                 err.println("overlayd cni-conflist: unknown argument " + a + " (see overlayd cni-conflist -help)");
                 return Overlayd.EXIT_USAGE;
             }
+            if (value == null && name.equals("default-gateway")) {
+                value = "true"; // a boolean, as Go's: -default-gateway or -default-gateway=false
+            }
             if (value == null) {
                 if (i + 1 >= args.size()) {
                     err.println("overlayd cni-conflist: flag needs an argument: -" + name);
@@ -111,6 +125,10 @@ final class CniConflist {
             }
             v.put(name, value);
         }
+        if (!List.of("true", "false").contains(v.get("default-gateway"))) {
+            err.println("overlayd cni-conflist: invalid value for -default-gateway: " + v.get("default-gateway"));
+            return Overlayd.EXIT_USAGE;
+        }
         Path file = Path.of(v.get("subnet-file"));
         Optional<SubnetFile.Contents> env = SubnetFile.read(file);
         if (env.isEmpty()) {
@@ -118,7 +136,8 @@ final class CniConflist {
                     + "FLANNEL_MTU or FLANNEL_IPMASQ (is overlayd running?)");
             return 1;
         }
-        out.print(conflist(env.get(), v.get("name"), v.get("bridge"), v.get("cni-version"), v.get("data-dir")));
+        out.print(conflist(env.get(), v.get("name"), v.get("bridge"), v.get("cni-version"), v.get("data-dir"),
+                Boolean.parseBoolean(v.get("default-gateway"))));
         return 0;
     }
 }

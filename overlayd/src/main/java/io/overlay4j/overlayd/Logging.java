@@ -7,8 +7,9 @@ import org.slf4j.bridge.SLF4JBridgeHandler;
 /**
  * The daemon's log lines: slf4j-simple on stderr (journald takes it under systemd), each line with an ISO-8601
  * timestamp, the level and the logger, e.g. {@code 2026-11-26T12:54:05.123+00:00 INFO overlayd - acquired lease...}.
- * The libraries' chatter (netty, grpc, vert.x, jetcd) shows from warnings up unless the level is debug or trace;
- * grpc's java.util.logging records go through the same backend.
+ * The libraries' chatter (netty, grpc, vert.x, jetcd, the JDK's HTTP server) shows from warnings up unless the level
+ * is trace, so {@code -v=2} from a flanneld unit file shows overlayd's and overlay4j's debug lines only; the JDK's
+ * java.util.logging records (grpc, the HTTP server) go through the same backend.
  */
 final class Logging {
     private static final String P = "org.slf4j.simpleLogger.";
@@ -24,8 +25,9 @@ final class Logging {
         System.setProperty(P + "showThreadName", "false");
         System.setProperty(P + "showShortLogName", "true");
         System.setProperty(P + "logFile", "System.err");
-        boolean verbose = "debug".equals(level) || "trace".equals(level);
-        for (String noisy : new String[] {"io.netty", "io.grpc", "io.vertx", "io.etcd"}) {
+        boolean verbose = "trace".equals(level);
+        for (String noisy : new String[] {"io.netty", "io.grpc", "io.vertx", "io.etcd", "httpserver", "sun",
+            "com.sun", "jdk"}) {
             System.setProperty(P + "log." + noisy, verbose ? level : "warn");
         }
         LogManager.getLogManager().reset();

@@ -32,17 +32,18 @@ class CniConflistTest {
         assertEquals(0, status, err.toString(StandardCharsets.UTF_8));
         String json = out.toString(StandardCharsets.UTF_8).replaceAll("\\s+", "");
         assertEquals("{\"cniVersion\":\"0.3.1\",\"name\":\"ov\",\"plugins\":[{\"type\":\"bridge\",\"bridge\":\"cni0\","
-                + "\"isGateway\":true,\"ipMasq\":false,\"mtu\":1472,\"ipam\":{\"type\":\"host-local\","
+                + "\"isGateway\":true,\"isDefaultGateway\":true,\"hairpinMode\":true,\"ipMasq\":false,\"mtu\":1472,\"ipam\":{\"type\":\"host-local\","
                 + "\"ranges\":[[{\"subnet\":\"100.96.7.0/24\"}]],\"routes\":[{\"dst\":\"100.96.0.0/16\"}]}}]}", json);
     }
 
     @Test
     void masqueradesWhenOverlaydDoesNot() {
         String json = CniConflist.conflist(new SubnetFile.Contents(Ipv4Prefix.parse("10.5.0.0/16"),
-                Ipv4Prefix.parse("10.5.34.0/24"), 1450, false), "n", "br0", "1.0.0", "/tmp/ipam");
+                Ipv4Prefix.parse("10.5.34.0/24"), 1450, false), "n", "br0", "1.0.0", "/tmp/ipam", false);
         assertTrue(json.contains("\"ipMasq\": true"), json);
         assertTrue(json.contains("\"dataDir\": \"/tmp/ipam\""), json);
         assertTrue(json.contains("\"bridge\": \"br0\""), json);
+        assertTrue(!json.contains("isDefaultGateway") && !json.contains("hairpinMode"), json);
     }
 
     @Test
