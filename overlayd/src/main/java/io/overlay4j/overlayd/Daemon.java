@@ -275,7 +275,11 @@ final class Daemon {
                 configWarnings.warn("cannot acquire a lease yet (retrying in " + backoff / 1000 + " s): "
                         + e.getMessage());
             } catch (UncheckedIOException e) {
-                exitCode = fatal("cannot start the " + config.backendType() + " backend: " + describe(e.getCause()));
+                String where = e.getCause() instanceof java.net.BindException && UdpBackend.TYPE.equals(
+                        config.backendType()) ? " (UDP port " + config.backendInt("Port", 8285) + " on "
+                        + iface.address().getHostAddress() + ")" : "";
+                exitCode = fatal("cannot start the " + config.backendType() + " backend: " + describe(e.getCause())
+                        + where);
                 return null;
             }
             if (stop.await(backoff, TimeUnit.MILLISECONDS)) {
