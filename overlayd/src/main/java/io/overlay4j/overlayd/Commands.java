@@ -34,10 +34,22 @@ final class Commands {
         }
     }
 
-    /** The executable {@code name} on the PATH or in {@code /usr/sbin}, {@code /sbin}, or empty. */
-    static Optional<Path> find(String name) {
-        String path = System.getenv().getOrDefault("PATH", "") + File.pathSeparator + "/usr/sbin:/sbin:/usr/bin:/bin";
-        for (String dir : path.split(File.pathSeparator)) {
+    private final List<String> searchPath;
+
+    /** Programs are looked up on {@code $PATH}, then in {@code /usr/sbin, /sbin, /usr/bin, /bin}. */
+    Commands() {
+        this(List.of((System.getenv().getOrDefault("PATH", "") + File.pathSeparator + "/usr/sbin:/sbin:/usr/bin:/bin")
+                .split(File.pathSeparator)));
+    }
+
+    /** Programs are looked up in these directories only (tests). */
+    Commands(List<String> searchPath) {
+        this.searchPath = List.copyOf(searchPath);
+    }
+
+    /** The executable {@code name} in the search path, or empty. */
+    Optional<Path> find(String name) {
+        for (String dir : searchPath) {
             if (dir.isEmpty()) {
                 continue;
             }

@@ -78,7 +78,7 @@ final class IptablesRules implements TrafficRules {
     static IptablesRules open(Commands commands) throws IOException {
         List<String> missing = new ArrayList<>();
         for (String b : List.of("iptables", "iptables-save", "iptables-restore")) {
-            if (Commands.find(b).isEmpty()) {
+            if (commands.find(b).isEmpty()) {
                 missing.add(b);
             }
         }
@@ -266,7 +266,7 @@ final class IptablesRules implements TrafficRules {
      * Removes flanneld's iptables hooks and chains (when the nftables manager takes over), if iptables is installed.
      */
     static void deleteAll(Commands commands) {
-        if (Commands.find("iptables").isEmpty()) {
+        if (commands.find("iptables").isEmpty()) {
             return;
         }
         String[][] hooks = {{"nat", "POSTROUTING", POSTRTG, MASQ_COMMENT}, {"filter", "FORWARD", FWD, FORWARD_COMMENT}};

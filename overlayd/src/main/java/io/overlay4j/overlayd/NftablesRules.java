@@ -32,7 +32,7 @@ final class NftablesRules implements TrafficRules {
      * @throws IOException naming what is missing or what nft said
      */
     static NftablesRules open(Commands commands) throws IOException {
-        if (Commands.find("nft").isEmpty()) {
+        if (commands.find("nft").isEmpty()) {
             throw new IOException("the nft program is not installed (the network config says EnableNFTables; "
                     + "Debian: apt-get install nftables)");
         }
@@ -129,7 +129,7 @@ final class NftablesRules implements TrafficRules {
 
     /** Deletes flanneld's nftables tables (when the iptables manager takes over), if nft is installed. */
     static void deleteTables(Commands commands) {
-        if (Commands.find("nft").isEmpty()) {
+        if (commands.find("nft").isEmpty()) {
             return;
         }
         for (String[] t : new String[][] {{"ip", TABLE4}, {"ip6", TABLE6}}) {
