@@ -99,7 +99,8 @@ final class CniConflist {
             String name = a.replaceFirst("^--?", "");
             if (name.equals("h") || name.equals("help")) {
                 out.println("Usage: overlayd cni-conflist [-subnet-file F] [-name N] [-bridge B] [-cni-version V] "
-                        + "[-data-dir D] [-default-gateway=false]\nPrints a CNI conflist (bridge + host-local) for the subnet in subnet.env "
+                        + "[-data-dir D] [-default-gateway=false]\n"
+                        + "Prints a CNI conflist (bridge + host-local) for the subnet in subnet.env "
                         + "(default /run/flannel/subnet.env).");
                 return 0;
             }

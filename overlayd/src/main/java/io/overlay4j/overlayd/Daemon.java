@@ -86,7 +86,8 @@ final class Daemon {
             }
             if (!config.enableNFTables() && !Files.exists(Path.of("/proc/sys/net/bridge/bridge-nf-call-iptables"))) {
                 log.warn("br_netfilter is not loaded (/proc/sys/net/bridge/bridge-nf-call-iptables is missing): "
-                        + "bridged container traffic bypasses iptables; flanneld refuses to start here, overlayd goes on");
+                        + "bridged container traffic bypasses iptables; flanneld refuses to start here, "
+                        + "overlayd goes on");
             }
             InterfaceSelector.Selected iface;
             try (NetlinkRouteProgrammer netlink = NetlinkRouteProgrammer.open()) {

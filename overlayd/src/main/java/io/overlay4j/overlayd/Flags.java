@@ -95,7 +95,8 @@ final class Flags {
                     "add a blackhole route on the node for the local subnet"),
             f("healthz-ip", Kind.STRING, "0.0.0.0", Status.IMPLEMENTED,
                     "the IP address for healthz server to listen"),
-            f("healthz-port", Kind.INT, "0", Status.IMPLEMENTED, "the port for healthz server to listen (0 to disable)"),
+            f("healthz-port", Kind.INT, "0", Status.IMPLEMENTED,
+                    "the port for healthz server to listen (0 to disable)"),
             r("kube-subnet-mgr", Kind.BOOL, "false",
                     "contact the Kubernetes API for subnet assignment instead of etcd", KUBE),
             f("kube-api-url", Kind.STRING, "", Status.KUBERNETES_ONLY, "Kubernetes API server URL"),
@@ -159,7 +160,8 @@ final class Flags {
             String arg = args.get(i);
             if (arg.equals("--")) {
                 if (i + 1 < args.size()) {
-                    throw new UsageException("unexpected argument '" + args.get(i + 1) + "' (overlayd takes flags only)");
+                    throw new UsageException("unexpected argument '" + args.get(i + 1)
+                            + "' (overlayd takes flags only)");
                 }
                 break;
             }

@@ -21,7 +21,8 @@ final class Cni {
     private static final Pattern ADDRESS = Pattern.compile("\"address\":\\s*\"([0-9.]+)/\\d+\"");
     private static final Pattern PLUGIN = Pattern.compile("\"plugins\":\\s*\\[\\s*(\\{.*})\\s*]\\s*}\\s*$",
             Pattern.DOTALL);
-    private static final Pattern HEAD = Pattern.compile("\"cniVersion\":\\s*(\"[^\"]*\"),\\s*\"name\":\\s*(\"[^\"]*\")");
+    private static final Pattern HEAD = Pattern.compile(
+            "\"cniVersion\":\\s*(\"[^\"]*\"),\\s*\"name\":\\s*(\"[^\"]*\")");
 
     private Cni() {
     }

@@ -32,7 +32,8 @@ class CniConflistTest {
         assertEquals(0, status, err.toString(StandardCharsets.UTF_8));
         String json = out.toString(StandardCharsets.UTF_8).replaceAll("\\s+", "");
         assertEquals("{\"cniVersion\":\"0.3.1\",\"name\":\"ov\",\"plugins\":[{\"type\":\"bridge\",\"bridge\":\"cni0\","
-                + "\"isGateway\":true,\"isDefaultGateway\":true,\"hairpinMode\":true,\"ipMasq\":false,\"mtu\":1472,\"ipam\":{\"type\":\"host-local\","
+                + "\"isGateway\":true,\"isDefaultGateway\":true,\"hairpinMode\":true,\"ipMasq\":false,\"mtu\":1472,"
+                + "\"ipam\":{\"type\":\"host-local\","
                 + "\"ranges\":[[{\"subnet\":\"100.96.7.0/24\"}]],\"routes\":[{\"dst\":\"100.96.0.0/16\"}]}}]}", json);
     }
 

@@ -40,7 +40,8 @@ class OverlaydEndToEndTest {
     private static final String CONFIG = "{\"Network\":\"100.96.0.0/16\",\"Backend\":{\"Type\":\"udp\"}}";
     private static final int HEALTHZ = 8471;
     private static final Pattern TIMESTAMPED = Pattern.compile("(?m)^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}"
-            + "(Z|[+-]\\d\\d:\\d\\d) INFO overlayd - acquired lease: subnet 100\\.96\\.\\d+\\.0/24 for 10\\.168\\.0\\.2$");
+            + "(Z|[+-]\\d\\d:\\d\\d) INFO overlayd - acquired lease: subnet 100\\.96\\.\\d+\\.0/24 "
+            + "for 10\\.168\\.0\\.2$");
 
     @RegisterExtension
     final TestNamespaces namespaces = new TestNamespaces("o4jd");
