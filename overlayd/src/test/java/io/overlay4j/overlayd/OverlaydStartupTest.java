@@ -21,7 +21,7 @@ import org.junit.jupiter.api.io.TempDir;
  * Start-up faults handled as flanneld does, or better: a missing, invalid or unusable config (an unknown backend type)
  * is logged and retried with {@code /readyz} 503 until it is fixed; a port or device another daemon holds, or an
  * interface that does not exist, is one error line and status 1 without a stack trace; a bad flag is one line and
- * status 2. Also {@code -ip-blackhole-route}.
+ * status 2. Also {@code -ip-blackhole-route} and a config with {@code EnableNFTables}.
  */
 class OverlaydStartupTest {
     private static final String CONFIG = "{\"Network\":\"100.96.0.0/16\",\"Backend\":{\"Type\":\"udp\"}}";
@@ -85,8 +85,14 @@ class OverlaydStartupTest {
         assertTrue(Lan.http(host1, "127.0.0.1", 8471, "/readyz").startsWith("HTTP/1.1 503"));
         assertTrue(d1.isAlive());
 
-        lan.etcdctl("put", "/coreos.com/network/config", CONFIG);
+        // Fixed, with the traffic rules in nftables (flanneld's EnableNFTables).
+        lan.etcdctl("put", "/coreos.com/network/config",
+                "{\"Network\":\"100.96.0.0/16\",\"EnableNFTables\":true,\"Backend\":{\"Type\":\"udp\"}}");
         Lan.awaitHttp(host1, 8471, "/readyz", "HTTP/1.1 200", 60);
+        String nft = NamespacedProcess.run(host1.name(), "nft", "list", "table", "ip", "flannel-ipv4");
+        assertTrue(nft.contains("type filter hook forward priority filter; policy accept;")
+                && nft.contains("ip saddr 100.96.0.0/16 accept") && nft.contains("ip daddr 100.96.0.0/16 accept"), nft);
+        assertFalse(NamespacedProcess.run(host1.name(), "iptables-save").contains("FLANNEL"));
         assertFalse(d1.log().contains("\tat "), d1.log());
         // -ip-blackhole-route: the node's subnet has a blackhole route (no bridge holds it here).
         String subnet = io.overlay4j.SubnetFile.readPreviousSubnet(dir.resolve("d1.env")).orElseThrow().toString();
