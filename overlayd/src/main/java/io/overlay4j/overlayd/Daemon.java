@@ -35,8 +35,10 @@ import org.slf4j.LoggerFactory;
  */
 final class Daemon {
     private static final Logger log = LoggerFactory.getLogger("overlayd");
-    /** How often etcd is asked whether it is reachable (the watch does not say when it recovers). */
+    /** How often etcd is asked whether it is back while it is unreachable (the watch does not say when it recovers). */
     static final long PROBE_SECONDS = 3;
+    /** How often it is asked while it is reachable: a safety net behind the watch's and renewals' errors. */
+    static final long IDLE_PROBE_SECONDS = 30;
     static final int EXIT_FAILURE = 1;
 
     private final Options options;
@@ -159,7 +161,14 @@ final class Daemon {
             timers.scheduleWithFixedDelay(() -> resync(resync, running), options.iptablesResyncSeconds,
                     options.iptablesResyncSeconds, TimeUnit.SECONDS);
             EtcdSubnetAllocator raw = etcd;
-            timers.scheduleWithFixedDelay(() -> monitor.probe(raw), PROBE_SECONDS, PROBE_SECONDS, TimeUnit.SECONDS);
+            long[] lastProbe = {System.nanoTime()};
+            timers.scheduleWithFixedDelay(() -> {
+                long now = System.nanoTime();
+                if (!monitor.storeReachable() || now - lastProbe[0] >= TimeUnit.SECONDS.toNanos(IDLE_PROBE_SECONDS)) {
+                    lastProbe[0] = now;
+                    monitor.probe(raw);
+                }
+            }, PROBE_SECONDS, PROBE_SECONDS, TimeUnit.SECONDS);
 
             stop.await();
             log.info("stopping");

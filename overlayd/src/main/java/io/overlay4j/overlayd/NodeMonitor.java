@@ -21,8 +21,8 @@ import org.slf4j.LoggerFactory;
  * is unreachable or the lease is being re-acquired.
  *
  * <p>It learns all of it by standing between the node and its allocator ({@link #wrap}): the results of
- * {@code acquire} and {@code renew}, the watch's snapshots, events and errors, and a periodic {@link #probe} of etcd
- * (the watch resumes silently after an outage, so recovery is seen by asking).
+ * {@code acquire} and {@code renew}, the watch's snapshots, events and errors, and a {@link #probe} of etcd (every few
+ * seconds while it is unreachable, since the watch resumes silently after an outage; rarely otherwise).
  */
 final class NodeMonitor {
     private static final Logger log = LoggerFactory.getLogger("overlayd");
@@ -44,6 +44,11 @@ final class NodeMonitor {
     /** Whether {@code /readyz} says ready. */
     boolean ready() {
         return started && storeReachable && !leaseLost;
+    }
+
+    /** Whether etcd answered the last call made through the monitor (or its probe). */
+    boolean storeReachable() {
+        return storeReachable;
     }
 
     /** The rules are in and subnet.env is written. */
