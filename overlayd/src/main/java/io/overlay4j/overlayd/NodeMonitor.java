@@ -257,8 +257,12 @@ final class NodeMonitor {
 
                     @Override
                     public void onError(Throwable error) {
+                        boolean first = storeReachable;
                         unreachable(error);
-                        listener.onError(error);
+                        if (first) {
+                            // The node only logs it: pass the first error of an outage on, not every retry's.
+                            listener.onError(error);
+                        }
                     }
                 });
             }
