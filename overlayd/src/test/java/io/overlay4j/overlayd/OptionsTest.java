@@ -188,6 +188,13 @@ class OptionsTest {
         assertUsage(run(none, "eth0"), "unexpected argument 'eth0'");
         assertUsage(run(none, "---iface=eth0"), "bad flag syntax: ---iface=eth0");
         assertUsage(run(none, "-etcd-prefix"), "flag needs an argument: -etcd-prefix");
+        assertUsage(run(none, "-"), "unexpected argument '-'");
+        assertUsage(run(none, "-ip-masq", "--", "eth0"), "unexpected argument 'eth0'");
+        assertTrue(parse(Map.of(), "-ip-masq", "--").ipMasq, "-- ends the flags");
+        // A boolean never takes the next argument: "true" is then a stray argument, as in Go.
+        assertUsage(run(none, "-ip-masq", "true"), "unexpected argument 'true'");
+        // A non-boolean takes the next argument even if it starts with a dash, as in Go.
+        assertEquals("-weird", parse(Map.of(), "-etcd-username", "-weird").etcdUsername);
     }
 
     @Test
