@@ -23,6 +23,11 @@ import org.slf4j.LoggerFactory;
  * <p>It learns all of it by standing between the node and its allocator ({@link #wrap}): the results of
  * {@code acquire} and {@code renew}, the watch's snapshots, events and errors, and a {@link #probe} of etcd (every few
  * seconds while it is unreachable, since the watch resumes silently after an outage; rarely otherwise).
+ *
+ * <p>Its inputs are the node's events under other names, so that a node that reports them itself can drive it:
+ * {@link #reachable}/{@link #unreachable} are READY/DEGRADED (store unreachable, lease held), {@code lost} is
+ * LEASE_LOST, {@code acquired} of another subnet is a subnet change, {@code added}/{@code logRemoved} are peers added
+ * and removed, the {@code renew} result is a renewal.
  */
 final class NodeMonitor {
     private static final Logger log = LoggerFactory.getLogger("overlayd");
