@@ -12,17 +12,19 @@ import io.overlay4j.etcd.EtcdSubnetAllocator;
 import io.overlay4j.tun.NetlinkRouteProgrammer;
 import io.overlay4j.udp.UdpBackend;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -35,10 +37,6 @@ import org.slf4j.LoggerFactory;
  */
 final class Daemon {
     private static final Logger log = LoggerFactory.getLogger("overlayd");
-    /** How often etcd is asked whether it is back while it is unreachable (the watch does not say when it recovers). */
-    static final long PROBE_SECONDS = 3;
-    /** How often it is asked while it is reachable: a safety net behind the watch's and renewals' errors. */
-    static final long IDLE_PROBE_SECONDS = 30;
     static final int EXIT_FAILURE = 1;
 
     private final Options options;
@@ -47,6 +45,11 @@ final class Daemon {
     private final RateLimitedLog configWarnings = new RateLimitedLog(log, 60_000);
     private final Commands commands = new Commands();
     private volatile int exitCode;
+    /** Readiness and the node's log lines; a lost lease ends the daemon with status 1. */
+    private final NodeMonitor monitor = new NodeMonitor(message -> {
+        exitCode = EXIT_FAILURE;
+        stop.countDown();
+    });
 
     Daemon(Options options, Map<String, String> env) {
         this.options = options;
@@ -62,10 +65,6 @@ final class Daemon {
         for (String k : options.kubernetesOnly) {
             log.warn("{} has no effect outside Kubernetes mode (as in flanneld)", k);
         }
-        NodeMonitor monitor = new NodeMonitor(message -> {
-            exitCode = EXIT_FAILURE;
-            stop.countDown();
-        });
         HealthServer health = null;
         EtcdSubnetAllocator etcd = null;
         OverlayNode node = null;
@@ -81,7 +80,7 @@ final class Daemon {
                 }
             }
             etcd = allocator();
-            SubnetAllocator allocator = monitor.wrap(etcd);
+            SubnetAllocator allocator = etcd;
             NetworkConfig config = awaitConfig(allocator);
             if (config == null) {
                 return exitCode;
@@ -160,15 +159,6 @@ final class Daemon {
             OverlayNode running = node;
             timers.scheduleWithFixedDelay(() -> resync(resync, running), options.iptablesResyncSeconds,
                     options.iptablesResyncSeconds, TimeUnit.SECONDS);
-            EtcdSubnetAllocator raw = etcd;
-            long[] lastProbe = {System.nanoTime()};
-            timers.scheduleWithFixedDelay(() -> {
-                long now = System.nanoTime();
-                if (!monitor.storeReachable() || now - lastProbe[0] >= TimeUnit.SECONDS.toNanos(IDLE_PROBE_SECONDS)) {
-                    lastProbe[0] = now;
-                    monitor.probe(raw);
-                }
-            }, PROBE_SECONDS, PROBE_SECONDS, TimeUnit.SECONDS);
 
             stop.await();
             log.info("stopping");
@@ -232,7 +222,8 @@ final class Daemon {
                 return config;
             } catch (OverlayException e) {
                 switch (e.kind()) {
-                    case STORE_UNAVAILABLE -> { } // the monitor logs it
+                    case STORE_UNAVAILABLE -> configWarnings.warn("etcd is unreachable (retrying every second): "
+                            + e.getMessage());
                     case CONFIG_NOT_FOUND -> configWarnings.warn("couldn't find the network config at "
                             + options.etcdPrefix + "/config (retrying every second): " + e.getMessage());
                     default -> configWarnings.error("couldn't use the network config at " + options.etcdPrefix
@@ -257,46 +248,60 @@ final class Daemon {
         return Backends.create(config.backendType());
     }
 
-    /** Starts the node, retrying with backoff while etcd is unreachable; null if stopped or failed (exitCode set). */
+    /**
+     * Starts the node; it retries by itself while etcd is unreachable, the config is missing or invalid, or a create
+     * race is lost. Returns null if stopped meanwhile, or after a failure that retrying cannot fix (one error line,
+     * exitCode set).
+     */
     private OverlayNode startNode(SubnetAllocator allocator, NetworkConfig config, InterfaceSelector.Selected iface,
                                   Ipv4Prefix previousSubnet) throws InterruptedException {
-        long backoff = 1000;
+        OverlayNode node;
+        try {
+            OverlayNode.Builder b = OverlayNode.builder()
+                    .allocator(allocator)
+                    .backend(backendFor(config))
+                    .underlayInterface(iface.name())
+                    .underlayAddress(iface.address())
+                    .publicAddress(iface.publicIp())
+                    .subnetFile(null) // written by the daemon, after the traffic rules, as flanneld does
+                    .moveOnLeaseLoss(false) // overlayd exits instead of re-addressing under its containers
+                    .renewMargin(Duration.ofMinutes(options.renewMarginMinutes))
+                    .listener(monitor);
+            if (previousSubnet != null) {
+                b.preferredSubnet(previousSubnet);
+            }
+            node = b.build();
+        } catch (OverlayException e) {
+            exitCode = fatal("cannot start the " + config.backendType() + " backend: " + describe(e));
+            return null;
+        }
+        CompletableFuture<OverlayNode> started = node.startAsync();
         while (true) {
             try {
-                OverlayNode.Builder b = OverlayNode.builder()
-                        .allocator(allocator)
-                        .backend(backendFor(config))
-                        .underlayInterface(iface.name())
-                        .underlayAddress(iface.address())
-                        .publicAddress(iface.publicIp())
-                        .subnetFile(null) // written below, after the traffic rules, as flanneld does
-                        .renewMargin(Duration.ofMinutes(options.renewMarginMinutes));
-                if (previousSubnet != null) {
-                    b.preferredSubnet(previousSubnet);
-                }
-                return b.build().start();
-            } catch (OverlayException e) {
-                if (e.kind() != OverlayException.Kind.STORE_UNAVAILABLE
-                        && e.kind() != OverlayException.Kind.LEASE_CONFLICT
-                        && e.kind() != OverlayException.Kind.SUBNETS_EXHAUSTED) {
-                    exitCode = fatal("cannot start the " + config.backendType() + " backend: " + describe(e));
+                return started.get(1, TimeUnit.SECONDS);
+            } catch (TimeoutException e) {
+                if (stop.getCount() == 0) {
+                    node.close();
                     return null;
                 }
-                configWarnings.warn("cannot acquire a lease yet (retrying in " + backoff / 1000 + " s): "
-                        + e.getMessage());
-            } catch (UncheckedIOException e) {
-                String where = e.getCause() instanceof java.net.BindException && UdpBackend.TYPE.equals(
-                        config.backendType()) ? " (UDP port " + config.backendInt("Port", 8285) + " on "
-                        + iface.address().getHostAddress() + ")" : "";
-                exitCode = fatal("cannot start the " + config.backendType() + " backend: " + describe(e.getCause())
-                        + where);
+            } catch (ExecutionException e) {
+                Throwable cause = e.getCause();
+                String where = bindHint(cause, config, iface);
+                exitCode = fatal("cannot start the " + config.backendType() + " backend: " + describe(cause) + where);
                 return null;
             }
-            if (stop.await(backoff, TimeUnit.MILLISECONDS)) {
-                return null;
-            }
-            backoff = Math.min(backoff * 2, 30_000);
         }
+    }
+
+    /** For a port conflict of the udp backend: which port and address. */
+    private static String bindHint(Throwable cause, NetworkConfig config, InterfaceSelector.Selected iface) {
+        for (Throwable t = cause; t != null; t = t.getCause()) {
+            if (t instanceof java.net.BindException && UdpBackend.TYPE.equals(config.backendType())) {
+                return " (UDP port " + config.backendInt("Port", 8285) + " on " + iface.address().getHostAddress()
+                        + ")";
+            }
+        }
+        return "";
     }
 
     private void resync(TrafficRules rules, OverlayNode node) {

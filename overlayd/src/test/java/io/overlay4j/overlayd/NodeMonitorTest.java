@@ -2,17 +2,15 @@ package io.overlay4j.overlayd;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.overlay4j.Ipv4Prefix;
-import io.overlay4j.Lease;
-import io.overlay4j.LeaseAttributes;
-import io.overlay4j.LeaseEvent;
-import io.overlay4j.OverlayException;
-import io.overlay4j.SubnetAllocator;
+import io.overlay4j.OverlayNode;
 import io.overlay4j.etcd.EtcdSubnetAllocator;
 import io.overlay4j.etcd.testing.EtcdServerExtension;
+import io.overlay4j.tun.NetworkNamespace;
+import io.overlay4j.tun.testing.TestNamespaces;
+import io.overlay4j.udp.UdpBackend;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -23,8 +21,9 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
- * The monitor between a node and a real etcd: readiness follows the start, an etcd outage (seen by the probe) and its
- * end, the own lease lost and re-acquired; a re-acquired lease in another subnet is reported.
+ * The monitor listening to a real node (udp backend in a namespace, a real etcd): not ready until the daemon says it
+ * started, then ready; not ready while etcd is down and ready again after; another node's claim on the subnet reported
+ * (overlayd exits on it).
  */
 class NodeMonitorTest {
     private static final String CONFIG = "{\"Network\":\"100.96.0.0/16\",\"Backend\":{\"Type\":\"udp\"}}";
@@ -32,22 +31,27 @@ class NodeMonitorTest {
     @RegisterExtension
     final EtcdServerExtension etcd = new EtcdServerExtension();
 
-    private EtcdSubnetAllocator raw;
-    private final List<String> subnetChanges = new CopyOnWriteArrayList<>();
-    private NodeMonitor monitor;
-    private SubnetAllocator allocator;
+    @RegisterExtension
+    final TestNamespaces namespaces = new TestNamespaces("o4jm");
+
+    private EtcdSubnetAllocator allocator;
+    private OverlayNode node;
+    private final List<String> lost = new CopyOnWriteArrayList<>();
 
     @BeforeEach
     void setUp() {
         etcd.etcdctl("put", "/coreos.com/network/config", CONFIG);
-        raw = EtcdSubnetAllocator.builder().endpoints(etcd.endpoint()).requestTimeout(Duration.ofSeconds(2)).build();
-        monitor = new NodeMonitor(subnetChanges::add);
-        allocator = monitor.wrap(raw);
+        allocator = EtcdSubnetAllocator.builder().endpoints(etcd.endpoint()).requestTimeout(Duration.ofSeconds(2))
+                .build();
+        allocator.networkConfig(); // its client threads start here, in the root namespace where etcd listens
     }
 
     @AfterEach
     void tearDown() {
-        raw.close();
+        if (node != null) {
+            node.close();
+        }
+        allocator.close();
     }
 
     private static void await(BooleanSupplier condition, String what) throws InterruptedException {
@@ -59,52 +63,33 @@ class NodeMonitorTest {
     }
 
     @Test
-    void readinessFollowsStartOutageAndLeaseLoss() throws Exception {
-        LeaseAttributes attrs = LeaseAttributes.udp(Ipv4Prefix.parseAddress("10.168.0.2"));
-        Lease lease = allocator.acquire(attrs, Ipv4Prefix.parse("100.96.1.0/24"));
-        assertEquals(Ipv4Prefix.parse("100.96.1.0/24"), monitor.subnet());
+    void readinessFollowsTheNode() throws Exception {
+        NetworkNamespace ns = namespaces.createWithLoopback();
+        namespaces.ip(ns, "link", "add", "eth0", "type", "veth", "peer", "name", "eth1");
+        namespaces.ip(ns, "addr", "add", "10.168.0.2/24", "dev", "eth0");
+        namespaces.ip(ns, "link", "set", "eth1", "up");
+        namespaces.ip(ns, "link", "set", "eth0", "up");
+        NodeMonitor monitor = new NodeMonitor(lost::add);
+        node = ns.call(() -> OverlayNode.builder().allocator(allocator).backend(UdpBackend.builder().build())
+                .underlayInterface("eth0").moveOnLeaseLoss(false).retryInterval(Duration.ofMillis(200))
+                .preferredSubnet(Ipv4Prefix.parse("100.96.1.0/24")).listener(monitor).build().start());
         assertFalse(monitor.ready(), "not ready before the rules and subnet.env");
         monitor.started();
         assertTrue(monitor.ready());
-        lease = allocator.renew(lease);
 
-        List<List<LeaseEvent>> seen = new CopyOnWriteArrayList<>();
-        try (SubnetAllocator.Watch w = allocator.watch(new SubnetAllocator.LeaseListener() {
-            @Override
-            public void onSnapshot(List<Lease> leases) {
-            }
+        etcd.stop();
+        await(() -> !monitor.ready(), "etcd down: not ready");
+        assertEquals(OverlayNode.State.DEGRADED, node.state());
+        etcd.start();
+        await(monitor::ready, "etcd back: ready");
 
-            @Override
-            public void onEvents(List<LeaseEvent> events) {
-                seen.add(events);
-            }
-        })) {
-            // etcd down: the probe says so; back up: ready again.
-            etcd.stop();
-            monitor.probe(raw);
-            assertFalse(monitor.ready());
-            assertThrows(OverlayException.class, () -> allocator.networkConfig());
-            etcd.start();
-            monitor.probe(raw);
-            assertTrue(monitor.ready());
-
-            // Our key deleted: the watch's REMOVED makes us not ready until the lease is re-acquired.
-            etcd.etcdctl("del", "/coreos.com/network/subnets/100.96.1.0-24");
-            await(() -> !monitor.ready(), "the lost lease made us not ready");
-            allocator.acquire(attrs, Ipv4Prefix.parse("100.96.1.0/24"));
-            assertTrue(monitor.ready());
-            assertTrue(subnetChanges.isEmpty());
-
-            // Another node takes our subnet while it is gone: the re-acquired lease is elsewhere, and that is said.
-            etcd.etcdctl("del", "/coreos.com/network/subnets/100.96.1.0-24");
-            await(() -> !monitor.ready(), "lost again");
-            raw.acquire(LeaseAttributes.udp(Ipv4Prefix.parseAddress("10.168.0.9")), Ipv4Prefix.parse("100.96.1.0/24"));
-            Lease moved = allocator.acquire(attrs, Ipv4Prefix.parse("100.96.1.0/24"));
-            assertFalse(moved.subnet().equals(Ipv4Prefix.parse("100.96.1.0/24")));
-            assertEquals(1, subnetChanges.size());
-            assertTrue(subnetChanges.get(0).startsWith("the subnet changed from 100.96.1.0/24 to " + moved.subnet()),
-                    subnetChanges.get(0));
-            assertFalse(seen.isEmpty(), "the node's own listener still gets the events");
-        }
+        // Another host's claim on our subnet (a usable address outside the network, no etcd lease of ours).
+        etcd.etcdctl("put", "/coreos.com/network/subnets/100.96.1.0-24",
+                "{\"PublicIP\":\"10.168.0.99\",\"PublicIPv6\":null}");
+        await(() -> !lost.isEmpty(), "the lost lease reported");
+        assertFalse(monitor.ready());
+        assertTrue(lost.get(0).startsWith("another node holds our subnet now (subnet 100.96.1.0/24 is now held by "
+                + "10.168.0.99)"), lost.get(0));
+        assertEquals(OverlayNode.State.LEASE_LOST, node.state());
     }
 }

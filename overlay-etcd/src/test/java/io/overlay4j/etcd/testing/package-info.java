@@ -1,2 +1,2 @@
-/** Test support for the etcd allocator: a JUnit 5 extension running a real etcd server. */
+/** Test support for the etcd allocator: a JUnit 5 extension running a real etcd server or cluster. */
 package io.overlay4j.etcd.testing;
