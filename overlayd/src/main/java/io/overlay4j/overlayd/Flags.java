@@ -116,7 +116,7 @@ final class Flags {
             f("log-level", Kind.STRING, "", Status.OVERLAYD,
                     "error, warn, info, debug or trace; wins over -v (default info)"),
             f("udp-offloads", Kind.BOOL, "", Status.OVERLAYD, "udp backend: TUN/UDP segmentation offloads "
-                    + "(TSO, GSO, GRO); -udp-offloads=false turns them off (default: overlay4j's default)"),
+                    + "(TSO, GSO, GRO); -udp-offloads=false turns them off (default: overlay4j's, on)"),
             f("version", Kind.BOOL, "false", Status.IMPLEMENTED, "print version and exit"),
             f("help", Kind.BOOL, "false", Status.IMPLEMENTED, "print this message and exit (also -h)"));
 
