@@ -28,7 +28,7 @@ ensure_tools() {
 # configures from subnet.env.
 ensure_build_tools() {
   ensure_tools java:openjdk-17-jdk-headless javac:openjdk-17-jdk-headless mvn:maven \
-    ip:iproute2 ping:iputils-ping modprobe:kmod etcd:etcd-server etcdctl:etcd-client ethtool:ethtool \
+    ip:iproute2 bridge:iproute2 ping:iputils-ping modprobe:kmod etcd:etcd-server etcdctl:etcd-client ethtool:ethtool \
     iptables:iptables iptables-restore:iptables iptables-save:iptables nft:nftables \
     /usr/lib/cni/bridge:containernetworking-plugins /usr/lib/cni/host-local:containernetworking-plugins
   # The TUN driver is usually built in or loaded on demand; try to load it, the tests say if it is missing.

@@ -11,6 +11,7 @@ import io.overlay4j.SubnetFile;
 import io.overlay4j.etcd.EtcdSubnetAllocator;
 import io.overlay4j.tun.NetlinkRouteProgrammer;
 import io.overlay4j.udp.UdpBackend;
+import io.overlay4j.vxlan.VxlanBackend;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -236,7 +237,7 @@ final class Daemon {
         }
     }
 
-    /** The backend the config names; for udp with overlayd's options ({@code flannel0}, offloads). */
+    /** The backend the config names; udp and vxlan with overlayd's options (flannel0 and offloads; data plane). */
     private Backend backendFor(NetworkConfig config) {
         if (UdpBackend.TYPE.equals(config.backendType())) {
             UdpBackend.Builder b = UdpBackend.builder().tunName("flannel0");
@@ -244,6 +245,9 @@ final class Daemon {
                 b.offloads(options.udpOffloads);
             }
             return b.build();
+        }
+        if (VxlanBackend.TYPE.equals(config.backendType())) {
+            return VxlanBackend.builder().dataPlane(options.vxlanDataPlane).build();
         }
         return Backends.create(config.backendType());
     }

@@ -117,6 +117,8 @@ final class Flags {
                     "error, warn, info, debug or trace; wins over -v (default info)"),
             f("udp-offloads", Kind.BOOL, "", Status.OVERLAYD, "udp backend: TUN/UDP segmentation offloads "
                     + "(TSO, GSO, GRO); -udp-offloads=false turns them off (default: overlay4j's, on)"),
+            f("vxlan-dataplane", Kind.STRING, "kernel", Status.OVERLAYD, "vxlan backend: which data plane carries "
+                    + "the traffic: kernel (the flannel.<VNI> device, as flanneld), or userspace when this build has it"),
             f("version", Kind.BOOL, "false", Status.IMPLEMENTED, "print version and exit"),
             f("help", Kind.BOOL, "false", Status.IMPLEMENTED, "print this message and exit (also -h)"));
 

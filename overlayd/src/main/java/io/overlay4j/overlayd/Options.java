@@ -4,6 +4,7 @@ import com.google.common.net.InetAddresses;
 import io.overlay4j.overlayd.Flags.Flag;
 import io.overlay4j.overlayd.Flags.Kind;
 import io.overlay4j.overlayd.Flags.Status;
+import io.overlay4j.vxlan.VxlanBackend;
 import java.net.Inet4Address;
 import java.net.InetAddress;
 import java.net.URI;
@@ -46,6 +47,7 @@ final class Options {
     String logLevel = "info";
     /** null: the udp backend's default. */
     Boolean udpOffloads;
+    VxlanBackend.DataPlane vxlanDataPlane = VxlanBackend.DataPlane.KERNEL;
     boolean version;
     boolean help;
     /** Kubernetes-only flags that were set (they have no effect; the daemon warns). */
@@ -109,6 +111,7 @@ final class Options {
                 case "v" -> verbosity = value.integer(Integer.MIN_VALUE, Integer.MAX_VALUE);
                 case "log-level" -> level = value.logLevel();
                 case "udp-offloads" -> o.udpOffloads = value.bool();
+                case "vxlan-dataplane" -> o.vxlanDataPlane = value.dataPlane();
                 case "version" -> o.version = value.bool();
                 case "help" -> o.help = value.bool();
                 default -> throw new IllegalStateException("flag without a setter: " + flag.name());
@@ -245,6 +248,20 @@ final class Options {
             } catch (PatternSyntaxException e) {
                 throw bad("not a regular expression: " + e.getDescription());
             }
+        }
+
+        VxlanBackend.DataPlane dataPlane() {
+            for (VxlanBackend.DataPlane p : VxlanBackend.DataPlane.values()) {
+                if (p.name().equalsIgnoreCase(text)) {
+                    return p;
+                }
+            }
+            String have = java.util.Arrays.stream(VxlanBackend.DataPlane.values())
+                    .map(p -> p.name().toLowerCase(Locale.ROOT)).collect(java.util.stream.Collectors.joining(", "));
+            if ("userspace".equalsIgnoreCase(text)) {
+                throw bad("this build's vxlan backend has no userspace data plane yet (it has: " + have + ")");
+            }
+            throw bad("want kernel or userspace (this build has: " + have + ")");
         }
 
         String logLevel() {

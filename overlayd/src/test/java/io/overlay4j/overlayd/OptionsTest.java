@@ -9,6 +9,7 @@ import com.google.common.net.InetAddresses;
 import io.overlay4j.overlayd.Flags.Flag;
 import io.overlay4j.overlayd.Flags.Kind;
 import io.overlay4j.overlayd.Flags.Status;
+import io.overlay4j.vxlan.VxlanBackend;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -138,7 +139,7 @@ class OptionsTest {
                 String.valueOf(o.ipMasqFullyRandomDisable), String.valueOf(o.iptablesResyncSeconds),
                 String.valueOf(o.iptablesForwardRules), String.valueOf(o.blackholeRoute), o.healthzIp,
                 String.valueOf(o.healthzPort), o.logLevel, String.valueOf(o.udpOffloads), String.valueOf(o.version),
-                String.valueOf(o.help), o.kubernetesOnly.toString());
+                String.valueOf(o.help), o.kubernetesOnly.toString(), String.valueOf(o.vxlanDataPlane));
     }
 
     @Test
@@ -147,6 +148,10 @@ class OptionsTest {
         for (Flag flag : Flags.ALL) {
             if (flag.status() == Status.REFUSED || flag.status() == Status.KUBERNETES_ONLY) {
                 continue;
+            }
+            if (flag.name().equals("vxlan-dataplane") && VxlanBackend.DataPlane.values().length == 1) {
+                assertEquals(VxlanBackend.DataPlane.KERNEL, parse(Map.of(flag.env(), "kernel")).vxlanDataPlane);
+                continue; // no other value to set yet
             }
             String value = SAMPLE.get(flag.name());
             assertTrue(value != null, "no sample value for -" + flag.name());
@@ -216,6 +221,10 @@ class OptionsTest {
         assertUsage(run(none, "-healthz-ip=localhost"), "not an IP address");
         assertUsage(run(none, "-iptables-resync=0"), "out of range 1..86400");
         assertUsage(run(none, "-log-level=loud"), "want error, warn, info, debug or trace");
+        assertUsage(run(none, "-vxlan-dataplane=fast"), "want kernel or userspace");
+        if (VxlanBackend.DataPlane.values().length == 1) {
+            assertUsage(run(none, "-vxlan-dataplane=userspace"), "has no userspace data plane yet");
+        }
     }
 
     @Test
