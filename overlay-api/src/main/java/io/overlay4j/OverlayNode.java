@@ -63,6 +63,10 @@ import org.slf4j.LoggerFactory;
  * CAP_NET_ADMIN or {@code /dev/net/tun}) or {@code DEVICE} (a device, address, route or port could not be set up);
  * whatever was set up is removed again.
  *
+ * <p><b>Stats.</b> {@link #nodeStats()} is a snapshot of the state, the lease, whether the store answers, the data
+ * plane's counters (node-wide and, where the backend counts per peer, per peer) and its offloads, readable at any
+ * time and never throwing; {@code overlay-micrometer}'s {@code OverlayNodeMetrics} turns it into meters.
+ *
  * <p><b>Threads and namespaces.</b> The node runs on two threads of its own (control, and one for blocking store calls)
  * from {@link Builder#threadFactory}; by default they are started by the thread that calls {@code start()} and so
  * inherit its network namespace. Devices and sockets are created on the control thread. A node therefore lives in the
