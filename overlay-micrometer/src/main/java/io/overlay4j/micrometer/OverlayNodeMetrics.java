@@ -105,6 +105,7 @@ public final class OverlayNodeMetrics implements MeterBinder, AutoCloseable {
     private final Map<Ipv4Prefix, PeerSource> peers = new TreeMap<>();
     private final Map<String, OffloadSource> offloads = new TreeMap<>();
     private OverlayNode.Registration registration;
+    private List<Lease> reconciledPeers;
     private boolean closed;
     private boolean readFailureLogged;
 
@@ -238,6 +239,7 @@ public final class OverlayNodeMetrics implements MeterBinder, AutoCloseable {
 
     /** Re-reads the node and adds or removes per-peer and offload meters to match. Holds {@link #lock}. */
     private void reconcile() {
+        reconciledPeers = node.peers(); // before the snapshot: a change after it is a new list, so a new reconcile
         Snapshot s = refresh(System.nanoTime());
         for (Ipv4Prefix subnet : s.peers.keySet()) {
             if (!peers.containsKey(subnet)) {
@@ -295,14 +297,24 @@ public final class OverlayNodeMetrics implements MeterBinder, AutoCloseable {
             follow();
         }
 
+        // A batch of peer changes (a resync: one event per peer) publishes one new peer list before its events, so
+        // the first event of a batch reconciles the whole batch and the others find that list reconciled already.
         @Override
         public void peerAdded(Lease peer) {
-            follow();
+            followPeers();
         }
 
         @Override
         public void peerRemoved(Lease peer) {
-            follow();
+            followPeers();
+        }
+
+        private void followPeers() {
+            synchronized (lock) {
+                if (!closed && node.peers() != reconciledPeers) {
+                    reconcile();
+                }
+            }
         }
 
         private void follow() {

@@ -10,18 +10,33 @@ import io.micrometer.core.instrument.Measurement;
 import io.micrometer.core.instrument.Tags;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.overlay4j.DropReason;
+import io.overlay4j.Ipv4Prefix;
+import io.overlay4j.Lease;
+import io.overlay4j.LeaseAttributes;
 import io.overlay4j.LocalSubnetAllocator;
 import io.overlay4j.NetworkConfig;
 import io.overlay4j.OverlayException;
 import io.overlay4j.OverlayNode;
+import io.overlay4j.Route;
+import io.overlay4j.RouteProgrammer;
 import io.overlay4j.udp.UdpBackend;
+import io.overlay4j.udp.testing.InMemoryTunDevice;
+import java.io.IOException;
+import java.net.DatagramSocket;
+import java.net.Inet4Address;
+import java.net.InetAddress;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** The binder on nodes that never ran: no kernel needed. */
+/** The binder on nodes that never ran, and on a udp node over an in-memory TUN: no kernel objects needed. */
 class OverlayNodeMetricsTest {
     private static final NetworkConfig CONFIG =
             NetworkConfig.parse("{\"Network\":\"100.96.0.0/16\",\"Backend\":{\"Type\":\"udp\"}}");
@@ -92,6 +107,120 @@ class OverlayNodeMetricsTest {
             ma.close();
             assertTrue(own.getMeters().isEmpty());
             assertEquals(Set.of("b"), tagValues(shared, "node"));
+        }
+    }
+
+    /**
+     * A running udp node (in-memory TUN, a real data socket on loopback) whose network fills with 60 other hosts'
+     * leases and loses 20: per-peer meters appear and go with them, in batches (a resync is one reconcile).
+     */
+    @Test
+    void perPeerMetersFollowManyPeersComingAndGoing() throws Exception {
+        try (LocalSubnetAllocator allocator = LocalSubnetAllocator.builder().file(dir.resolve("l.json"))
+                .network(CONFIG).pollInterval(Duration.ofMillis(20)).build();
+             OverlayNode node = OverlayNode.builder().allocator(allocator)
+                     .backend(UdpBackend.builder().tunFactory(InMemoryTunDevice.factory()).routes(new NoRoutes())
+                             .port(freePort()).build())
+                     .underlayInterface("lo").publicAddress(Ipv4Prefix.parseAddress("192.0.2.2")).build();
+             OverlayNodeMetrics metrics = new OverlayNodeMetrics(node)) {
+            SimpleMeterRegistry registry = new SimpleMeterRegistry();
+            metrics.bindTo(registry);
+            node.start();
+            List<Lease> others = new ArrayList<>();
+            for (int i = 0; i < 60; i++) {
+                others.add(allocator.acquire(LeaseAttributes.udp(Ipv4Prefix.parseAddress("192.0.2." + (10 + i))),
+                        null));
+            }
+            await(() -> registry.find("overlay4j.peer.last.seen").meters().size() == 60, "60 peers' meters");
+            assertEquals(120, registry.find("overlay4j.peer.packets").meters().size());
+            assertEquals(60.0, registry.get("overlay4j.peers").gauge().value());
+            Lease first = others.get(0);
+            assertEquals(0.0, registry.get("overlay4j.peer.packets").tags("peer", first.subnet().toString(),
+                    "direction", "egress").functionCounter().count());
+            assertTrue(Double.isNaN(registry.get("overlay4j.peer.last.seen").tag("peer", first.subnet().toString())
+                    .gauge().value()), "nothing received from it");
+            for (Lease gone : others.subList(0, 20)) {
+                allocator.release(gone);
+            }
+            await(() -> registry.find("overlay4j.peer.last.seen").meters().size() == 40, "40 peers' meters");
+            assertTrue(registry.find("overlay4j.peer.packets").tag("peer", first.subnet().toString()).meters()
+                    .isEmpty(), "a departed peer's meters are removed");
+            Set<String> features = new TreeSet<>();
+            registry.find("overlay4j.offload").meters().forEach(m -> features.add(m.getId().getTag("feature")));
+            assertEquals(Set.of("tun_vnet_header", "udp_gso", "udp_gro"), features);
+        }
+    }
+
+    private static int freePort() throws IOException {
+        try (DatagramSocket probe = new DatagramSocket(0, InetAddress.getLoopbackAddress())) {
+            return probe.getLocalPort();
+        }
+    }
+
+    private static void await(BooleanSupplier condition, String what) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        while (!condition.getAsBoolean()) {
+            assertTrue(System.nanoTime() < deadline, "timed out waiting for " + what);
+            Thread.sleep(20);
+        }
+    }
+
+    /** Routes nowhere: the devices are in memory. */
+    private static final class NoRoutes implements RouteProgrammer {
+        @Override
+        public int linkIndex(String device) {
+            return 1;
+        }
+
+        @Override
+        public void setLinkUp(String device) {
+        }
+
+        @Override
+        public void setLinkDown(String device) {
+        }
+
+        @Override
+        public void setMtu(String device, int mtu) {
+        }
+
+        @Override
+        public int mtu(String device) {
+            return 1500;
+        }
+
+        @Override
+        public void addAddress(String device, Inet4Address address, int prefixLength) {
+        }
+
+        @Override
+        public void deleteAddress(String device, Inet4Address address, int prefixLength) {
+        }
+
+        @Override
+        public List<Ipv4Prefix> addresses(String device) {
+            return List.of();
+        }
+
+        @Override
+        public void addRoute(Route route) {
+        }
+
+        @Override
+        public void replaceRoute(Route route) {
+        }
+
+        @Override
+        public void deleteRoute(Route route) {
+        }
+
+        @Override
+        public List<Route> routes() {
+            return List.of();
+        }
+
+        @Override
+        public void close() {
         }
     }
 
