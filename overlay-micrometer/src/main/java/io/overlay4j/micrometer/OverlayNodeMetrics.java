@@ -18,7 +18,6 @@ import io.overlay4j.OverlayException;
 import io.overlay4j.OverlayNode;
 import io.overlay4j.PeerStats;
 import io.overlay4j.TrafficStats;
-import java.time.Clock;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -98,7 +97,6 @@ public final class OverlayNodeMetrics implements MeterBinder, AutoCloseable {
 
     private final OverlayNode node;
     private final Tags tags;
-    private final Clock clock;
     private final Object lock = new Object();
     // Guarded by lock.
     private final List<Bound> bound = new ArrayList<>();
@@ -118,14 +116,8 @@ public final class OverlayNodeMetrics implements MeterBinder, AutoCloseable {
 
     /** Meters for {@code node}, each with {@code tags} (e.g. one naming the node) besides its own. */
     public OverlayNodeMetrics(OverlayNode node, Iterable<Tag> tags) {
-        this(node, tags, Clock.systemUTC());
-    }
-
-    /** As {@link #OverlayNodeMetrics(OverlayNode, Iterable)}, with the clock the lease's remaining time is read on. */
-    OverlayNodeMetrics(OverlayNode node, Iterable<Tag> tags, Clock clock) {
         this.node = requireNonNull(node, "node");
         this.tags = Tags.of(requireNonNull(tags, "tags"));
-        this.clock = requireNonNull(clock, "clock");
     }
 
     /**
@@ -145,15 +137,15 @@ public final class OverlayNodeMetrics implements MeterBinder, AutoCloseable {
                 registration = node.addListener(new Follower());
             }
             Bound b = new Bound(registry);
-            bound.add(b);
             registerNodeMeters(b);
-            reconcile();
             for (PeerSource p : peers.values()) {
                 b.peerMeters.put(p.subnet, registerPeer(registry, p));
             }
             for (OffloadSource o : offloads.values()) {
                 b.offloadMeters.put(o.key, registerOffload(registry, o));
             }
+            bound.add(b);
+            reconcile();
         }
     }
 
@@ -382,7 +374,7 @@ public final class OverlayNodeMetrics implements MeterBinder, AutoCloseable {
         if (expiry == null || node.state() == OverlayNode.State.CLOSED) {
             return Double.NaN;
         }
-        return Math.max(0, expiry.toEpochMilli() - clock.millis()) / 1000.0;
+        return Math.max(0, expiry.toEpochMilli() - System.currentTimeMillis()) / 1000.0;
     }
 
     private List<Meter> registerPeer(MeterRegistry r, PeerSource p) {
