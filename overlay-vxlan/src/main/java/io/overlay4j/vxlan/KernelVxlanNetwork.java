@@ -17,6 +17,7 @@ import io.overlay4j.tun.Neighbour;
 import io.overlay4j.tun.NetlinkMonitor;
 import io.overlay4j.tun.NetlinkRouteProgrammer;
 import io.overlay4j.tun.VxlanLink;
+import io.overlay4j.udp.VxlanLeaseData;
 import java.io.IOException;
 import java.net.Inet4Address;
 import java.nio.file.Files;
