@@ -264,9 +264,8 @@ final class UserspaceVxlanNetwork implements VxlanBackend.VxlanNetwork {
                     peer.subnet(), a.publicIp().getHostAddress(), a.backendType());
             return false;
         }
-        VxlanLeaseData data;
         try {
-            data = VxlanLeaseData.parse(a.backendData());
+            VxlanLeaseData data = VxlanLeaseData.parse(a.backendData());
             if (!data.unicastMac()) {
                 throw new IllegalArgumentException("VtepMAC " + data.vtepMac() + " is not a unicast address");
             }
@@ -276,11 +275,7 @@ final class UserspaceVxlanNetwork implements VxlanBackend.VxlanNetwork {
                     peer.subnet(), a.publicIp().getHostAddress(), e.getMessage());
             return false;
         }
-        if (data.vni() != config.vni()) {
-            warnOnce("vni " + peer.subnet() + " " + data.vni(), "peer {} publishes VNI {} but this node's is {}: "
-                    + "no traffic can pass until the VNIs agree", peer.subnet(), data.vni(), config.vni());
-        }
-        return true;
+        return true; // another VNI: the peer table skips it, logged with the reason, until the VNIs agree
     }
 
     /**
