@@ -469,6 +469,28 @@ class VxlanUserspaceKernelTest {
     }
 
     @Test
+    void theConfiguredPortAndMtuHoldForBothDataPlanes() throws Exception {
+        network("{\"Network\":\"100.96.0.0/16\",\"Backend\":{\"Type\":\"vxlan\",\"Port\":4789,\"MTU\":1400}}");
+        finishChecksumsOnTheUnderlay(1);
+        start(1, kernel());
+        VxlanBackend u = userspace();
+        start(2, u);
+        NetlinkRouteProgrammer h1 = nl(1);
+        NetlinkRouteProgrammer h2 = nl(2);
+        assertEquals(4789, h1.vxlanLink(DEVICE).orElseThrow().port());
+        assertEquals(1350, h2.mtu(DEVICE), "MTU - 50");
+        assertEquals(1350, nodes.get(2).mtu());
+        assertTrue(Files.readAllLines(dir.resolve("host2.env")).contains("FLANNEL_MTU=1350"));
+        await("the kernel node programs the userspace node", () -> kernelProgrammedFor(h1, 2));
+        await("the userspace node follows the kernel node", () -> userspaceNetwork(u).peerCount() == 1);
+        assertTrue(userspaceNetwork(u).peers().get(subnet(1)).toString().contains("10.168.0.2:4789"),
+                userspaceNetwork(u).peers().toString());
+        ping(1, base(2));
+        ping(2, base(1));
+        tcp(1, 2, base(2));
+    }
+
+    @Test
     void directRoutingRoutesPeersOnTheSameLinkWithoutVxlan() throws Exception {
         network("{\"Network\":\"100.96.0.0/16\",\"Backend\":{\"Type\":\"vxlan\",\"DirectRouting\":true}}");
         VxlanBackend u1 = userspace();
