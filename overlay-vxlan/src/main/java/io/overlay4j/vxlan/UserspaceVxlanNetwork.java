@@ -132,6 +132,7 @@ final class UserspaceVxlanNetwork implements VxlanBackend.VxlanNetwork {
                 .mtu(mtu)
                 .ownSubnet(own)
                 .network(network)
+                .admitAnySenderAddress(options.admitAnySenderAddress())
                 .threadFactory(context.threadFactory())
                 .build();
         forwarder = f;
@@ -140,6 +141,9 @@ final class UserspaceVxlanNetwork implements VxlanBackend.VxlanNetwork {
                         + "virtio header {}, GSO {}, GRO {}), address {}/32, route {}, socket {}", tun.name(),
                 config.vni(), port, mac, mtu, options.offloads() ? "asked" : "off", f.vnetHeader(),
                 socket.gsoSupported(), socket.groEnabled(), own.network().getHostAddress(), route, bind);
+        if (options.admitAnySenderAddress()) {
+            LOG.warn("vxlan on {} admits datagrams from any sender address (peers behind NAT)", tun.name());
+        }
     }
 
     /**

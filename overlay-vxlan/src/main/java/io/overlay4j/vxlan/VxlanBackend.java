@@ -221,7 +221,7 @@ public final class VxlanBackend implements Backend {
 
     /** The built options. */
     record Options(DataPlane dataPlane, boolean cleanUpOnClose, Duration minBackoff, Duration maxBackoff,
-                   boolean offloads, String vtepMac, String tunName) {
+                   boolean offloads, String vtepMac, String tunName, boolean admitAnySenderAddress) {
     }
 
     /** Builds a {@link VxlanBackend}. */
@@ -233,6 +233,7 @@ public final class VxlanBackend implements Backend {
         private boolean offloads = true;
         private String vtepMac;
         private String tunName;
+        private boolean admitAnySenderAddress;
 
         private Builder() {
         }
@@ -300,10 +301,21 @@ public final class VxlanBackend implements Backend {
             return this;
         }
 
+        /**
+         * Userspace data plane: relaxes ingress admission for peers whose datagrams arrive from an address other than
+         * their lease's {@code PublicIP} (behind NAT, or flanneld before v0.27.4 with {@code --public-ip} set, whose
+         * device sent from the interface address): see {@code Forwarder.Builder.admitAnySenderAddress}. The VNI and
+         * VtepMAC are still checked, and inner sources must lie in some lease's subnet. Default false.
+         */
+        public Builder admitAnySenderAddress(boolean admitAnySenderAddress) {
+            this.admitAnySenderAddress = admitAnySenderAddress;
+            return this;
+        }
+
         /** Builds the backend. */
         public VxlanBackend build() {
             return new VxlanBackend(new Options(dataPlane, cleanUpOnClose, minBackoff, maxBackoff, offloads, vtepMac,
-                    tunName));
+                    tunName, admitAnySenderAddress));
         }
     }
 }

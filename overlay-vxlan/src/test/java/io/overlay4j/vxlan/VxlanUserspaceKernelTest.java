@@ -439,6 +439,35 @@ class VxlanUserspaceKernelTest {
     }
 
     @Test
+    void admittingAnySenderAddressStillChecksVniMacAndInnerSource() throws Exception {
+        network(CONFIG);
+        VxlanBackend u1 = userspace();
+        start(1, u1);
+        OverlayNode node2 = start(2, VxlanBackend.builder().dataPlane(VxlanBackend.DataPlane.USERSPACE)
+                .admitAnySenderAddress(true).build());
+        await("node 1 follows node 2", () -> userspaceNetwork(u1).peerCount() == 1);
+        ping(1, base(2));
+        lan.ip(1, "addr", "add", "10.168.0.99/24", "dev", TestUnderlay.DEVICE);
+        TrafficStats before = quiet(node2);
+        DatagramChannel natted = lan.host(1).call(() -> DatagramChannel.open(StandardProtocolFamily.INET)
+                .bind(new InetSocketAddress("10.168.0.99", 0)));
+        try (natted) {
+            InetSocketAddress target = new InetSocketAddress(TestUnderlay.address(2), 8472);
+            natted.send(vxlan(1, vtepMac(2), vtepMac(1), 0x0800, ipv4Udp(base(1), base(2))), target);
+            natted.send(vxlan(2, vtepMac(2), vtepMac(1), 0x0800, ipv4Udp(base(1), base(2))), target);
+            natted.send(vxlan(1, vtepMac(2), vtepMac(1), 0x0800, ipv4Udp(Ipv4Prefix.parseAddress("192.0.2.1"),
+                    base(2))), target);
+            await("one admitted, two refused", () -> {
+                TrafficStats s = node2.stats();
+                return s.ingressPackets() - before.ingressPackets() == 1
+                        && s.drops(DropReason.BAD_ENCAPSULATION) - before.drops(DropReason.BAD_ENCAPSULATION) == 1
+                        && s.drops(DropReason.FOREIGN_SOURCE) - before.drops(DropReason.FOREIGN_SOURCE) == 1;
+            });
+            assertEquals(before.drops(DropReason.UNKNOWN_SENDER), node2.stats().drops(DropReason.UNKNOWN_SENDER));
+        }
+    }
+
+    @Test
     void badLeasesAreSkippedAndCountedAndTheOthersWork() throws Exception {
         network(CONFIG);
         Inet4Address ghost = Ipv4Prefix.parseAddress("10.168.0.50");
