@@ -6,6 +6,7 @@ import io.overlay4j.Encapsulator;
 import io.overlay4j.Ipv4Prefix;
 import io.overlay4j.Lease;
 import io.overlay4j.LeaseEvent;
+import io.overlay4j.OffloadStatus;
 import io.overlay4j.PeerStats;
 import io.overlay4j.TrafficStats;
 import io.overlay4j.TunDevice;
@@ -238,6 +239,25 @@ public final class Forwarder implements AutoCloseable {
             out.add(p.stats());
         }
         return out;
+    }
+
+    /**
+     * The offloads of this forwarder's devices: virtio headers on the TUN, GSO and GRO on the socket (GSO is withdrawn
+     * once a segmented send fails with it). Each is {@code ON} if granted, {@code REFUSED} if asked for but not
+     * granted, {@code OFF} if not asked for.
+     *
+     * @param asked        whether the TUN and the socket were opened with offloads
+     * @param socketDevice the name under which the socket's offloads are reported, e.g. the underlay interface
+     */
+    public List<OffloadStatus> offloads(boolean asked, String socketDevice) {
+        return List.of(new OffloadStatus(tun.name(), OffloadStatus.Feature.TUN_VNET_HEADER, status(asked,
+                        vnetHeader())),
+                new OffloadStatus(socketDevice, OffloadStatus.Feature.UDP_GSO, status(asked, socket.gsoSupported())),
+                new OffloadStatus(socketDevice, OffloadStatus.Feature.UDP_GRO, status(asked, socket.groEnabled())));
+    }
+
+    private static OffloadStatus.Status status(boolean asked, boolean granted) {
+        return !asked ? OffloadStatus.Status.OFF : granted ? OffloadStatus.Status.ON : OffloadStatus.Status.REFUSED;
     }
 
     /** Whether the TUN side runs with virtio headers: super-packet reads, coalesced writes. */

@@ -248,9 +248,8 @@ public final class UdpBackend implements Backend {
         }
 
         /**
-         * The TUN device's virtio headers, and GSO and GRO on the data socket (bound on the underlay interface): ON
-         * where asked for and granted, REFUSED where the kernel refused (GSO also once a send failed and it was
-         * withdrawn), OFF when built with {@code offloads(false)}. None once closed.
+         * The TUN device's virtio headers, and GSO and GRO on the data socket (bound on the underlay interface): see
+         * {@link Forwarder#offloads}. None once closed.
          */
         @Override
         public List<OffloadStatus> offloads() {
@@ -259,16 +258,7 @@ public final class UdpBackend implements Backend {
                     return List.of();
                 }
             }
-            String underlay = interfaceName == null ? "underlay" : interfaceName;
-            return List.of(
-                    new OffloadStatus(tun.name(), OffloadStatus.Feature.TUN_VNET_HEADER, status(tun.vnetHeader())),
-                    new OffloadStatus(underlay, OffloadStatus.Feature.UDP_GSO, status(socket.gsoSupported())),
-                    new OffloadStatus(underlay, OffloadStatus.Feature.UDP_GRO, status(socket.groEnabled())));
-        }
-
-        private OffloadStatus.Status status(boolean granted) {
-            return !offloads ? OffloadStatus.Status.OFF : granted ? OffloadStatus.Status.ON
-                    : OffloadStatus.Status.REFUSED;
+            return forwarder.offloads(offloads, interfaceName == null ? "underlay" : interfaceName);
         }
 
         /** The forwarder's peer table (for tests and diagnostics). */
