@@ -169,7 +169,7 @@ class OverlaydEndToEndTest {
                 assertTrue(metric(metrics, "overlay4j_packets_total{direction=\"egress\"}") >= 1, metrics);
                 assertTrue(metric(metrics, "overlay4j_packets_total{direction=\"ingress\"}") >= 1, metrics);
             }
-            if (backend.equals("udp")) { // per peer and offloads: the userspace data plane's
+            if (backend.equals("udp") || userspace) { // per peer and offloads: the userspace data planes
                 String peer = "peer=\"" + s2.subnet() + "\"";
                 assertTrue(metric(metrics, "overlay4j_peer_packets_total{direction=\"egress\"," + peer + "}") >= 1,
                         metrics);
@@ -177,7 +177,8 @@ class OverlaydEndToEndTest {
                         metrics);
                 double seen = metric(metrics, "overlay4j_peer_last_seen_seconds{" + peer + "}");
                 assertTrue(Math.abs(seen - System.currentTimeMillis() / 1000.0) < 120, "last seen " + seen);
-                assertEquals(1.0, metric(metrics, "overlay4j_offload{device=\"flannel0\","
+                String tun = backend.equals("udp") ? "flannel0" : "flannel.1";
+                assertEquals(1.0, metric(metrics, "overlay4j_offload{device=\"" + tun + "\","
                         + "feature=\"tun_vnet_header\",status=\"on\"}"), metrics);
             } else {
                 assertTrue(!metrics.contains("overlay4j_peer_packets_total"), metrics);
