@@ -86,5 +86,5 @@ for m in "${published[@]}"; do
 done
 [ "$failed" -eq 0 ] || exit 1
 echo "module names: ${names[*]}"
-echo "reproducible: $(cd "$work/a" && ls "${published[@]/%//target}" | grep -c '\.jar$') jars of ${#published[@]} modules" \
-  "are byte-identical across two clean builds"
+jars=$(cd "$work/a" && ls "${published[@]/%//target}" | grep -c '\.jar$')
+echo "reproducible: $jars jars of ${#published[@]} modules are byte-identical across two clean builds"
