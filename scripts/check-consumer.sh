@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds it/consumer, a project outside the reactor that uses overlay4j as a user would (imports overlay4j-bom,
 # depends on overlay-udp and overlay-etcd, tests with overlay-testing), against freshly installed artifacts; runs its
-# test (two embedded nodes in network namespaces lease from a real etcd and carry a datagram); and checks that its
-# dependency tree has exactly one netty version and one grpc version, and that without the BOM it would not.
+# test (two embedded nodes in network namespaces lease from a real etcd and carry a datagram); runs its runtime jars
+# as Java modules (it/consumer/modular/ModularSmoke.java); and checks that its dependency tree has exactly one netty
+# version and one grpc version, and that without the BOM it would not.
 #
 # Usage: scripts/check-consumer.sh [--repo DIR]
 #   --repo DIR  a temporary local repository that already holds the installed artifacts (scripts/test.sh passes the
@@ -36,7 +37,11 @@ fi
 
 cd it/consumer
 echo "building it/consumer against overlay4j $version"
-mvn "${mvn_opts[@]}" -Doverlay4j.version="$version" clean verify dependency:tree -DoutputFile=target/tree.txt
+mvn "${mvn_opts[@]}" -Doverlay4j.version="$version" clean verify dependency:tree -DoutputFile=target/tree.txt \
+  dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=target/modules
+# The same jars as Java modules: module names, qualified exports, and (as root) a node whose backend comes from the
+# modules' uses/provides clauses.
+java -p target/modules --add-modules io.overlay4j.udp,io.overlay4j.etcd modular/ModularSmoke.java
 mvn "${mvn_opts[@]}" -q -Doverlay4j.version="$version" -DnoBom dependency:tree -DoutputFile=target/tree-without-bom.txt
 
 # The versions of a group's artifacts in a dependency:tree output (lines like "+- io.netty:netty-buffer:jar:V:compile").

@@ -11,6 +11,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.overlay4j.TunDevice;
 import io.overlay4j.TunOptions;
 import io.overlay4j.udp.testing.Packets;
+import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.ClosedChannelException;
 import java.nio.charset.StandardCharsets;
@@ -58,7 +59,7 @@ public abstract class AbstractTunDeviceContractTest {
         byte[] receive(Duration timeout) throws Exception;
 
         @Override
-        void close() throws Exception;
+        void close() throws IOException;
     }
 
     /** Opens a device with these options, in a fresh environment (for the kernel: a new network namespace). */

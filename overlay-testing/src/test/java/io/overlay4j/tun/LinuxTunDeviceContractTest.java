@@ -6,6 +6,7 @@ import io.overlay4j.TunDevice;
 import io.overlay4j.TunOptions;
 import io.overlay4j.testing.AbstractTunDeviceContractTest;
 import io.overlay4j.tun.testing.TestNamespaces;
+import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.StandardProtocolFamily;
 import java.nio.ByteBuffer;
@@ -74,7 +75,7 @@ class LinuxTunDeviceContractTest extends AbstractTunDeviceContractTest {
             }
 
             @Override
-            public void close() throws Exception {
+            public void close() throws IOException {
                 ch.close();
             }
         };
