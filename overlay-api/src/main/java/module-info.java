@@ -6,14 +6,11 @@
  * <p>Backends register themselves by providing {@link io.overlay4j.BackendProvider} (a {@code provides} clause, or a
  * {@code META-INF/services} entry on the class path); {@code Backends} finds them with {@link java.util.ServiceLoader}.
  */
-@SuppressWarnings("module") // the qualified export names a module this one does not depend on
 module io.overlay4j {
     requires com.google.common;
     requires org.slf4j;
 
     exports io.overlay4j;
-    // The subnet allocation rules LocalSubnetAllocator shares with EtcdSubnetAllocator (Subnets); not an API.
-    exports io.overlay4j.internal to io.overlay4j.etcd;
 
     uses io.overlay4j.BackendProvider;
 }

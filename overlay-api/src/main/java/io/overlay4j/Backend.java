@@ -3,6 +3,7 @@ package io.overlay4j;
 import java.io.IOException;
 import java.net.Inet4Address;
 import java.util.List;
+import java.util.concurrent.ThreadFactory;
 
 /**
  * A way of carrying overlay traffic between hosts (flannel's {@code udp}, {@code vxlan}, {@code host-gw}): the SPI
@@ -16,7 +17,8 @@ public interface Backend {
 
     /**
      * Sets up the backend on this host and acquires the node's lease through {@link Context#acquireLease}.
-     * Runs on the caller's thread, so devices and sockets land in the caller's network namespace.
+     * Runs on the node's control thread, so devices and sockets land in the node's network namespace; the backend's
+     * own threads come from {@link Context#threadFactory()}.
      *
      * @return the running network; closing it removes what it set up
      * @throws IOException on kernel errors; partial state is cleaned up before it is thrown
@@ -42,6 +44,18 @@ public interface Backend {
 
         /** Acquires (or re-acquires) the node's lease with these attributes. */
         Lease acquireLease(LeaseAttributes attributes);
+
+        /**
+         * Makes every thread the backend starts (forwarders, pollers), so that the embedding program's thread factory
+         * (naming, priorities, a network namespace) reaches them. Default: daemon threads.
+         */
+        default ThreadFactory threadFactory() {
+            return r -> {
+                Thread t = new Thread(r);
+                t.setDaemon(true);
+                return t;
+            };
+        }
     }
 
     /** The backend running for one lease. */

@@ -1,13 +1,12 @@
 package io.overlay4j;
 
-import static com.google.common.base.Preconditions.checkArgument;
 import static java.util.Objects.requireNonNull;
 
 import io.overlay4j.OverlayException.Kind;
 import io.overlay4j.internal.LeaseFile;
 import io.overlay4j.internal.LeaseFile.Held;
-import io.overlay4j.internal.Subnets;
 import java.io.IOException;
+import java.net.Inet4Address;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
@@ -22,10 +21,12 @@ import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Optional;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -34,14 +35,16 @@ import org.slf4j.LoggerFactory;
  * The embedded {@link SubnetAllocator}: all leases of one network in a single JSON file on the host, shared safely by
  * any number of allocators in any number of processes and threads (nodes on one host, or tests).
  *
- * <p>Acquisition follows flannel (flannel-facts §2.4–2.5): reuse the lease holding our PublicIP if it fits the config
- * (an unfitting one is deleted, unless it is a reservation), else the previous subnet if free and fitting, else a
- * random one of the first 100 free subnets from SubnetMin to SubnetMax. Unlike flannel, a lost race cannot happen
- * (every change runs under an exclusive lock) and reservations stay reservations.
+ * <p>Acquisition follows flannel's rules as {@link LeaseRules#plan} holds them: reuse the lease holding our PublicIP if
+ * it fits the config (an unfitting one is deleted, unless it is a reservation), else the previous subnet if free and
+ * fitting, else a random one of the first 100 free subnets from SubnetMin to SubnetMax. Unlike flannel, a lost race
+ * cannot happen (every change runs under an exclusive lock) and reservations stay reservations.
  *
  * <p>The file format and locking are described in {@code io.overlay4j.internal.LeaseFile}. An entry that cannot be
  * read is skipped with a warning (see {@link #corruptEntries()}) and kept in the file; its subnet stays taken while
- * its expiry is readable and in the future. A file that cannot be read as a whole fails every call with
+ * its expiry is readable and in the future. A lease that must not be routed ({@link LeaseRules#check}: a subnet that
+ * does not fit the config, an unusable PublicIP) is skipped the same way by {@link #leases()} and the watch. A file
+ * that cannot be read as a whole fails every call with
  * {@code STORE_CORRUPT} (and the watch reports it through {@link LeaseListener#onError}), so leases are never dropped
  * silently.
  *
@@ -61,16 +64,23 @@ public final class LocalSubnetAllocator implements SubnetAllocator {
     private final Duration leaseTtl;
     private final Duration pollInterval;
     private final Clock clock;
+    private final ThreadFactory threadFactory;
     private final List<FileWatch> watches = new CopyOnWriteArrayList<>();
-    private final AtomicInteger corruptEntries = new AtomicInteger();
+    private final AtomicInteger unreadableEntries = new AtomicInteger();
+    private final AtomicInteger unfitEntries = new AtomicInteger();
     private final Set<String> warned = ConcurrentHashMap.newKeySet();
     private volatile boolean closed;
 
-    private LocalSubnetAllocator(LeaseFile store, Duration leaseTtl, Duration pollInterval, Clock clock) {
+    private LocalSubnetAllocator(LeaseFile store, Builder b) {
         this.store = store;
-        this.leaseTtl = leaseTtl;
-        this.pollInterval = pollInterval;
-        this.clock = clock;
+        this.leaseTtl = b.leaseTtl;
+        this.pollInterval = b.pollInterval;
+        this.clock = b.clock;
+        this.threadFactory = b.threadFactory != null ? b.threadFactory : r -> {
+            Thread t = new Thread(r, "overlay4j-local-watch");
+            t.setDaemon(true);
+            return t;
+        };
     }
 
     /** A builder; {@link Builder#file(Path)} is required. */
@@ -83,9 +93,13 @@ public final class LocalSubnetAllocator implements SubnetAllocator {
         return store.path();
     }
 
-    /** The number of entries in the file that could not be read, as of the last read by this allocator. */
+    /**
+     * The number of entries skipped at the last read by this allocator: entries that cannot be read, and leases that
+     * must not be routed because they do not fit the network config or name an unusable PublicIP
+     * ({@link LeaseRules#check}). Each is logged once.
+     */
     public int corruptEntries() {
-        return corruptEntries.get();
+        return unreadableEntries.get() + unfitEntries.get();
     }
 
     /**
@@ -107,42 +121,30 @@ public final class LocalSubnetAllocator implements SubnetAllocator {
             Instant now = now();
             state.purgeExpired(now);
             NetworkConfig config = configOf(state);
+            List<LeaseRules.Entry> entries = new ArrayList<>();
             for (Held h : state.held(now)) {
-                if (h.lease() == null || !h.lease().attributes().publicIp().equals(attributes.publicIp())) {
-                    continue;
-                }
-                if (compatible(config, h.subnet())) {
-                    Lease lease = new Lease(h.subnet(), attributes, h.lease().isReservation() ? null : expiry(now));
-                    state.put(lease);
-                    log.info("reusing lease {} of {}", h.subnet(), attributes.publicIp().getHostAddress());
-                    return lease;
-                }
-                if (h.lease().isReservation()) {
-                    log.warn("reservation {} for {} does not fit the network config {}, leaving it alone",
-                            h.subnet(), attributes.publicIp().getHostAddress(), config);
-                } else {
-                    log.info("found lease {} for {}, but not compatible with the network config, deleting it",
-                            h.subnet(), attributes.publicIp().getHostAddress());
-                    state.remove(h.subnet());
-                }
+                entries.add(new LeaseRules.Entry(h.subnet(), h.lease() == null ? null : h.lease().attributes(),
+                        h.lease() != null && h.lease().isReservation()));
             }
-            List<Held> held = state.held(now);
-            if (previousSubnet != null) {
-                if (!compatible(config, previousSubnet)) {
-                    log.info("previous subnet {} is not compatible with the network config, ignoring",
-                            previousSubnet);
-                } else if (held.stream().noneMatch(h -> h.subnet().overlaps(previousSubnet))) {
-                    Lease lease = new Lease(previousSubnet, attributes, expiry(now));
-                    state.put(lease);
-                    log.info("acquired previous subnet {}", previousSubnet);
-                    return lease;
-                } else {
-                    log.info("previous subnet {} is taken, allocating another", previousSubnet);
-                }
+            LeaseRules.Plan plan = LeaseRules.plan(config, entries, attributes.publicIp(), previousSubnet);
+            plan.notes().forEach(log::info);
+            for (LeaseRules.Entry e : plan.delete()) {
+                state.remove(e.subnet());
             }
-            Lease lease = new Lease(allocate(config, held), attributes, expiry(now));
+            Lease lease;
+            switch (plan.action()) {
+                case REUSE:
+                    lease = new Lease(plan.subnet(), attributes, plan.reuse().reservation() ? null : expiry(now));
+                    break;
+                case PREVIOUS:
+                case RANDOM:
+                    lease = new Lease(plan.subnet(), attributes, expiry(now));
+                    log.info("acquired subnet {} for {}", plan.subnet(), attributes.publicIp().getHostAddress());
+                    break;
+                default:
+                    throw LeaseRules.exhausted(config);
+            }
             state.put(lease);
-            log.info("acquired subnet {} for {}", lease.subnet(), attributes.publicIp().getHostAddress());
             return lease;
         });
     }
@@ -150,9 +152,11 @@ public final class LocalSubnetAllocator implements SubnetAllocator {
     /**
      * {@inheritDoc}
      *
-     * <p>If the lease is gone (it expired or was deleted) and its subnet is still free and fits the config, it is
-     * created again with a full TTL, as flannel's unconditional renewal {@code Put} does; a deleted reservation comes
-     * back as an ordinary lease. If another PublicIP holds it, or it no longer fits, this throws {@code LEASE_LOST}.
+     * <p>The lease's own entry is authoritative, as flanneld's unconditional renewal {@code Put} is: an entry for the
+     * subnet that cannot be read, or whose PublicIP is not a usable address, is overwritten with the lease. If the
+     * entry is gone (it expired or was deleted) and the subnet is still free and fits the config, it is created again
+     * with a full TTL; a deleted reservation comes back as an ordinary lease. Only a readable entry of another usable
+     * PublicIP, or a subnet that is gone and taken or no longer fits, is {@code LEASE_LOST}.
      */
     @Override
     public Lease renew(Lease lease) {
@@ -164,21 +168,30 @@ public final class LocalSubnetAllocator implements SubnetAllocator {
             Held h = state.get(lease.subnet(), now);
             LeaseAttributes attrs = lease.attributes();
             if (h != null) {
+                boolean reservation = false;
                 if (h.lease() == null) {
-                    throw new OverlayException(Kind.LEASE_LOST, "lease " + lease.subnet() + " in " + file()
-                            + " is unreadable");
+                    log.warn("the entry of our lease {} in {} is unreadable; rewriting it", lease.subnet(), file());
+                } else {
+                    Inet4Address holder = h.lease().attributes().publicIp();
+                    if (!holder.equals(attrs.publicIp())) {
+                        if (LeaseRules.isUsablePublicIp(holder)) {
+                            throw new OverlayException(Kind.LEASE_LOST, "subnet " + lease.subnet()
+                                    + " is now held by " + holder.getHostAddress());
+                        }
+                        log.warn("the entry of our lease {} in {} names PublicIP {}; rewriting it", lease.subnet(),
+                                file(), holder.getHostAddress());
+                    } else {
+                        reservation = h.lease().isReservation();
+                    }
                 }
-                if (!h.lease().attributes().publicIp().equals(attrs.publicIp())) {
-                    throw new OverlayException(Kind.LEASE_LOST, "subnet " + lease.subnet() + " is now held by "
-                            + h.lease().attributes().publicIp().getHostAddress());
-                }
-                Lease renewed = new Lease(lease.subnet(), attrs, h.lease().isReservation() ? null : expiry(now));
+                Lease renewed = new Lease(lease.subnet(), attrs, reservation ? null : expiry(now));
                 state.put(renewed);
                 return renewed;
             }
             NetworkConfig config = configOf(state);
-            boolean free = state.held(now).stream().noneMatch(o -> o.subnet().overlaps(lease.subnet()));
-            if (!free || !compatible(config, lease.subnet())) {
+            boolean free = state.held(now).stream()
+                    .noneMatch(o -> LeaseRules.blocks(config, o.subnet()) && o.subnet().overlaps(lease.subnet()));
+            if (!free || !LeaseRules.fits(config, lease.subnet())) {
                 throw new OverlayException(Kind.LEASE_LOST, "lease " + lease.subnet() + " is gone and the subnet "
                         + (free ? "no longer fits the network config" : "overlaps another lease"));
             }
@@ -252,7 +265,14 @@ public final class LocalSubnetAllocator implements SubnetAllocator {
     @Override
     public List<Lease> leases() {
         ensureOpen();
-        return visible(read(), now());
+        Instant now = now();
+        List<Lease> out = new ArrayList<>();
+        for (Lease l : routable(read())) {
+            if (l.expiration() == null || l.expiration().isAfter(now)) {
+                out.add(l);
+            }
+        }
+        return out;
     }
 
     @Override
@@ -304,16 +324,43 @@ public final class LocalSubnetAllocator implements SubnetAllocator {
 
     private LeaseFile.State noteProblems(LeaseFile.State state) {
         List<String> problems = state.problems();
-        corruptEntries.set(problems.size());
+        unreadableEntries.set(problems.size());
         for (String p : problems) {
-            if (warned.size() > 10_000) {
-                warned.clear();
-            }
-            if (warned.add(p)) {
-                log.warn("skipping unreadable entry in {}: {}", file(), p);
-            }
+            warnOnce(p, "skipping unreadable entry in {}: {}", p);
         }
         return state;
+    }
+
+    /**
+     * The readable leases of the file (expired ones included) that may be routed ({@link LeaseRules#check}), ordered
+     * by subnet; the others are counted and logged once each.
+     */
+    private List<Lease> routable(LeaseFile.State state) {
+        NetworkConfig config = configOf(state);
+        List<Lease> out = new ArrayList<>();
+        int unfit = 0;
+        for (Lease l : state.allLeases()) {
+            Optional<String> problem = LeaseRules.check(config, l);
+            if (problem.isPresent()) {
+                unfit++;
+                warnOnce(l.subnet().toSubnetKey() + "=" + l.attributes().toJson(), "skipping entry in {}: {}",
+                        problem.get());
+            } else {
+                out.add(l);
+            }
+        }
+        unfitEntries.set(unfit);
+        out.sort((a, b) -> a.subnet().compareTo(b.subnet()));
+        return out;
+    }
+
+    private void warnOnce(String what, String format, String detail) {
+        if (warned.size() > 10_000) {
+            warned.clear();
+        }
+        if (warned.add(what)) {
+            log.warn(format, file(), detail);
+        }
     }
 
     private NetworkConfig configOf(LeaseFile.State state) {
@@ -332,39 +379,6 @@ public final class LocalSubnetAllocator implements SubnetAllocator {
         }
     }
 
-    private static List<Lease> visible(LeaseFile.State state, Instant now) {
-        List<Lease> out = new ArrayList<>();
-        for (Held h : state.held(now)) {
-            if (h.lease() != null) {
-                out.add(h.lease());
-            }
-        }
-        out.sort((a, b) -> a.subnet().compareTo(b.subnet()));
-        return out;
-    }
-
-    private static boolean compatible(NetworkConfig config, Ipv4Prefix subnet) {
-        return Subnets.compatible(config, subnet);
-    }
-
-    /** Random among the first 100 free subnets from SubnetMin to SubnetMax; free means overlapping no entry. */
-    static Ipv4Prefix allocate(NetworkConfig config, List<Held> held) {
-        return Subnets.allocate(config, subnets(held));
-    }
-
-    /** The first (up to) 100 free subnets from SubnetMin to SubnetMax in ascending order. */
-    static List<Ipv4Prefix> freeCandidates(NetworkConfig config, List<Held> held) {
-        return Subnets.freeCandidates(config, subnets(held));
-    }
-
-    private static List<Ipv4Prefix> subnets(List<Held> held) {
-        List<Ipv4Prefix> out = new ArrayList<>(held.size());
-        for (Held h : held) {
-            out.add(h.subnet());
-        }
-        return out;
-    }
-
     /** One watch: a daemon thread polling the file. */
     private final class FileWatch implements Watch {
         private final LeaseListener listener;
@@ -380,8 +394,7 @@ public final class LocalSubnetAllocator implements SubnetAllocator {
 
         FileWatch(LeaseListener listener) {
             this.listener = listener;
-            this.thread = new Thread(this::run, "overlay4j-local-watch");
-            this.thread.setDaemon(true);
+            this.thread = threadFactory.newThread(this::run);
         }
 
         private void run() {
@@ -407,11 +420,15 @@ public final class LocalSubnetAllocator implements SubnetAllocator {
                         throw new OverlayException(Kind.STORE_UNAVAILABLE, file() + " has disappeared");
                     }
                     if (!Arrays.equals(bytes, lastBytes)) {
-                        fileLeases = noteProblems(store.parse(bytes)).allLeases();
+                        fileLeases = routable(noteProblems(store.parse(bytes)));
                         lastBytes = bytes;
                     }
                 }
-                lastError = null;
+                if (lastError != null) {
+                    lastError = null;
+                    log.info("lease watch on {} reads the file again", file());
+                    deliver(listener::onResumed);
+                }
             } catch (OverlayException e) {
                 lastSize = -1; // read again next time
                 if (!Objects.equals(lastError, e.getMessage())) { // report each episode once, not every poll
@@ -506,20 +523,24 @@ public final class LocalSubnetAllocator implements SubnetAllocator {
         }
     }
 
-    /** Builds a {@link LocalSubnetAllocator}. */
+    /**
+     * Builds a {@link LocalSubnetAllocator}. Every bad option value is an {@link OverlayException} of kind
+     * {@code ILLEGAL_ARGUMENT} whose message names the option.
+     */
     public static final class Builder {
         private Path file;
         private NetworkConfig network;
         private Duration leaseTtl = Duration.ofHours(24);
         private Duration pollInterval = Duration.ofMillis(100);
         private Clock clock = Clock.systemUTC();
+        private ThreadFactory threadFactory;
 
         private Builder() {
         }
 
         /** Required: the lease file; created (with its directory) if missing. */
         public Builder file(Path file) {
-            this.file = requireNonNull(file, "file");
+            this.file = option("file", file);
             return this;
         }
 
@@ -534,35 +555,43 @@ public final class LocalSubnetAllocator implements SubnetAllocator {
 
         /** How long a lease lives unless renewed; default 24 hours, as flannel. */
         public Builder leaseTtl(Duration leaseTtl) {
-            this.leaseTtl = requireNonNull(leaseTtl, "leaseTtl");
+            this.leaseTtl = positive("leaseTtl", leaseTtl);
             return this;
         }
 
         /** How often a watch looks at the file; default 100 ms. */
         public Builder pollInterval(Duration pollInterval) {
-            this.pollInterval = requireNonNull(pollInterval, "pollInterval");
+            this.pollInterval = positive("pollInterval", pollInterval);
             return this;
         }
 
         /** The clock for lease expiry (tests); default the system UTC clock. */
         public Builder clock(Clock clock) {
-            this.clock = requireNonNull(clock, "clock");
+            this.clock = option("clock", clock);
+            return this;
+        }
+
+        /**
+         * Makes the allocator's threads (one per {@link #watch watch}). Default: daemon threads named
+         * {@code overlay4j-local-watch}.
+         */
+        public Builder threadFactory(ThreadFactory threadFactory) {
+            this.threadFactory = option("threadFactory", threadFactory);
             return this;
         }
 
         /**
          * Opens the file, storing the config in it if it has none.
          *
-         * @throws OverlayException {@code CONFIG_INVALID} if the file holds a different (or invalid) config,
-         *                          {@code CONFIG_NOT_FOUND} if neither the file nor the builder has one,
-         *                          {@code STORE_CORRUPT} if the file cannot be read, {@code STORE_UNAVAILABLE} on
-         *                          I/O failure
+         * @throws OverlayException {@code ILLEGAL_ARGUMENT} if no file is set, {@code CONFIG_INVALID} if the file holds
+         *                          a different (or invalid) config, {@code CONFIG_NOT_FOUND} if neither the file nor
+         *                          the builder has one, {@code STORE_CORRUPT} if the file cannot be read,
+         *                          {@code STORE_UNAVAILABLE} on I/O failure
          */
         public LocalSubnetAllocator build() {
-            checkArgument(file != null, "file is required");
-            checkArgument(!leaseTtl.isNegative() && !leaseTtl.isZero(), "leaseTtl must be positive: %s", leaseTtl);
-            checkArgument(!pollInterval.isNegative() && !pollInterval.isZero(),
-                    "pollInterval must be positive: %s", pollInterval);
+            if (file == null) {
+                throw new OverlayException(Kind.ILLEGAL_ARGUMENT, "LocalSubnetAllocator: file is required");
+            }
             LeaseFile store;
             try {
                 store = new LeaseFile(file);
@@ -583,7 +612,23 @@ public final class LocalSubnetAllocator implements SubnetAllocator {
                 }
                 return null;
             });
-            return new LocalSubnetAllocator(store, leaseTtl, pollInterval, clock);
+            return new LocalSubnetAllocator(store, this);
+        }
+
+        private static <T> T option(String name, T value) {
+            if (value == null) {
+                throw new OverlayException(Kind.ILLEGAL_ARGUMENT, "LocalSubnetAllocator: " + name
+                        + " must not be null");
+            }
+            return value;
+        }
+
+        private static Duration positive(String name, Duration value) {
+            if (option(name, value).isNegative() || value.isZero()) {
+                throw new OverlayException(Kind.ILLEGAL_ARGUMENT, "LocalSubnetAllocator: " + name
+                        + " must be positive: " + value);
+            }
+            return value;
         }
     }
 }

@@ -1,11 +1,11 @@
 package io.overlay4j;
 
-import static com.google.common.base.Preconditions.checkArgument;
-import static com.google.common.base.Preconditions.checkState;
 import static java.util.Objects.requireNonNull;
 
+import io.overlay4j.OverlayException.Kind;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.net.BindException;
 import java.net.Inet4Address;
 import java.net.InetAddress;
 import java.net.InterfaceAddress;
@@ -14,20 +14,26 @@ import java.net.SocketException;
 import java.nio.file.Path;
 import java.time.Clock;
 import java.time.Duration;
-import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Enumeration;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.TreeMap;
-import java.util.concurrent.Callable;
+import java.util.concurrent.CancellationException;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutionException;
-import java.util.concurrent.Executors;
-import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
+import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -35,20 +41,39 @@ import org.slf4j.LoggerFactory;
  * One host's membership in an overlay network: the control plane that flanneld is.
  *
  * <p>{@link #start()} reads the {@link NetworkConfig}, lets the {@link Backend} acquire a lease (preferring the
- * previous subnet from the subnet file) and set up its device and routes, writes flannel's {@code subnet.env}, watches
- * the other hosts' leases and feeds them to the backend, and renews the lease before it expires. If the lease is lost
- * it is re-acquired, the same subnet when it is still free. {@link #close()} stops all of it and removes what the
- * backend created; the lease stays in the store until it expires (as with flanneld) unless
- * {@link Builder#releaseOnClose(boolean)} is set.
+ * previous subnet from the subnet file) and set up its device and routes, writes flannel's {@code subnet.env} if asked
+ * to, watches the other hosts' leases and feeds them to the backend, and renews the lease before it expires.
+ * {@link #startAsync()} does the same but keeps retrying while the store is unreachable or holds no valid config.
+ * {@link #close()} stops all of it and removes what the backend created; the lease stays in the store until it
+ * expires (as with flanneld) unless {@link Builder#releaseOnClose(boolean)} is set.
  *
- * <p>Devices and sockets are created on the thread that calls {@link #start()}, and the node's own threads are started
- * from it, so a node started inside a network namespace (see {@code NetworkNamespace.call}) lives in that namespace.
+ * <p><b>State and events.</b> {@link #state()} is one of {@link State}; a {@link Listener} (given to the builder, or
+ * added with {@link #addListener}) hears about state changes, subnet changes, peers added and removed, and renewals,
+ * in order, on the node's control thread. The node's own key in the store is authoritative: a corrupt value there is
+ * rewritten at the next renewal and the node keeps its subnet. Only if another node now holds the subnet is the lease
+ * lost ({@link State#LEASE_LOST}); the node then moves to a new subnet and reports it through
+ * {@link Listener#subnetChanged}, or, with {@link Builder#moveOnLeaseLoss(boolean) moveOnLeaseLoss(false)}, stays in
+ * {@code LEASE_LOST} for the program to act (flanneld exits then).
+ *
+ * <p><b>Errors.</b> Every failure of {@code start()} is an {@link OverlayException}: {@code ILLEGAL_ARGUMENT} (a bad
+ * option, no such interface), {@code CONFIG_NOT_FOUND}/{@code CONFIG_INVALID}, {@code STORE_UNAVAILABLE},
+ * {@code STORE_CORRUPT}, {@code SUBNETS_EXHAUSTED}, {@code LEASE_CONFLICT}, {@code NOT_PERMITTED} (no root,
+ * CAP_NET_ADMIN or {@code /dev/net/tun}) or {@code DEVICE} (a device, address, route or port could not be set up);
+ * whatever was set up is removed again.
+ *
+ * <p><b>Threads and namespaces.</b> The node runs on two threads of its own (control, and one for blocking store calls)
+ * from {@link Builder#threadFactory}; by default they are started by the thread that calls {@code start()} and so
+ * inherit its network namespace. Devices and sockets are created on the control thread. A node therefore lives in the
+ * namespace of the thread that starts it, or in the one its thread factory's threads enter
+ * ({@code NetworkNamespace.threadFactory()}); the backend's own threads come from the same factory.
  *
  * <pre>{@code
  * try (OverlayNode node = OverlayNode.builder()
  *         .allocator(allocator)
- *         .backend(UdpBackend.builder().build())
  *         .underlayInterface("eth0")
+ *         .listener(new OverlayNode.Listener() {
+ *             public void subnetChanged(Lease previous, Lease current) { bridge.readdress(current.subnet()); }
+ *         })
  *         .build()
  *         .start()) {
  *     System.out.println("our subnet: " + node.lease().subnet());
@@ -57,45 +82,143 @@ import org.slf4j.LoggerFactory;
  */
 public final class OverlayNode implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(OverlayNode.class);
+    private static final AtomicInteger NODE_IDS = new AtomicInteger();
+    private static final Duration MAX_RETRY = Duration.ofSeconds(30);
+    private static final Duration MAX_RENEW_RETRY = Duration.ofSeconds(60);
+
+    /** Where a node stands. */
+    public enum State {
+        /** Built, or joining the network ({@link #start()} or {@link #startAsync()} in progress). */
+        STARTING,
+        /** The node holds its lease, its data plane runs, and the store answers. */
+        READY,
+        /**
+         * The store cannot be reached (or its watch fails): the node keeps its subnet and forwards to the peers it
+         * knows, and retries; it returns to {@link #READY} when the store answers again.
+         */
+        DEGRADED,
+        /**
+         * Another node holds this node's subnet now. With {@link Builder#moveOnLeaseLoss(boolean)} (the default) the
+         * node is moving to a new subnet and returns to {@link #READY} after {@link Listener#subnetChanged}; without,
+         * it stays here (its data plane still runs) until closed.
+         */
+        LEASE_LOST,
+        /** Closed, or the start failed. */
+        CLOSED
+    }
+
+    /**
+     * Receives a node's events, in order, on the node's control thread. Every method has an empty default. A listener
+     * must return quickly and must not block on the node; one that throws does not stop the node (its errors are
+     * counted in {@link #listenerErrors()} and logged once).
+     */
+    public interface Listener {
+        /**
+         * The node's state changed.
+         *
+         * @param cause why, for {@code DEGRADED}, {@code LEASE_LOST} and a failed start ({@code CLOSED}); else null
+         */
+        default void stateChanged(State previous, State current, OverlayException cause) {
+        }
+
+        /**
+         * The node's subnet was set: {@code previous} is null at start; otherwise the node moved after losing its
+         * lease, and devices, routes and subnet file now carry {@code current}.
+         */
+        default void subnetChanged(Lease previous, Lease current) {
+        }
+
+        /** A peer appeared, or its attributes (address, backend data) changed. */
+        default void peerAdded(Lease peer) {
+        }
+
+        /** A peer went away (its lease expired or was released); {@code peer} holds its last known attributes. */
+        default void peerRemoved(Lease peer) {
+        }
+
+        /** The node renewed (or re-created) its lease; {@code lease} has the new expiration. */
+        default void leaseRenewed(Lease lease) {
+        }
+
+        /** A {@link #startAsync()} attempt failed with a cause that may pass; the next follows after {@code delay}. */
+        default void startRetrying(OverlayException cause, Duration delay) {
+        }
+    }
+
+    /** A listener's registration; {@link #close()} removes it. */
+    public interface Registration extends AutoCloseable {
+        /** Stops delivering events to the listener. Idempotent. */
+        @Override
+        void close();
+    }
 
     private final SubnetAllocator allocator;
-    private Backend backend;
+    private final Backend givenBackend;
     private final Path subnetFile;
     private final boolean ipMasq;
     private final Duration renewMargin;
     private final boolean releaseOnClose;
+    private final boolean moveOnLeaseLoss;
+    private final Duration retryInterval;
     private final Clock clock;
-    private final String interfaceName;
-    private final Inet4Address interfaceAddress;
-    private final Inet4Address publicAddress;
-    private final int interfaceMtu;
+    private final String underlayInterface;
+    private final Inet4Address givenPublicAddress;
     private final Ipv4Prefix preferredSubnet;
+    private final ThreadFactory threads;
+    private final String name;
 
     private final Object lock = new Object();
-    private ScheduledExecutorService control;
-    private NetworkConfig config;
-    private volatile Backend.Network network;
-    private LeaseAttributes attributes;
-    private volatile Lease lease;
-    private SubnetAllocator.Watch watch;
-    private ScheduledFuture<?> renewal;
-    private final Map<Ipv4Prefix, Lease> peers = new TreeMap<>();
+    private final List<Listener> listeners = new CopyOnWriteArrayList<>();
+    private final Set<Listener> listenersLogged = ConcurrentHashMap.newKeySet();
+    private final AtomicLong listenerErrors = new AtomicLong();
+    private final Set<String> rejectedPeers = ConcurrentHashMap.newKeySet();
+    private final CompletableFuture<OverlayNode> started = new CompletableFuture<>();
+    private boolean begun;
     private volatile boolean closed;
-    private boolean started;
+    private ScheduledThreadPoolExecutor control;
+    private ScheduledThreadPoolExecutor store;
+    private volatile Thread controlThread;
 
-    private OverlayNode(Builder b, String ifName, Inet4Address ifAddress, int ifMtu) {
+    // Written on the control thread only; volatile for the getters.
+    private volatile State state = State.STARTING;
+    private volatile String interfaceName;
+    private volatile Inet4Address interfaceAddress;
+    private volatile Inet4Address publicAddress;
+    private volatile int interfaceMtu;
+    private volatile NetworkConfig config;
+    private volatile Backend.Network network;
+    private volatile Lease lease;
+    private volatile List<Lease> peerList = List.of();
+    private Backend backend;
+    private LeaseAttributes attributes;
+    private SubnetAllocator.Watch watch;
+    private ScheduledFuture<?> pending;
+    private final Map<Ipv4Prefix, Lease> peers = new TreeMap<>();
+    private boolean watchFailing;
+    private boolean renewFailing;
+    private OverlayException storeError;
+    private Lease ownSubnetHolder;
+    private Duration renewRetry;
+    private Duration startRetry;
+
+    private OverlayNode(Builder b) {
         this.allocator = b.allocator;
-        this.backend = b.backend;
+        this.givenBackend = b.backend;
         this.subnetFile = b.subnetFile;
         this.ipMasq = b.ipMasq;
         this.renewMargin = b.renewMargin;
         this.releaseOnClose = b.releaseOnClose;
+        this.moveOnLeaseLoss = b.moveOnLeaseLoss;
+        this.retryInterval = b.retryInterval;
         this.clock = b.clock;
-        this.interfaceName = ifName;
-        this.interfaceAddress = ifAddress;
-        this.publicAddress = b.publicAddress != null ? b.publicAddress : ifAddress;
-        this.interfaceMtu = ifMtu;
+        this.underlayInterface = b.underlayInterface;
+        this.givenPublicAddress = b.publicAddress;
         this.preferredSubnet = b.preferredSubnet;
+        this.name = "overlay4j-node-" + NODE_IDS.incrementAndGet();
+        this.threads = b.threadFactory != null ? b.threadFactory : new DefaultThreads(name);
+        this.listeners.addAll(b.listeners);
+        this.startRetry = retryInterval;
+        this.renewRetry = retryInterval;
     }
 
     /** A builder; {@link Builder#allocator} is required. */
@@ -105,154 +228,241 @@ public final class OverlayNode implements AutoCloseable {
 
     /**
      * Joins the network: acquires the lease, sets up the backend, writes the subnet file and starts following peers.
-     * Blocks until all of that is done.
+     * Blocks until all of that is done; fails at the first error.
      *
-     * @return this node
-     * @throws OverlayException for configuration and store errors ({@code CONFIG_*}, {@code SUBNETS_EXHAUSTED}, ...)
-     * @throws UncheckedIOException for kernel errors; whatever was set up is removed again
+     * @return this node, {@link State#READY}
+     * @throws OverlayException for every failure (see the class comment for the kinds); the node is then
+     *                          {@link State#CLOSED} and whatever was set up is removed again
      */
     public OverlayNode start() {
-        synchronized (lock) {
-            checkState(!started, "already started");
-            started = true;
-        }
-        // Started from the caller's thread so that it inherits the caller's network namespace.
-        control = Executors.newSingleThreadScheduledExecutor(r -> {
-            Thread t = new Thread(r, "overlay4j-node-" + interfaceName);
-            t.setDaemon(true);
-            return t;
-        });
+        CompletableFuture<OverlayNode> f = begin(false);
         try {
-            config = allocator.networkConfig();
-            if (backend == null) {
-                backend = Backends.create(config.backendType());
-            } else if (!backend.type().equals(config.backendType())) {
-                throw new OverlayException(OverlayException.Kind.CONFIG_INVALID,
-                        "the network's backend type is '" + config.backendType() + "' but this node runs '"
-                                + backend.type() + "'");
+            return f.get();
+        } catch (ExecutionException e) {
+            Throwable cause = e.getCause();
+            if (cause instanceof OverlayException) {
+                OverlayException o = (OverlayException) cause;
+                throw new OverlayException(o.kind(), o.getMessage(), o);
             }
-            Ipv4Prefix previous = preferredSubnet;
-            if (previous == null && subnetFile != null) {
-                previous = SubnetFile.readPreviousSubnet(subnetFile).orElse(null);
-            }
-            registerBackend(previous);
-            writeSubnetFile();
-            watch = allocator.watch(new PeerListener());
-            scheduleRenewal();
-            log.info("node on {} joined {} with subnet {} (mtu {})", interfaceName, config.network(),
-                    lease.subnet(), network.mtu());
-            return this;
-        } catch (IOException e) {
-            closeQuietly();
-            throw new UncheckedIOException(e);
-        } catch (RuntimeException | Error e) {
-            closeQuietly();
-            throw e;
+            throw new OverlayException(Kind.DEVICE, "starting the node failed: " + cause, cause);
+        } catch (CancellationException e) {
+            throw new OverlayException(Kind.ILLEGAL_ARGUMENT, "the node was closed while starting", e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            close();
+            throw new OverlayException(Kind.ILLEGAL_ARGUMENT, "interrupted while starting the node", e);
         }
     }
 
-    /** The node's current lease. */
+    /**
+     * Joins the network in the background, retrying (after {@link Builder#retryInterval}, doubling up to 30 s) while
+     * the failure may pass by itself: {@code STORE_UNAVAILABLE}, {@code CONFIG_NOT_FOUND}, {@code CONFIG_INVALID},
+     * {@code STORE_CORRUPT}, {@code LEASE_CONFLICT}. Each failed attempt is logged once per distinct message and
+     * reported to {@link Listener#startRetrying}. The future completes with this node when it is {@link State#READY},
+     * or exceptionally with the first other failure (the node is then closed). Closing the node, or cancelling the
+     * future, stops the attempts.
+     */
+    public CompletableFuture<OverlayNode> startAsync() {
+        CompletableFuture<OverlayNode> f = begin(true);
+        f.whenComplete((n, t) -> {
+            if (t instanceof CancellationException) {
+                close();
+            }
+        });
+        return f;
+    }
+
+    private CompletableFuture<OverlayNode> begin(boolean retry) {
+        synchronized (lock) {
+            if (begun) {
+                throw new OverlayException(Kind.ILLEGAL_ARGUMENT, "the node was started already");
+            }
+            if (closed) {
+                throw new OverlayException(Kind.ILLEGAL_ARGUMENT, "the node is closed");
+            }
+            begun = true;
+            control = executor();
+            store = executor();
+        }
+        control.execute(() -> attemptStart(retry));
+        return started;
+    }
+
+    /** A one-thread executor whose thread is started here, by the caller, so it inherits the caller's namespace. */
+    private ScheduledThreadPoolExecutor executor() {
+        ScheduledThreadPoolExecutor e = new ScheduledThreadPoolExecutor(1, threads);
+        e.setRemoveOnCancelPolicy(true);
+        e.setExecuteExistingDelayedTasksAfterShutdownPolicy(false);
+        e.prestartAllCoreThreads();
+        return e;
+    }
+
+    /** The node's state now. */
+    public State state() {
+        return state;
+    }
+
+    /**
+     * Adds a listener for this node's events from now on (those of the builder also hear the start).
+     *
+     * @return a registration whose {@code close()} removes the listener
+     */
+    public Registration addListener(Listener listener) {
+        requireNonNull(listener, "listener");
+        listeners.add(listener);
+        return () -> listeners.remove(listener);
+    }
+
+    /** How many times a listener threw (each listener's first failure is logged with its stack trace). */
+    public long listenerErrors() {
+        return listenerErrors.get();
+    }
+
+    /**
+     * The node's current lease.
+     *
+     * @throws IllegalStateException if the node has not joined yet
+     */
     public Lease lease() {
-        checkState(lease != null, "not started");
-        return lease;
+        Lease l = lease;
+        if (l == null) {
+            throw new IllegalStateException("the node has no lease yet (not started)");
+        }
+        return l;
     }
 
-    /** The network configuration read at start. */
+    /**
+     * The network configuration read at start.
+     *
+     * @throws IllegalStateException if the node has not joined yet
+     */
     public NetworkConfig networkConfig() {
-        checkState(config != null, "not started");
-        return config;
+        NetworkConfig c = config;
+        if (c == null) {
+            throw new IllegalStateException("the node has not read the network config yet (not started)");
+        }
+        return c;
     }
 
-    /** The MTU for containers ({@code FLANNEL_MTU}). */
+    /**
+     * The MTU for containers ({@code FLANNEL_MTU}).
+     *
+     * @throws IllegalStateException if the node has not joined yet
+     */
     public int mtu() {
-        return onControl(() -> network.mtu());
+        return running().mtu();
     }
 
     /** The other hosts' leases as currently known, ordered by subnet. */
     public List<Lease> peers() {
-        return onControl(() -> List.copyOf(peers.values()));
+        return peerList;
     }
 
-    /** The data plane's counters. */
+    /**
+     * The data plane's counters.
+     *
+     * @throws IllegalStateException if the node has not joined yet
+     */
     public TrafficStats stats() {
+        return running().stats();
+    }
+
+    private Backend.Network running() {
         Backend.Network n = network;
-        checkState(n != null, "not started");
-        return n.stats();
+        if (n == null) {
+            throw new IllegalStateException("the node has no data plane (not started, or moving)");
+        }
+        return n;
     }
 
-    /** The underlay interface this node uses. */
+    /** The underlay interface this node uses (known once it starts). */
     public String interfaceName() {
-        return interfaceName;
+        return interfaceName != null ? interfaceName : underlayInterface;
     }
 
-    /** The address published in the lease. */
+    /** The address published in the lease (known once it starts, unless given to the builder). */
     public Inet4Address publicAddress() {
-        return publicAddress;
+        return publicAddress != null ? publicAddress : givenPublicAddress;
     }
 
-    /** Leaves the network: stops the watch and renewals and removes the backend's devices and routes. Idempotent. */
+    /**
+     * Leaves the network: stops the watch and renewals, removes the backend's devices and routes and, if so built,
+     * releases the lease. Stops a {@link #startAsync()} in progress. Idempotent; may be called from a listener.
+     */
     @Override
     public void close() {
-        if (closed) {
+        ScheduledThreadPoolExecutor c;
+        synchronized (lock) {
+            if (closed) {
+                return;
+            }
+            closed = true;
+            c = control;
+        }
+        started.cancel(false);
+        if (c == null) {
+            state = State.CLOSED;
             return;
         }
-        closed = true;
-        RuntimeException first = null;
-        if (control != null && !control.isShutdown()) {
-            try {
-                control.submit(this::shutdownOnControl).get(30, TimeUnit.SECONDS);
-            } catch (ExecutionException e) {
-                first = e.getCause() instanceof RuntimeException ? (RuntimeException) e.getCause()
-                        : new IllegalStateException(e.getCause());
-            } catch (Exception e) {
-                first = new IllegalStateException("node shutdown did not finish", e);
-            }
-            control.shutdownNow();
+        RuntimeException failure = null;
+        if (isControlThread()) {
+            failure = shutdown();
         } else {
-            shutdownOnControl();
+            try {
+                failure = c.submit(this::shutdown).get(30, TimeUnit.SECONDS);
+            } catch (ExecutionException e) {
+                failure = new IllegalStateException("node shutdown failed", e.getCause());
+            } catch (RejectedExecutionException e) {
+                failure = null; // shut down already (a failed start)
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                failure = new IllegalStateException("interrupted while closing the node", e);
+            } catch (Exception e) {
+                failure = new IllegalStateException("node shutdown did not finish within 30 s", e);
+            }
         }
-        if (first != null) {
-            throw first;
+        c.shutdownNow();
+        store.shutdownNow();
+        if (failure != null) {
+            throw failure;
         }
     }
 
-    private void closeQuietly() {
-        try {
-            close();
-        } catch (RuntimeException e) {
-            log.warn("cleanup after a failed start failed too", e);
-        }
+    /** Whether the caller is the control thread (a listener), so close() runs inline instead of waiting for itself. */
+    private boolean isControlThread() {
+        return Thread.currentThread() == controlThread;
     }
 
-    private void shutdownOnControl() {
+    /** On the control thread: undo everything; the first failure is returned, the others suppressed into it. */
+    private RuntimeException shutdown() {
         RuntimeException first = null;
-        if (renewal != null) {
-            renewal.cancel(false);
-        }
+        cancelPending();
         if (watch != null) {
             try {
                 watch.close();
             } catch (RuntimeException e) {
                 first = e;
             }
+            watch = null;
         }
-        if (network != null) {
+        Backend.Network n = network;
+        if (n != null) {
             try {
-                network.close();
+                n.close();
             } catch (RuntimeException e) {
                 first = addSuppressed(first, e);
             }
         }
-        if (releaseOnClose && lease != null) {
+        Lease l = lease;
+        if (releaseOnClose && l != null) {
             try {
-                allocator.release(lease);
+                allocator.release(l);
             } catch (RuntimeException e) {
                 first = addSuppressed(first, e);
             }
         }
-        if (first != null) {
-            throw first;
-        }
+        setState(State.CLOSED, null);
+        return first;
     }
 
     private static RuntimeException addSuppressed(RuntimeException first, RuntimeException next) {
@@ -263,42 +473,202 @@ public final class OverlayNode implements AutoCloseable {
         return first;
     }
 
-    private void registerBackend(Ipv4Prefix prefer) throws IOException {
-        network = backend.register(new Backend.Context() {
-            @Override
-            public NetworkConfig config() {
-                return config;
-            }
+    // ---- start ----
 
-            @Override
-            public Inet4Address publicAddress() {
-                return publicAddress;
+    /** On the control thread: one attempt to join; on a passing failure (startAsync) the next is scheduled. */
+    private void attemptStart(boolean retry) {
+        controlThread = Thread.currentThread();
+        if (closed || started.isDone()) {
+            return;
+        }
+        try {
+            join();
+            started.complete(this);
+        } catch (OverlayException e) {
+            undoPartialStart();
+            if (retry && retriable(e.kind()) && !closed && !started.isDone()) {
+                Duration delay = startRetry;
+                startRetry = min(startRetry.multipliedBy(2), max(retryInterval, MAX_RETRY));
+                log.warn("node on {} could not join yet: {} (retrying in {} ms)", interfaceName(), e.getMessage(),
+                        delay.toMillis());
+                emit(l -> l.startRetrying(e, delay));
+                try {
+                    control.schedule(() -> attemptStart(true), delay.toMillis(), TimeUnit.MILLISECONDS);
+                } catch (RejectedExecutionException closing) {
+                    started.cancel(false);
+                }
+                return;
             }
+            failStart(e);
+        } catch (RuntimeException | Error e) {
+            undoPartialStart();
+            failStart(new OverlayException(Kind.DEVICE, "starting the node failed: " + e, e));
+            if (e instanceof Error) {
+                throw (Error) e;
+            }
+        }
+    }
 
-            @Override
-            public Inet4Address interfaceAddress() {
-                return interfaceAddress;
-            }
+    private static boolean retriable(Kind kind) {
+        switch (kind) {
+            case STORE_UNAVAILABLE:
+            case CONFIG_NOT_FOUND:
+            case CONFIG_INVALID:
+            case STORE_CORRUPT:
+            case LEASE_CONFLICT:
+                return true;
+            default:
+                return false;
+        }
+    }
 
-            @Override
-            public String interfaceName() {
-                return interfaceName;
-            }
+    private void failStart(OverlayException e) {
+        synchronized (lock) {
+            closed = true;
+        }
+        setState(State.CLOSED, e);
+        started.completeExceptionally(e);
+        control.shutdown();
+        store.shutdownNow();
+    }
 
-            @Override
-            public int interfaceMtu() {
-                return interfaceMtu;
-            }
+    /** The start sequence, on the control thread. */
+    private void join() {
+        resolveUnderlay();
+        NetworkConfig c = allocator.networkConfig();
+        config = c;
+        Backend b = givenBackend != null ? givenBackend : Backends.create(c.backendType());
+        if (!b.type().equalsIgnoreCase(c.backendType())) {
+            throw new OverlayException(Kind.CONFIG_INVALID, "the network's backend type is '" + c.backendType()
+                    + "' but this node runs '" + b.type() + "'");
+        }
+        backend = b;
+        Ipv4Prefix previous = preferredSubnet;
+        if (previous == null && subnetFile != null) {
+            previous = SubnetFile.readPreviousSubnet(subnetFile).orElse(null);
+        }
+        registerBackend(previous);
+        writeSubnetFile();
+        watch = allocator.watch(new PeerListener());
+        scheduleRenewal();
+        Lease l = lease;
+        log.info("node on {} joined {} with subnet {} (mtu {})", interfaceName, c.network(), l.subnet(),
+                network.mtu());
+        emit(x -> x.subnetChanged(null, l));
+        setState(State.READY, null);
+    }
 
-            @Override
-            public Lease acquireLease(LeaseAttributes attrs) {
-                attributes = attrs;
-                Lease l = allocator.acquire(attrs, prefer);
-                lease = l;
-                return l;
+    private void undoPartialStart() {
+        if (watch != null) {
+            try {
+                watch.close();
+            } catch (RuntimeException e) {
+                log.debug("closing the watch after a failed start: {}", e.toString());
             }
-        });
-        lease = network.lease();
+            watch = null;
+        }
+        cancelPending();
+        Backend.Network n = network;
+        network = null;
+        if (n != null) {
+            try {
+                n.close();
+            } catch (RuntimeException e) {
+                log.warn("cleanup after a failed start failed too", e);
+            }
+        }
+        lease = null;
+    }
+
+    /** Finds the underlay interface and addresses, in this thread's network namespace. */
+    private void resolveUnderlay() {
+        try {
+            NetworkInterface nif = findInterface();
+            Inet4Address address = firstIpv4(nif).orElseThrow(() -> new OverlayException(Kind.ILLEGAL_ARGUMENT,
+                    "underlayInterface: " + nif.getName() + " has no IPv4 address"));
+            if (underlayInterface == null && givenPublicAddress != null) {
+                address = givenPublicAddress;
+            }
+            Inet4Address pub = givenPublicAddress != null ? givenPublicAddress : address;
+            if (!LeaseRules.isUsablePublicIp(pub)) {
+                throw new OverlayException(Kind.ILLEGAL_ARGUMENT, "publicAddress: " + pub.getHostAddress()
+                        + " (of " + nif.getName() + ") is not a usable unicast address; peers would ignore the lease");
+            }
+            interfaceName = nif.getName();
+            interfaceAddress = address;
+            publicAddress = pub;
+            interfaceMtu = nif.getMTU();
+        } catch (SocketException e) {
+            throw new OverlayException(Kind.DEVICE, "cannot read network interfaces: " + e.getMessage(), e);
+        }
+    }
+
+    private NetworkInterface findInterface() throws SocketException {
+        if (underlayInterface != null) {
+            NetworkInterface nif = NetworkInterface.getByName(underlayInterface);
+            if (nif == null) {
+                throw new OverlayException(Kind.ILLEGAL_ARGUMENT, "underlayInterface: no interface named "
+                        + underlayInterface);
+            }
+            return nif;
+        }
+        if (givenPublicAddress != null) {
+            NetworkInterface nif = NetworkInterface.getByInetAddress(givenPublicAddress);
+            if (nif == null) {
+                throw new OverlayException(Kind.ILLEGAL_ARGUMENT, "publicAddress: no interface holds "
+                        + givenPublicAddress.getHostAddress() + "; name the underlay interface as well (NAT)");
+            }
+            return nif;
+        }
+        Enumeration<NetworkInterface> all = NetworkInterface.getNetworkInterfaces();
+        while (all != null && all.hasMoreElements()) {
+            NetworkInterface nif = all.nextElement();
+            if (nif.isUp() && !nif.isLoopback() && firstIpv4(nif).isPresent()) {
+                return nif;
+            }
+        }
+        throw new OverlayException(Kind.ILLEGAL_ARGUMENT,
+                "underlayInterface: no usable interface (up, not loopback, with an IPv4 address); name one");
+    }
+
+    private static Optional<Inet4Address> firstIpv4(NetworkInterface nif) {
+        for (InterfaceAddress a : nif.getInterfaceAddresses()) {
+            InetAddress ia = a.getAddress();
+            if (ia instanceof Inet4Address) {
+                return Optional.of((Inet4Address) ia);
+            }
+        }
+        return Optional.empty();
+    }
+
+    /** Sets up the backend, which acquires the lease through the context; kernel errors become OverlayExceptions. */
+    private void registerBackend(Ipv4Prefix prefer) {
+        Backend.Network n;
+        try {
+            n = backend.register(new NodeContext(prefer));
+        } catch (OverlayException e) {
+            throw e;
+        } catch (IOException e) {
+            throw deviceError(e);
+        } catch (UncheckedIOException e) {
+            throw deviceError(e.getCause());
+        }
+        network = n;
+        lease = n.lease();
+    }
+
+    private OverlayException deviceError(IOException e) {
+        String what = "the " + backend.type() + " backend on " + interfaceName + ": " + e.getMessage();
+        if (e instanceof ErrnoException) {
+            int errno = ((ErrnoException) e).errno();
+            if (errno == ErrnoException.EPERM || errno == ErrnoException.EACCES) {
+                return new OverlayException(Kind.NOT_PERMITTED, what + " (needs root or CAP_NET_ADMIN)", e);
+            }
+        }
+        if (e instanceof BindException) {
+            return new OverlayException(Kind.DEVICE, what + " (is another node or flanneld using the port?)", e);
+        }
+        return new OverlayException(Kind.DEVICE, what, e);
     }
 
     private void writeSubnetFile() {
@@ -314,196 +684,470 @@ public final class OverlayNode implements AutoCloseable {
         }
     }
 
+    /** What the node gives its backend. */
+    private final class NodeContext implements Backend.Context {
+        private final Ipv4Prefix prefer;
+
+        NodeContext(Ipv4Prefix prefer) {
+            this.prefer = prefer;
+        }
+
+        @Override
+        public NetworkConfig config() {
+            return config;
+        }
+
+        @Override
+        public Inet4Address publicAddress() {
+            return publicAddress;
+        }
+
+        @Override
+        public Inet4Address interfaceAddress() {
+            return interfaceAddress;
+        }
+
+        @Override
+        public String interfaceName() {
+            return interfaceName;
+        }
+
+        @Override
+        public int interfaceMtu() {
+            return interfaceMtu;
+        }
+
+        @Override
+        public Lease acquireLease(LeaseAttributes attrs) {
+            attributes = attrs;
+            Lease l = allocator.acquire(attrs, prefer);
+            lease = l;
+            return l;
+        }
+
+        @Override
+        public ThreadFactory threadFactory() {
+            return threads;
+        }
+    }
+
+    // ---- renewal and loss, on the control thread; store calls on the store thread ----
+
     private void scheduleRenewal() {
         Lease l = lease;
         if (l.isReservation() || closed) {
             return;
         }
-        Instant now = clock.instant();
-        Duration left = Duration.between(now, l.expiration());
+        Duration left = Duration.between(clock.instant(), l.expiration());
         Duration delay = left.minus(renewMargin);
         if (delay.isNegative() || delay.isZero()) {
             // A TTL shorter than the margin (tests, tiny TTLs): renew at half-life instead of spinning.
             delay = left.dividedBy(2);
         }
-        scheduleRenewal(delay);
+        renewIn(delay);
     }
 
-    private void scheduleRenewal(Duration delay) {
-        long ms = Math.max(10, delay.toMillis());
-        renewal = control.schedule(this::renew, ms, TimeUnit.MILLISECONDS);
+    /** (Re)schedules the renewal; an earlier pending one is replaced. */
+    private void renewIn(Duration delay) {
+        cancelPending();
+        long ms = Math.max(0, delay.toMillis());
+        try {
+            pending = store.schedule(this::renewOnStore, ms, TimeUnit.MILLISECONDS);
+        } catch (RejectedExecutionException closing) {
+            pending = null;
+        }
     }
 
-    private void renew() {
-        if (closed) {
+    /** Renews now, unless a renewal is about to run anyway: our key changed or vanished in the store. */
+    private void renewSoon() {
+        if (state == State.LEASE_LOST || closed) {
+            return;
+        }
+        ScheduledFuture<?> p = pending;
+        if (p != null && !p.isDone() && p.getDelay(TimeUnit.MILLISECONDS) <= 0) {
+            return;
+        }
+        renewIn(Duration.ZERO);
+    }
+
+    private void cancelPending() {
+        ScheduledFuture<?> p = pending;
+        pending = null;
+        if (p != null) {
+            p.cancel(false);
+        }
+    }
+
+    /** On the store thread: renew (or restore) the lease; the outcome goes back to the control thread. */
+    private void renewOnStore() {
+        Lease current = lease;
+        if (closed || current == null) {
             return;
         }
         try {
-            lease = allocator.renew(lease);
-            log.debug("renewed {} until {}", lease.subnet(), lease.expiration());
-            scheduleRenewal();
+            Lease renewed = allocator.renew(current);
+            onControlThread(() -> renewed(current, renewed));
         } catch (OverlayException e) {
-            if (e.kind() == OverlayException.Kind.LEASE_LOST) {
-                log.warn("lease {} lost ({}); re-acquiring", lease.subnet(), e.getMessage());
-                reacquire();
-            } else {
-                Duration left = lease.expiration() == null ? Duration.ofMinutes(1)
-                        : Duration.between(clock.instant(), lease.expiration());
-                Duration retry = Duration.ofSeconds(60);
-                if (left.dividedBy(4).compareTo(retry) < 0) {
-                    retry = left.dividedBy(4);
-                }
-                log.warn("renewing {} failed ({}); retrying in {} ms", lease.subnet(), e.getMessage(),
-                        retry.toMillis());
-                scheduleRenewal(retry);
-            }
+            onControlThread(() -> renewFailed(current, e));
         } catch (RuntimeException e) {
-            log.error("unexpected error renewing {}; retrying in 60 s", lease.subnet(), e);
-            scheduleRenewal(Duration.ofSeconds(60));
+            OverlayException o = new OverlayException(Kind.STORE_UNAVAILABLE, "renewing " + current.subnet()
+                    + " failed unexpectedly: " + e, e);
+            log.error("renewing {} failed unexpectedly", current.subnet(), e);
+            onControlThread(() -> renewFailed(current, o));
         }
     }
 
-    /** Our lease vanished (expired, deleted or taken): get one again, preferably the same subnet. */
-    private void reacquire() {
+    private void renewed(Lease before, Lease renewed) {
+        if (closed) {
+            return;
+        }
+        if (!renewed.subnet().equals(lease.subnet())) {
+            // The node moved while this renewal ran: the renewal re-created a subnet we no longer use.
+            try {
+                store.execute(() -> allocator.release(renewed));
+            } catch (RejectedExecutionException ignored) {
+                // closing
+            }
+            return;
+        }
+        lease = renewed;
+        renewFailing = false;
+        renewRetry = retryInterval;
+        log.debug("renewed {} until {}", renewed.subnet(), renewed.expiration());
+        emit(l -> l.leaseRenewed(renewed));
+        updateHealth();
+        scheduleRenewal();
+    }
+
+    private void renewFailed(Lease before, OverlayException e) {
+        if (closed || !before.subnet().equals(lease.subnet())) {
+            return;
+        }
+        if (e.kind() == Kind.LEASE_LOST) {
+            leaseLost(e);
+            return;
+        }
+        Duration retry = renewRetry;
+        renewRetry = min(renewRetry.multipliedBy(2), max(retryInterval, MAX_RENEW_RETRY));
+        if (lease.expiration() != null) {
+            Duration quarter = Duration.between(clock.instant(), lease.expiration()).dividedBy(4);
+            if (quarter.compareTo(retry) < 0) {
+                retry = quarter.isNegative() ? retryInterval : max(quarter, Duration.ofMillis(10));
+            }
+        }
+        log.warn("renewing {} failed ({}); retrying in {} ms", lease.subnet(), e.getMessage(), retry.toMillis());
+        renewFailing = true;
+        storeError = e;
+        updateHealth();
+        renewIn(retry);
+    }
+
+    /** Another node holds our subnet: report it, then move to a new subnet unless told not to. */
+    private void leaseLost(OverlayException e) {
+        cancelPending();
+        log.warn("lease {} lost: {}", lease.subnet(), e.getMessage());
+        setState(State.LEASE_LOST, e);
+        if (!moveOnLeaseLoss) {
+            log.warn("node on {} keeps its data plane for {} until closed (moveOnLeaseLoss is off)", interfaceName,
+                    lease.subnet());
+            return;
+        }
+        move();
+    }
+
+    /** Rebuilds the backend around a new lease; retried after the retry interval while it fails. */
+    private void move() {
         if (closed) {
             return;
         }
         Lease old = lease;
         try {
-            Lease again = allocator.acquire(attributes, old.subnet());
-            if (again.subnet().equals(old.subnet())) {
-                lease = again;
-                log.info("re-acquired {}", again.subnet());
-            } else {
-                // A different subnet means new addresses on the device: rebuild the backend around it.
-                log.warn("subnet {} was taken; moving to {}", old.subnet(), again.subnet());
-                if (network != null) {
-                    network.close();
-                    network = null;
-                }
-                registerBackend(again.subnet());
-                writeSubnetFile();
-                network.resetPeers(List.copyOf(peers.values()));
+            Backend.Network n = network;
+            network = null;
+            if (n != null) {
+                n.close();
             }
-            scheduleRenewal();
-        } catch (RuntimeException | IOException e) {
-            log.error("re-acquiring a lease failed; retrying in 5 s", e);
-            renewal = control.schedule(this::reacquire, 5, TimeUnit.SECONDS);
-        }
-    }
-
-    private <T> T onControl(Callable<T> task) {
-        checkState(control != null, "not started");
-        if (control.isShutdown()) {
+            registerBackend(null);
+        } catch (OverlayException e) {
+            log.error("moving to a new subnet failed ({}); retrying in {} ms", e.getMessage(),
+                    retryInterval.toMillis());
+            lease = old;
             try {
-                return task.call();
-            } catch (Exception e) {
-                throw new IllegalStateException(e);
+                control.schedule(this::move, retryInterval.toMillis(), TimeUnit.MILLISECONDS);
+            } catch (RejectedExecutionException closing) {
+                // closed meanwhile
             }
+            return;
         }
-        try {
-            return control.submit(task).get();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted", e);
-        } catch (ExecutionException e) {
-            if (e.getCause() instanceof RuntimeException) {
-                throw (RuntimeException) e.getCause();
-            }
-            throw new IllegalStateException(e.getCause());
+        writeSubnetFile();
+        Lease now = lease;
+        log.warn("node on {} moved from subnet {} to {}", interfaceName, old.subnet(), now.subnet());
+        // The node that took our subnet is a peer now (its lease arrived while the subnet was ours).
+        Lease taker = ownSubnetHolder;
+        ownSubnetHolder = null;
+        peers.remove(now.subnet());
+        if (taker != null && taker.subnet().equals(old.subnet()) && routable(taker)) {
+            peers.put(taker.subnet(), taker);
         }
+        network.resetPeers(List.copyOf(peers.values()));
+        publishPeers();
+        emit(l -> l.subnetChanged(old, now));
+        if (taker != null) {
+            emit(l -> l.peerAdded(taker));
+        }
+        renewFailing = false;
+        setState(State.READY, null);
+        updateHealth();
+        scheduleRenewal();
     }
 
-    /** Moves watch callbacks onto the control thread, where they are serialized with renewals. */
+    // ---- peers and health, on the control thread ----
+
+    /** Moves watch callbacks onto the control thread, where they are serialized with everything else. */
     private final class PeerListener implements SubnetAllocator.LeaseListener {
         @Override
         public void onSnapshot(List<Lease> leases) {
             List<Lease> copy = List.copyOf(leases);
-            control.execute(() -> applySnapshot(copy));
+            onControlThread(() -> {
+                watchFailing = false;
+                applySnapshot(copy);
+                updateHealth();
+            });
         }
 
         @Override
         public void onEvents(List<LeaseEvent> events) {
             List<LeaseEvent> copy = List.copyOf(events);
-            control.execute(() -> applyEvents(copy));
+            onControlThread(() -> {
+                watchFailing = false;
+                applyEvents(copy);
+                updateHealth();
+            });
         }
 
         @Override
         public void onError(Throwable error) {
-            log.warn("lease watch: {}", error.toString());
+            OverlayException e = error instanceof OverlayException ? (OverlayException) error
+                    : new OverlayException(Kind.STORE_UNAVAILABLE, "lease watch: " + error, error);
+            onControlThread(() -> {
+                watchFailing = true;
+                storeError = e;
+                updateHealth();
+            });
+        }
+
+        @Override
+        public void onResumed() {
+            onControlThread(() -> {
+                watchFailing = false;
+                updateHealth();
+            });
         }
     }
 
-    private void applySnapshot(List<Lease> leases) {
-        if (closed || network == null) {
+    private void onControlThread(Runnable r) {
+        if (closed) {
             return;
         }
-        Ipv4Prefix own = lease.subnet();
+        try {
+            control.execute(() -> {
+                if (!closed) {
+                    r.run();
+                }
+            });
+        } catch (RejectedExecutionException ignored) {
+            // closed meanwhile
+        }
+    }
+
+    /** READY or DEGRADED from what the watch and the renewals say; other states are left alone. */
+    private void updateHealth() {
+        if (state != State.READY && state != State.DEGRADED) {
+            return;
+        }
+        boolean failing = watchFailing || renewFailing;
+        setState(failing ? State.DEGRADED : State.READY, failing ? storeError : null);
+    }
+
+    private void applySnapshot(List<Lease> leases) {
+        Lease own = lease;
+        if (network == null || own == null) {
+            return;
+        }
+        Map<Ipv4Prefix, Lease> before = new TreeMap<>(peers);
         peers.clear();
         boolean ownSeen = false;
         for (Lease l : leases) {
-            if (l.subnet().equals(own)) {
-                ownSeen = true;
-            } else {
+            if (l.subnet().equals(own.subnet())) {
+                ownSeen = l.attributes().equals(attributes);
+                ownSubnetHolder = ownSeen ? null : l;
+            } else if (routable(l)) {
                 peers.put(l.subnet(), l);
             }
         }
         network.resetPeers(List.copyOf(peers.values()));
+        publishPeers();
+        for (Lease gone : before.values()) {
+            if (!peers.containsKey(gone.subnet())) {
+                emit(x -> x.peerRemoved(gone));
+            }
+        }
+        for (Lease now : peers.values()) {
+            Lease was = before.get(now.subnet());
+            if (was == null || !was.attributes().equals(now.attributes())) {
+                emit(x -> x.peerAdded(now));
+            }
+        }
         log.debug("peers reset to {}", peers.keySet());
         if (!ownSeen) {
-            log.warn("our lease {} is missing from the store", own);
-            reacquire();
+            log.warn("our lease {} is missing from the store or changed there; renewing it now", own.subnet());
+            renewSoon();
         }
     }
 
     private void applyEvents(List<LeaseEvent> events) {
-        if (closed || network == null) {
+        Lease own = lease;
+        if (network == null || own == null) {
             return;
         }
-        Ipv4Prefix own = lease.subnet();
         List<LeaseEvent> forBackend = new ArrayList<>(events.size());
-        boolean ownLost = false;
+        List<Runnable> notes = new ArrayList<>();
+        boolean ownTouched = false;
         for (LeaseEvent e : events) {
-            Ipv4Prefix s = e.lease().subnet();
-            if (s.equals(own)) {
-                ownLost = e.type() == LeaseEvent.Type.REMOVED;
+            Lease l = e.lease();
+            Ipv4Prefix s = l.subnet();
+            if (s.equals(own.subnet())) {
+                boolean foreign = e.type() == LeaseEvent.Type.ADDED && !l.attributes().equals(attributes);
+                ownSubnetHolder = foreign ? l : null;
+                ownTouched |= foreign || e.type() == LeaseEvent.Type.REMOVED;
                 continue;
             }
             if (e.type() == LeaseEvent.Type.ADDED) {
-                peers.put(s, e.lease());
-            } else if (peers.remove(s) == null) {
-                continue;
+                if (!routable(l)) {
+                    continue;
+                }
+                Lease was = peers.put(s, l);
+                if (was == null || !was.attributes().equals(l.attributes())) {
+                    notes.add(() -> emit(x -> x.peerAdded(l)));
+                }
+            } else {
+                Lease was = peers.remove(s);
+                if (was == null) {
+                    continue;
+                }
+                notes.add(() -> emit(x -> x.peerRemoved(was)));
             }
             forBackend.add(e);
         }
         if (!forBackend.isEmpty()) {
             network.peersChanged(Collections.unmodifiableList(forBackend));
+            publishPeers();
         }
-        if (ownLost) {
-            log.warn("our lease {} was removed from the store", own);
-            reacquire();
+        notes.forEach(Runnable::run);
+        if (ownTouched) {
+            log.warn("our lease {} was removed or changed in the store; renewing it now", own.subnet());
+            renewSoon();
         }
     }
 
-    /** Options for an {@link OverlayNode}. */
+    /** A peer lease the allocator passed on is checked again: a node never routes a lease the config refuses. */
+    private boolean routable(Lease l) {
+        Optional<String> problem = LeaseRules.check(config, l);
+        if (problem.isEmpty()) {
+            return true;
+        }
+        if (rejectedPeers.size() < 10_000 && rejectedPeers.add(l.subnet() + "=" + l.attributes())) {
+            log.warn("ignoring peer lease: {}", problem.get());
+        }
+        return false;
+    }
+
+    private void publishPeers() {
+        peerList = List.copyOf(peers.values());
+    }
+
+    // ---- events ----
+
+    private void setState(State next, OverlayException cause) {
+        State previous = state;
+        if (previous == next || previous == State.CLOSED) {
+            return;
+        }
+        state = next;
+        if (next == State.DEGRADED) {
+            log.warn("node on {} is degraded: {}", interfaceName(), cause == null ? "" : cause.getMessage());
+        } else if (previous == State.DEGRADED && next == State.READY) {
+            log.info("node on {} is ready again", interfaceName());
+        }
+        emit(l -> l.stateChanged(previous, next, cause));
+    }
+
+    /** Calls every listener; one that throws is counted, logged once, and does not stop the others. */
+    private void emit(java.util.function.Consumer<Listener> call) {
+        for (Listener l : listeners) {
+            try {
+                call.accept(l);
+            } catch (RuntimeException e) {
+                listenerErrors.incrementAndGet();
+                if (listenersLogged.add(l)) {
+                    log.warn("a node listener ({}) threw; the node goes on (later failures are only counted)",
+                            l.getClass().getName(), e);
+                }
+            }
+        }
+    }
+
+    private static Duration min(Duration a, Duration b) {
+        return a.compareTo(b) <= 0 ? a : b;
+    }
+
+    private static Duration max(Duration a, Duration b) {
+        return a.compareTo(b) >= 0 ? a : b;
+    }
+
+    /** Daemon threads named after the node. */
+    private static final class DefaultThreads implements ThreadFactory {
+        private final String prefix;
+        private final AtomicInteger count = new AtomicInteger();
+
+        DefaultThreads(String prefix) {
+            this.prefix = prefix;
+        }
+
+        @Override
+        public Thread newThread(Runnable r) {
+            Thread t = new Thread(r, prefix + "-" + count.incrementAndGet());
+            t.setDaemon(true);
+            return t;
+        }
+    }
+
+    /**
+     * Options for an {@link OverlayNode}. Every bad value is an {@link OverlayException} of kind
+     * {@code ILLEGAL_ARGUMENT} whose message names the option.
+     */
     public static final class Builder {
         private SubnetAllocator allocator;
         private Backend backend;
         private Inet4Address publicAddress;
         private String underlayInterface;
-        private Path subnetFile = Path.of("/run/flannel/subnet.env");
+        private Path subnetFile;
         private boolean ipMasq;
         private Duration renewMargin = Duration.ofMinutes(60);
         private boolean releaseOnClose;
+        private boolean moveOnLeaseLoss = true;
+        private Duration retryInterval = Duration.ofSeconds(1);
         private Clock clock = Clock.systemUTC();
         private Ipv4Prefix preferredSubnet;
+        private ThreadFactory threadFactory;
+        private final List<Listener> listeners = new ArrayList<>();
 
         private Builder() {
         }
 
         /** Required: where leases come from ({@code LocalSubnetAllocator}, {@code EtcdSubnetAllocator}). */
         public Builder allocator(SubnetAllocator allocator) {
-            this.allocator = requireNonNull(allocator, "allocator");
+            this.allocator = option("allocator", allocator);
             return this;
         }
 
@@ -513,29 +1157,44 @@ public final class OverlayNode implements AutoCloseable {
          * must be of the config's type.
          */
         public Builder backend(Backend backend) {
-            this.backend = requireNonNull(backend, "backend");
+            this.backend = option("backend", backend);
             return this;
         }
 
         /**
-         * The address published in the lease ({@code --public-ip}). Default: the underlay interface's address. If no
-         * underlay interface is set, the interface holding this address is used.
+         * The address published in the lease ({@code --public-ip}): a usable unicast address (not 0.0.0.0/8,
+         * loopback, multicast or broadcast), or peers would ignore the lease. Default: the underlay interface's
+         * address. If no underlay interface is set, the interface holding this address is used.
          */
         public Builder publicAddress(Inet4Address publicAddress) {
-            this.publicAddress = requireNonNull(publicAddress, "publicAddress");
+            option("publicAddress", publicAddress);
+            if (!LeaseRules.isUsablePublicIp(publicAddress)) {
+                throw illegal("publicAddress: " + publicAddress.getHostAddress()
+                        + " is not a usable unicast address; peers would ignore the lease");
+            }
+            this.publicAddress = publicAddress;
             return this;
         }
 
         /**
-         * The interface that carries encapsulated traffic ({@code --iface}). Default: the interface holding
-         * {@link #publicAddress}, else the first interface that is up, not loopback and has an IPv4 address.
+         * The interface that carries encapsulated traffic ({@code --iface}), looked up when the node starts, in its
+         * namespace. Default: the interface holding {@link #publicAddress}, else the first interface that is up, not
+         * loopback and has an IPv4 address.
          */
         public Builder underlayInterface(String name) {
-            this.underlayInterface = requireNonNull(name, "name");
+            if (option("underlayInterface", name).isEmpty()) {
+                throw illegal("underlayInterface must not be empty");
+            }
+            this.underlayInterface = name;
             return this;
         }
 
-        /** Where to write flannel's subnet.env, or {@code null} for none. Default {@code /run/flannel/subnet.env}. */
+        /**
+         * Where to write flannel's subnet.env (whose {@code FLANNEL_SUBNET} is also read back at start as the
+         * previous subnet), or {@code null} for none. Default: none, so that nodes of one JVM never share a file nor
+         * overwrite a real flanneld's; give each node its own path. {@code overlayd} passes flanneld's
+         * {@code /run/flannel/subnet.env}.
+         */
         public Builder subnetFile(Path subnetFile) {
             this.subnetFile = subnetFile;
             return this;
@@ -549,15 +1208,35 @@ public final class OverlayNode implements AutoCloseable {
 
         /** How long before expiry the lease is renewed ({@code --subnet-lease-renew-margin}). Default 60 min. */
         public Builder renewMargin(Duration renewMargin) {
-            checkArgument(!renewMargin.isNegative() && !renewMargin.isZero(), "renew margin must be positive: %s",
-                    renewMargin);
-            this.renewMargin = renewMargin;
+            this.renewMargin = positive("renewMargin", renewMargin);
             return this;
         }
 
         /** Whether {@link OverlayNode#close()} gives the lease back. Default false, as flanneld. */
         public Builder releaseOnClose(boolean releaseOnClose) {
             this.releaseOnClose = releaseOnClose;
+            return this;
+        }
+
+        /**
+         * What the node does when another node holds its subnet ({@link State#LEASE_LOST}): with {@code true} (the
+         * default) it acquires a new subnet, rebuilds its devices and routes and subnet file around it, and reports
+         * {@link Listener#subnetChanged}; with {@code false} it stays in {@code LEASE_LOST}, its data plane untouched,
+         * until closed, so that a daemon can exit and let its supervisor restart the containers' network (flanneld
+         * exits on a lost lease).
+         */
+        public Builder moveOnLeaseLoss(boolean moveOnLeaseLoss) {
+            this.moveOnLeaseLoss = moveOnLeaseLoss;
+            return this;
+        }
+
+        /**
+         * The first delay before retrying a store operation that failed: a {@link OverlayNode#startAsync()} attempt
+         * (later ones double up to 30 s), a renewal (doubling up to 60 s, and never later than a quarter of the
+         * lease's remaining time), a move. Default 1 s, as flanneld's config retry.
+         */
+        public Builder retryInterval(Duration retryInterval) {
+            this.retryInterval = positive("retryInterval", retryInterval);
             return this;
         }
 
@@ -572,70 +1251,56 @@ public final class OverlayNode implements AutoCloseable {
 
         /** The clock for renewal timing. */
         public Builder clock(Clock clock) {
-            this.clock = requireNonNull(clock, "clock");
+            this.clock = option("clock", clock);
             return this;
         }
 
         /**
-         * Resolves the underlay interface (in the calling thread's network namespace) and validates the options.
+         * Makes every thread the node starts: its control and store threads, and the backend's threads (through
+         * {@link Backend.Context#threadFactory()}). Give {@code NetworkNamespace.threadFactory()} to run the node in a
+         * network namespace from any thread. Default: daemon threads named {@code overlay4j-node-N-M}, started by the
+         * thread that calls {@code start()}.
+         */
+        public Builder threadFactory(ThreadFactory threadFactory) {
+            this.threadFactory = option("threadFactory", threadFactory);
+            return this;
+        }
+
+        /** Adds a listener that hears every event of the node, from its start on. */
+        public Builder listener(Listener listener) {
+            listeners.add(option("listener", listener));
+            return this;
+        }
+
+        /**
+         * Checks the options. The underlay interface is looked up by {@link OverlayNode#start()}, in the node's
+         * network namespace.
          *
-         * @throws OverlayException {@code ILLEGAL_ARGUMENT} if an option is missing or the interface is unusable
+         * @throws OverlayException {@code ILLEGAL_ARGUMENT} if the allocator is missing
          */
         public OverlayNode build() {
             if (allocator == null) {
-                throw new OverlayException(OverlayException.Kind.ILLEGAL_ARGUMENT,
-                        "an OverlayNode needs an allocator");
+                throw illegal("allocator is required");
             }
-            try {
-                NetworkInterface nif = findInterface();
-                Inet4Address address = firstIpv4(nif).orElseThrow(() -> new OverlayException(
-                        OverlayException.Kind.ILLEGAL_ARGUMENT, "interface " + nif.getName() + " has no IPv4 address"));
-                if (underlayInterface == null && publicAddress != null) {
-                    address = publicAddress;
-                }
-                return new OverlayNode(this, nif.getName(), address, nif.getMTU());
-            } catch (SocketException e) {
-                throw new OverlayException(OverlayException.Kind.ILLEGAL_ARGUMENT,
-                        "cannot read network interfaces: " + e.getMessage(), e);
-            }
+            return new OverlayNode(this);
         }
 
-        private NetworkInterface findInterface() throws SocketException {
-            if (underlayInterface != null) {
-                NetworkInterface nif = NetworkInterface.getByName(underlayInterface);
-                if (nif == null) {
-                    throw new OverlayException(OverlayException.Kind.ILLEGAL_ARGUMENT,
-                            "no interface named " + underlayInterface);
-                }
-                return nif;
+        private static <T> T option(String name, T value) {
+            if (value == null) {
+                throw illegal(name + " must not be null");
             }
-            if (publicAddress != null) {
-                NetworkInterface nif = NetworkInterface.getByInetAddress(publicAddress);
-                if (nif == null) {
-                    throw new OverlayException(OverlayException.Kind.ILLEGAL_ARGUMENT, "no interface holds "
-                            + publicAddress.getHostAddress() + "; name the underlay interface as well (NAT)");
-                }
-                return nif;
-            }
-            Enumeration<NetworkInterface> all = NetworkInterface.getNetworkInterfaces();
-            while (all != null && all.hasMoreElements()) {
-                NetworkInterface nif = all.nextElement();
-                if (nif.isUp() && !nif.isLoopback() && firstIpv4(nif).isPresent()) {
-                    return nif;
-                }
-            }
-            throw new OverlayException(OverlayException.Kind.ILLEGAL_ARGUMENT,
-                    "no usable underlay interface (up, not loopback, with an IPv4 address); name one");
+            return value;
         }
 
-        private static Optional<Inet4Address> firstIpv4(NetworkInterface nif) {
-            for (InterfaceAddress a : nif.getInterfaceAddresses()) {
-                InetAddress ia = a.getAddress();
-                if (ia instanceof Inet4Address) {
-                    return Optional.of((Inet4Address) ia);
-                }
+        private static Duration positive(String name, Duration value) {
+            if (option(name, value).isNegative() || value.isZero()) {
+                throw illegal(name + " must be positive: " + value);
             }
-            return Optional.empty();
+            return value;
+        }
+
+        private static OverlayException illegal(String message) {
+            return new OverlayException(Kind.ILLEGAL_ARGUMENT, "OverlayNode: " + message);
         }
     }
 }

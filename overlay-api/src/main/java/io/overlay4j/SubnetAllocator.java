@@ -33,21 +33,31 @@ public interface SubnetAllocator extends AutoCloseable {
     /**
      * Extends a lease we hold to a full TTL and republishes its attributes. Reservations stay reservations.
      *
+     * <p>Our own key is authoritative for its value, as flanneld's unconditional renewal {@code Put} is: a value that
+     * cannot be read, or that names no usable PublicIP, is overwritten (and so is any value under our own etcd lease).
+     * A key that is gone is created again if the subnet is still free and fits the config.
+     *
      * @return the renewed lease
-     * @throws OverlayException {@code LEASE_LOST} if someone else now holds the subnet
+     * @throws OverlayException {@code LEASE_LOST} if another node (a readable value with another usable PublicIP) now
+     *                          holds the subnet, or it is gone and taken or no longer fits; {@code STORE_UNAVAILABLE}
      */
     Lease renew(Lease lease);
 
     /** Gives up a lease we hold. Does nothing if it is gone already; never deletes a reservation. */
     void release(Lease lease);
 
-    /** The current unexpired leases (including reservations), ordered by subnet. */
+    /**
+     * The current unexpired leases (including reservations) that may be routed, ordered by subnet. Keys and values
+     * that cannot be read, and leases that {@link LeaseRules#check} refuses (a subnet that does not fit the network
+     * config, an unusable PublicIP), are skipped, counted and logged once each.
+     */
     List<Lease> leases();
 
     /**
      * Starts watching the network's leases: the listener first gets {@link LeaseListener#onSnapshot} with all current
      * leases, then {@link LeaseListener#onEvents} for each change, on a thread of the allocator's. Our own lease is
-     * included; a {@link LeaseEvent.Type#REMOVED} event for it means the lease was lost.
+     * included; a {@link LeaseEvent.Type#REMOVED} event for it means the lease was lost. Leases are filtered as in
+     * {@link #leases()}; a change to a value that cannot be read or routed changes nothing the listener knows.
      *
      * @return a handle whose {@code close()} stops the watch
      */
@@ -65,8 +75,18 @@ public interface SubnetAllocator extends AutoCloseable {
         /** Changes since the snapshot, in order. */
         void onEvents(List<LeaseEvent> events);
 
-        /** The watch hit an error it is recovering from (it keeps retrying); for logging and health. */
+        /**
+         * The watch hit an error it is recovering from (it keeps retrying); for logging and health. Usually an
+         * {@link OverlayException} of kind {@code STORE_UNAVAILABLE}.
+         */
         default void onError(Throwable error) {
+        }
+
+        /**
+         * The watch follows the store again after {@link #onError}: every change from now on (and those missed, or a
+         * new snapshot) will be delivered.
+         */
+        default void onResumed() {
         }
     }
 

@@ -66,7 +66,7 @@ class BackendsTest {
         try (LocalSubnetAllocator alloc = LocalSubnetAllocator.builder().file(dir.resolve("leases.json"))
                 .network(config).leaseTtl(Duration.ofHours(1)).build();
              OverlayNode node = OverlayNode.builder().allocator(alloc).underlayInterface("lo")
-                     .publicAddress(Ipv4Prefix.parseAddress("127.0.0.2")).subnetFile(dir.resolve("s.env"))
+                     .publicAddress(Ipv4Prefix.parseAddress("192.0.2.2")).subnetFile(dir.resolve("s.env"))
                      .build().start()) {
             assertEquals(1, alloc.leases().size());
             assertEquals(node.lease().subnet(), alloc.leases().get(0).subnet());
@@ -79,7 +79,7 @@ class BackendsTest {
         try (LocalSubnetAllocator alloc = LocalSubnetAllocator.builder().file(dir.resolve("leases.json"))
                 .network(config).leaseTtl(Duration.ofHours(1)).build()) {
             OverlayNode node = OverlayNode.builder().allocator(alloc).underlayInterface("lo")
-                    .publicAddress(Ipv4Prefix.parseAddress("127.0.0.2")).subnetFile(dir.resolve("s.env")).build();
+                    .publicAddress(Ipv4Prefix.parseAddress("192.0.2.2")).subnetFile(dir.resolve("s.env")).build();
             OverlayException e = assertThrows(OverlayException.class, node::start);
             assertTrue(e.getMessage().startsWith("unknown backend type: nope"), e.getMessage());
             assertTrue(alloc.leases().isEmpty());

@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.overlay4j.internal.LeaseFile;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -189,9 +188,12 @@ class LocalSubnetAllocatorTest {
             Lease l2 = a.acquire(node(2), null);
             assertNotEquals(Ipv4Prefix.parse("100.96.5.0/25"), l2.subnet());
             assertFalse(l2.subnet().overlaps(Ipv4Prefix.parse("100.96.5.0/25")), "the reservation stays taken");
+            String text = Files.readString(file);
+            assertFalse(text.contains("\"100.96.0.0-24\""), "incompatible lease deleted: " + text);
+            assertTrue(text.contains("\"100.96.5.0-25\""), "reservation kept: " + text);
             List<Ipv4Prefix> subnets = a.leases().stream().map(Lease::subnet).toList();
-            assertFalse(subnets.contains(Ipv4Prefix.parse("100.96.0.0/24")), "incompatible lease deleted");
-            assertTrue(subnets.contains(Ipv4Prefix.parse("100.96.5.0/25")), "reservation kept");
+            assertEquals(List.of(l1.subnet(), l2.subnet()).stream().sorted().toList(), subnets,
+                    "a reservation of another length is never routed");
         }
     }
 
@@ -252,7 +254,10 @@ class LocalSubnetAllocatorTest {
                 }
             })) {
                 assertEquals(List.of(lease), seen.poll(10, TimeUnit.SECONDS));
-                Files.writeString(file, "{\"config\":{}, oops");
+                // Written atomically: a torn write would first show an empty file (no config) to the watch.
+                Path tmp = file.resolveSibling("corrupt.tmp");
+                Files.writeString(tmp, "{\"config\":{}, oops");
+                Files.move(tmp, file, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
                 Object error = seen.poll(10, TimeUnit.SECONDS);
                 assertTrue(error instanceof OverlayException, String.valueOf(error));
                 assertEquals(OverlayException.Kind.STORE_CORRUPT, ((OverlayException) error).kind());
@@ -336,45 +341,6 @@ class LocalSubnetAllocatorTest {
             assertTrue(r.isReservation());
             assertEquals(List.of(r), a.leases());
         }
-    }
-
-    @Test
-    void allocationSkipsTakenRangesAndPicksAmongTheFirst100Free() {
-        NetworkConfig config = NetworkConfig.parse("{\"Network\":\"10.0.0.0/16\"}");
-        List<LeaseFile.Held> held = List.of(
-                new LeaseFile.Held(Ipv4Prefix.parse("10.0.3.0/24"), null),
-                new LeaseFile.Held(Ipv4Prefix.parse("10.0.0.0/20"), null),
-                new LeaseFile.Held(Ipv4Prefix.parse("10.0.17.128/25"), null),
-                new LeaseFile.Held(Ipv4Prefix.parse("10.0.20.0/23"), null));
-        List<Ipv4Prefix> free = LocalSubnetAllocator.freeCandidates(config, held);
-        assertEquals(100, free.size());
-        assertEquals(List.of(Ipv4Prefix.parse("10.0.16.0/24"), Ipv4Prefix.parse("10.0.18.0/24"),
-                Ipv4Prefix.parse("10.0.19.0/24"), Ipv4Prefix.parse("10.0.22.0/24")), free.subList(0, 4));
-        assertEquals(Ipv4Prefix.parse("10.0.118.0/24"), free.get(99)); // 16, 18, 19, then 22..118
-        Set<Ipv4Prefix> picked = new HashSet<>();
-        for (int i = 0; i < 2000; i++) {
-            Ipv4Prefix p = LocalSubnetAllocator.allocate(config, held);
-            assertTrue(free.contains(p), p.toString());
-            picked.add(p);
-        }
-        assertTrue(picked.size() > 50, "random among the candidates: " + picked.size());
-        NetworkConfig narrow = NetworkConfig.parse("{\"Network\":\"10.0.0.0/16\",\"SubnetMin\":\"10.0.250.0\"}");
-        assertEquals(List.of(Ipv4Prefix.parse("10.0.250.0/24"), Ipv4Prefix.parse("10.0.251.0/24"),
-                Ipv4Prefix.parse("10.0.252.0/24"), Ipv4Prefix.parse("10.0.253.0/24"), Ipv4Prefix.parse("10.0.254.0/24"),
-                Ipv4Prefix.parse("10.0.255.0/24")), LocalSubnetAllocator.freeCandidates(narrow, held));
-    }
-
-    @Test
-    void exhaustionMessageNamesNetworkAndSize() {
-        List<LeaseFile.Held> all = List.of(new LeaseFile.Held(Ipv4Prefix.parse("10.5.0.0/28"), null));
-        OverlayException e = assertThrows(OverlayException.class, () -> LocalSubnetAllocator.allocate(TINY, all));
-        assertEquals(OverlayException.Kind.SUBNETS_EXHAUSTED, e.kind());
-        assertEquals("network 10.5.0.0/28 has no free /30 subnet (3 subnets from 10.5.0.4 to 10.5.0.12, all taken)",
-                e.getMessage());
-        NetworkConfig inverted = NetworkConfig.parse("{\"Network\":\"10.5.0.0/16\",\"SubnetMin\":\"10.5.9.0\","
-                + "\"SubnetMax\":\"10.5.8.0\"}");
-        assertEquals(OverlayException.Kind.SUBNETS_EXHAUSTED, assertThrows(OverlayException.class,
-                () -> LocalSubnetAllocator.allocate(inverted, List.of())).kind());
     }
 
     @Test

@@ -54,11 +54,10 @@ class EtcdOutageTest {
         etcd.etcdctl("put", "/coreos.com/network/config", CONFIG);
         prefix = "o4jo" + Integer.toHexString(ThreadLocalRandom.current().nextInt(0x10000)) + "-";
         topology = WalkthroughTopology.create(prefix, 1472);
+        // Built here, in the root namespace where etcd listens; the nodes using it run in their hosts' namespaces
+        // and call it first from there.
         allocator = EtcdSubnetAllocator.builder().endpoints(etcd.endpoint()).requestTimeout(Duration.ofSeconds(3))
                 .build();
-        // The first call starts the client's I/O threads on this (root namespace) thread; threads inherit the
-        // namespace of the thread that starts them, and etcd listens on the root namespace's loopback.
-        allocator.networkConfig();
     }
 
     @AfterEach

@@ -1,5 +1,7 @@
 package io.overlay4j.etcd;
 
+import static io.overlay4j.testing.AbstractSubnetAllocatorContractTest.assertSameLeases;
+import static io.overlay4j.testing.AbstractSubnetAllocatorContractTest.sameLease;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
@@ -18,6 +20,7 @@ import io.overlay4j.Ipv4Prefix;
 import io.overlay4j.Lease;
 import io.overlay4j.LeaseAttributes;
 import io.overlay4j.LeaseEvent;
+import io.overlay4j.LeaseRules;
 import io.overlay4j.NetworkConfig;
 import io.overlay4j.OverlayException;
 import io.overlay4j.OverlayException.Kind;
@@ -26,7 +29,6 @@ import io.overlay4j.etcd.testing.EtcdServerExtension;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.BlockingQueue;
@@ -288,7 +290,7 @@ class EtcdSubnetAllocatorTest {
         Lease peerLease = peer.acquire(node(2), null);
         EtcdSubnetAllocator a = alloc(prefix);
 
-        assertEquals(List.of(peerLease), a.leases());
+        assertSameLeases(List.of(peerLease), a.leases());
         assertTrue(a.corruptValues() >= 2, "counted: " + a.corruptValues());
         Lease mine = a.acquire(node(1), Ipv4Prefix.parse("100.96.7.0/24"));
         assertNotEquals(Ipv4Prefix.parse("100.96.7.0/24"), mine.subnet(), "a corrupt value still holds its subnet");
@@ -302,11 +304,121 @@ class EtcdSubnetAllocatorTest {
         ETCD.etcdctl("put", prefix + "/subnets/100.96.8.0-24", "{\"PublicIP\":\"\"}");
         ETCD.etcdctl("put", prefix + "/subnets/100.96.9.0-24/x", "{}");
         Lease third = alloc(prefix).acquire(node(3), null);
-        rec.await(e -> e.type() == LeaseEvent.Type.ADDED && e.lease().equals(third));
+        rec.await(e -> e.type() == LeaseEvent.Type.ADDED && sameLease(e.lease(), third));
         assertTrue(a.corruptValues() >= before + 2, a.corruptValues() + " vs " + before);
         assertTrue(rec.all.stream().noneMatch(e -> e.type() == LeaseEvent.Type.REMOVED), "no REMOVED: " + rec.all);
         assertEquals(List.of(), rec.errors);
         assertEquals(3, a.leases().size());
+    }
+
+    @Test
+    void poisonedKeysAreNeverRoutedNorWithdrawOthers() throws Exception {
+        String prefix = newPrefix();
+        ETCD.etcdctl("put", prefix + "/config", "{\"Network\":\"100.96.0.0/16\"}");
+        Lease peer = alloc(prefix).acquire(node(2), null);
+        EtcdSubnetAllocator a = alloc(prefix);
+        Recorder rec = new Recorder();
+        closeables.add(a.watch(rec));
+        assertSameLeases(List.of(peer), rec.snapshot());
+
+        String container = peer.subnet().addressAt(2).getHostAddress();
+        String free = peer.subnet().equals(Ipv4Prefix.parse("100.96.200.0/24")) ? "100.96.201.0" : "100.96.200.0";
+        String[][] poison = {
+            {container + "-32", node(66).toJson()},             // would steal one container's traffic
+            {"0.0.0.0-0", node(66).toJson()},                    // would swallow every unleased destination
+            {"100.96.0.0-16", node(66).toJson()},                // the same, inside the network
+            {free + "-24", "{}"},                                 // PublicIP 0.0.0.0: would loop datagrams
+            {"100.96.202.0-24", "{\"PublicIP\":\"127.0.0.1\"}"},
+            {"100.96.203.0-24", "{\"PublicIP\":\"100.96.1.1\"}"}, // inside the overlay
+            {peer.subnet().toSubnetKey(), "{}"},                  // overwrites a live peer's value
+        };
+        long before = a.corruptValues();
+        for (String[] p : poison) {
+            ETCD.etcdctl("put", prefix + "/subnets/" + p[0], p[1]);
+        }
+        Lease third = alloc(prefix).acquire(node(3), null);
+        rec.await(e -> e.type() == LeaseEvent.Type.ADDED && sameLease(e.lease(), third));
+        assertEquals(List.of(LeaseEvent.Type.ADDED), rec.all.stream().map(LeaseEvent::type).toList(),
+                "only the real lease arrived: " + rec.all);
+        assertEquals(poison.length, a.corruptValues() - before, "each poisoned key counted once");
+        assertEquals(List.of(), rec.errors);
+        // The listing skips them (the peer's key now holds {} and is skipped too), and counts nothing twice.
+        assertSameLeases(List.of(third), a.leases());
+        assertEquals(poison.length, a.corruptValues() - before);
+        // 0.0.0.0-0 and 100.96.0.0-16 do not make the network look full.
+        assertTrue(LeaseRules.fits(a.networkConfig(), alloc(prefix).acquire(node(4), null).subnet()));
+    }
+
+    @Test
+    void ownKeyIsAuthoritativeAtRenewal() throws Exception {
+        String prefix = newPrefix();
+        ETCD.etcdctl("put", prefix + "/config", "{\"Network\":\"100.96.0.0/16\"}");
+        EtcdSubnetAllocator a = alloc(prefix);
+        Lease lease = a.acquire(node(1), null);
+        String key = prefix + "/subnets/" + lease.subnet().toSubnetKey();
+        String[][] tampering = {
+            {"--ignore-lease", "garbage"},                     // unreadable, under our etcd lease
+            {"--ignore-lease", "{\"PublicIP\":\"10.9.9.9\"}"},  // another address, but under our etcd lease
+            {null, "{}"},                                      // PublicIP 0.0.0.0, no lease at all
+            {null, "[1,2"},                                    // unreadable, no lease
+        };
+        for (String[] t : tampering) {
+            if (t[0] != null) {
+                ETCD.etcdctl("put", t[0], key, t[1]);
+            } else {
+                ETCD.etcdctl("put", key, t[1]);
+            }
+            Lease renewed = a.renew(lease);
+            assertEquals(lease.subnet(), renewed.subnet(), t[1]);
+            KeyValue kv = rawGet(key);
+            assertEquals(node(1).toJson(), text(kv.getValue()), "rewritten after " + t[1]);
+            assertNotEquals(0, kv.getLease(), "with an etcd lease again after " + t[1]);
+            lease = renewed;
+        }
+        // A readable value of another usable address without our etcd lease is another node's claim: the lease is lost.
+        ETCD.etcdctl("put", key, node(7).toJson());
+        Lease mine = lease;
+        OverlayException lost = assertThrows(OverlayException.class, () -> a.renew(mine));
+        assertEquals(Kind.LEASE_LOST, lost.kind());
+        assertTrue(lost.getMessage().contains("192.168.0.7"), lost.getMessage());
+        assertEquals(node(7).toJson(), text(rawGet(key).getValue()), "left alone");
+        // A fresh allocator does not know the etcd lease: for it, only the value counts.
+        ETCD.etcdctl("del", key);
+        Lease back = a.renew(mine);
+        EtcdSubnetAllocator other = alloc(prefix);
+        ETCD.etcdctl("put", "--ignore-lease", key, node(7).toJson());
+        assertEquals(Kind.LEASE_LOST, assertThrows(OverlayException.class, () -> other.renew(back)).kind());
+        assertEquals(back.subnet(), a.renew(back).subnet(), "the allocator that attached the etcd lease rewrites it");
+    }
+
+    @Test
+    void theThreadFactoryMakesTheAllocatorsThreads() throws Exception {
+        String prefix = newPrefix();
+        ETCD.etcdctl("put", prefix + "/config", "{\"Network\":\"100.96.0.0/16\"}");
+        List<String> made = new CopyOnWriteArrayList<>();
+        AtomicInteger n = new AtomicInteger();
+        EtcdSubnetAllocator a = EtcdSubnetAllocator.builder().endpoints(ETCD.endpoint()).prefix(prefix)
+                .threadFactory(r -> {
+                    Thread t = new Thread(r, "embedder-etcd-" + n.incrementAndGet());
+                    t.setDaemon(true);
+                    made.add(t.getName());
+                    return t;
+                }).build();
+        closeables.add(a);
+        assertEquals(List.of("embedder-etcd-1"), made, "the thread every etcd call starts from, made at build");
+        Lease lease = a.acquire(node(1), null);
+        List<String> deliveredOn = new CopyOnWriteArrayList<>();
+        Recorder rec = new Recorder() {
+            @Override
+            public void onSnapshot(List<Lease> leases) {
+                deliveredOn.add(Thread.currentThread().getName());
+                super.onSnapshot(leases);
+            }
+        };
+        closeables.add(a.watch(rec));
+        assertSameLeases(List.of(lease), rec.snapshot());
+        assertTrue(deliveredOn.get(0).startsWith("embedder-etcd-"), deliveredOn.toString());
+        assertTrue(made.size() >= 3, "home, watch and jetcd's callback threads: " + made);
     }
 
     @Test
@@ -339,7 +451,7 @@ class EtcdSubnetAllocatorTest {
         SubnetAllocator.Watch w = watcher.watch(rec);
         closeables.add(w);
         assertTrue(inSnapshot.await(10, TimeUnit.SECONDS));
-        assertEquals(Set.of(l1, l2), new HashSet<>(rec.snapshot()));
+        assertSameLeases(sorted(l1, l2), rec.snapshot());
 
         LeaseAttributes changed = new LeaseAttributes(node(2).publicIp(), null, "vxlan",
                 "{\"VNI\":1,\"VtepMAC\":\"c6:d2:32:6f:8f:44\"}");
@@ -352,12 +464,16 @@ class EtcdSubnetAllocatorTest {
 
         List<Lease> resync = rec.snapshot();
         System.out.printf("compaction: resynced at revision > %d with %d leases%n", compactedAt, resync.size());
-        assertEquals(Set.of(l1b, l3), new HashSet<>(resync), "the full, current set");
+        assertSameLeases(sorted(l1b, l3), resync);
         assertEquals(changed, resync.stream().filter(l -> l.subnet().equals(l1.subnet())).findFirst().orElseThrow()
                 .attributes(), "the changed attributes arrive");
         // And the watch goes on from there.
         Lease l4 = alloc(prefix).acquire(node(5), null);
-        rec.await(e -> e.type() == LeaseEvent.Type.ADDED && e.lease().equals(l4));
+        rec.await(e -> e.type() == LeaseEvent.Type.ADDED && sameLease(e.lease(), l4));
+    }
+
+    static List<Lease> sorted(Lease... leases) {
+        return java.util.Arrays.stream(leases).sorted((x, y) -> x.subnet().compareTo(y.subnet())).toList();
     }
 
     /** Records what a watch delivers. */
@@ -366,6 +482,7 @@ class EtcdSubnetAllocatorTest {
         final BlockingQueue<LeaseEvent> events = new LinkedBlockingQueue<>();
         final List<LeaseEvent> all = new CopyOnWriteArrayList<>();
         final List<Throwable> errors = new CopyOnWriteArrayList<>();
+        final AtomicInteger resumed = new AtomicInteger();
 
         @Override
         public void onSnapshot(List<Lease> leases) {
@@ -381,6 +498,11 @@ class EtcdSubnetAllocatorTest {
         @Override
         public void onError(Throwable error) {
             errors.add(error);
+        }
+
+        @Override
+        public void onResumed() {
+            resumed.incrementAndGet();
         }
 
         List<Lease> snapshot() throws InterruptedException {

@@ -74,6 +74,24 @@ class NetworkNamespaceTest {
     }
 
     @Test
+    void threadFactoryThreadsEnterTheNamespaceWhoeverStartsThem() throws Exception {
+        NetworkNamespace ns = namespaces.create();
+        AtomicLong seen = new AtomicLong();
+        Thread t = ns.threadFactory().newThread(() -> {
+            try {
+                seen.set(NetworkNamespace.currentInode());
+            } catch (IOException e) {
+                throw new AssertionError(e);
+            }
+        });
+        assertTrue(t.isDaemon());
+        assertEquals(ns.name() + "-1", t.getName());
+        t.start(); // from the root namespace's thread
+        t.join();
+        assertEquals(ns.inode(), seen.get());
+    }
+
+    @Test
     void callRethrowsTheTasksException() throws Exception {
         NetworkNamespace ns = namespaces.create();
         IOException thrown = new IOException("boom");

@@ -16,6 +16,8 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.FutureTask;
 import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -229,6 +231,21 @@ public final class NetworkNamespace implements AutoCloseable {
             }
             r.run();
         }, threadName);
+    }
+
+    /**
+     * A thread factory whose threads enter this namespace before they run their task: daemon threads named
+     * {@code <namespace>-N}. Give it to {@code OverlayNode.Builder.threadFactory} to run a node in this namespace, or to
+     * {@code EtcdSubnetAllocator.Builder.threadFactory} to reach etcd from it, whichever thread builds or starts them.
+     * A thread that cannot enter (the namespace was deleted) ends without running its task, as {@link #newThread}.
+     */
+    public ThreadFactory threadFactory() {
+        AtomicInteger count = new AtomicInteger();
+        return r -> {
+            Thread t = newThread(r, name + "-" + count.incrementAndGet());
+            t.setDaemon(true);
+            return t;
+        };
     }
 
     /** The namespace's inode number (as {@code stat} of its bind mount shows); distinct namespaces differ. */

@@ -40,7 +40,6 @@ public final class ConsumerApp {
         }
         Path subnetFile = Files.createTempFile("consumer-subnet", ".env");
         try (EtcdSubnetAllocator allocator = EtcdSubnetAllocator.builder().endpoints(args[0]).build()) {
-            allocator.networkConfig(); // jetcd's threads start here, in this thread's namespace, where etcd is
             try (OverlayNode node = join(allocator, args[1], args[2], subnetFile)) {
                 System.out.println("subnet " + node.lease().subnet() + ", mtu " + node.mtu());
                 System.out.print(Files.readString(subnetFile));

@@ -44,8 +44,8 @@ class ConsumerAppTest {
         NetworkNamespace host2 = namespaces.create();
         namespaces.connect(host1, "o4jt-h1", "10.168.0.2/24", host2, "o4jt-h2", "10.168.0.3/24");
 
+        // Built here, in the root namespace where etcd listens: it reaches etcd from here whoever calls it.
         try (EtcdSubnetAllocator allocator = EtcdSubnetAllocator.builder().endpoints(ETCD.endpoint()).build()) {
-            allocator.networkConfig();
             try (OverlayNode node1 = ConsumerApp.join(allocator, host1.name(), "o4jt-h1", dir.resolve("1.env"));
                  OverlayNode node2 = ConsumerApp.join(allocator, host2.name(), "o4jt-h2", dir.resolve("2.env"))) {
                 Ipv4Prefix subnet1 = node1.lease().subnet();

@@ -27,38 +27,52 @@ import org.junit.jupiter.api.extension.BeforeEachCallback;
 import org.junit.jupiter.api.extension.ExtensionContext;
 
 /**
- * Runs a real single-member etcd on loopback for integration tests. Use it as
- * {@code @RegisterExtension static final EtcdServerExtension ETCD = new EtcdServerExtension();} (one server for the
- * class) or as an instance field (one server per test).
+ * Runs a real etcd on loopback for integration tests: one member, or a cluster of several ({@link #cluster(int)}).
+ * Use it as {@code @RegisterExtension static final EtcdServerExtension ETCD = new EtcdServerExtension();} (one server
+ * for the class) or as an instance field (one server per test).
  *
  * <p>The {@code etcd} binary is looked up as {@link Requirements#requireBinary} does: missing, the tests are skipped on
- * a laptop and fail under {@code CI=true}. The server gets free loopback client and peer ports and a temporary data
- * directory, logs to {@code etcd.log} in that directory's parent, and is killed and its files deleted after the tests,
- * also when they fail or the JVM exits. {@link #stop()} and {@link #start()} restart it on the same ports and data, for
- * outage tests. {@link #withTls()} gives a server that requires TLS client certificates.
+ * a laptop and fail under {@code CI=true}. Every member gets free loopback client and peer ports and a temporary data
+ * directory, logs to {@code etcd-<n>.log} in that directory's parent, and is killed and its files deleted after the
+ * tests, also when they fail or the JVM exits. {@link #stop()} and {@link #start()} restart all members on the same
+ * ports and data, for outage tests; {@link #kill(int)}, {@link #stop(int)} and {@link #start(int)} act on one member of
+ * a cluster, and {@link #leader()} names the current leader. {@link #withTls()} gives a single server that requires TLS
+ * client certificates.
  */
 public final class EtcdServerExtension implements BeforeAllCallback, AfterAllCallback, BeforeEachCallback,
         AfterEachCallback {
-    private static final Duration READY_TIMEOUT = Duration.ofSeconds(10);
+    private static final Duration READY_TIMEOUT = Duration.ofSeconds(20);
     private static final Pattern REVISION = Pattern.compile("\"revision\":(\\d+)");
+    private static final Pattern STATUS = Pattern.compile(
+            "\"Endpoint\":\"([^\"]+)\",\"Status\":\\{\"header\":\\{[^}]*\"member_id\":(\\d+)[^}]*}"
+                    + ".*?\"leader\":(\\d+)");
 
     private final boolean tls;
+    private final int size;
+    private final List<Member> members = new ArrayList<>();
     private Path baseDir;
-    private Path dataDir;
-    private Path logFile;
-    private int clientPort;
-    private int peerPort;
-    private Process process;
     private Thread shutdownHook;
     private boolean perClass;
 
-    /** A plaintext server. */
+    /** A plaintext single-member server. */
     public EtcdServerExtension() {
-        this(false);
+        this(false, 1);
     }
 
-    private EtcdServerExtension(boolean tls) {
+    private EtcdServerExtension(boolean tls, int size) {
         this.tls = tls;
+        this.size = size;
+    }
+
+    /**
+     * A plaintext cluster of {@code members} members (3 tolerates the loss of one), all on loopback. The allocator
+     * under test should get {@link #endpoints()}.
+     */
+    public static EtcdServerExtension cluster(int members) {
+        if (members < 1) {
+            throw new IllegalArgumentException("a cluster needs at least one member: " + members);
+        }
+        return new EtcdServerExtension(false, members);
     }
 
     /**
@@ -67,7 +81,7 @@ public final class EtcdServerExtension implements BeforeAllCallback, AfterAllCal
      * {@link #clientKeyFile()}. Needs the {@code openssl} binary (skipped, or failing under {@code CI=true}).
      */
     public static EtcdServerExtension withTls() {
-        return new EtcdServerExtension(true);
+        return new EtcdServerExtension(true, 1);
     }
 
     /** The CA certificate (PEM) that issued the server and client certificates; TLS servers only. */
@@ -112,68 +126,124 @@ public final class EtcdServerExtension implements BeforeAllCallback, AfterAllCal
         }
     }
 
-    /** The client URL, {@code http://127.0.0.1:<port>} ({@code https} for a TLS server). */
+    /** The first member's client URL, {@code http://127.0.0.1:<port>} ({@code https} for a TLS server). */
     public String endpoint() {
-        return (tls ? "https" : "http") + "://127.0.0.1:" + clientPort;
+        return members.get(0).clientUrl();
     }
 
-    /** The server's log file. */
+    /** Every member's client URL, in member order. */
+    public List<String> endpoints() {
+        return members.stream().map(Member::clientUrl).toList();
+    }
+
+    /** The number of members. */
+    public int size() {
+        return size;
+    }
+
+    /** The first member's log file. */
     public Path logFile() {
-        return logFile;
+        return members.get(0).log;
     }
 
-    /** Whether the server process is running. */
+    /** Whether every member is running. */
     public synchronized boolean isRunning() {
-        return process != null && process.isAlive();
+        return members.stream().allMatch(Member::isRunning);
     }
 
-    /** Starts the server (again) on the same ports and data directory and waits until it answers (at most 10 s). */
+    /** Whether member {@code n} (from 0) is running. */
+    public synchronized boolean isRunning(int n) {
+        return members.get(n).isRunning();
+    }
+
+    /**
+     * Starts every stopped member (again) on the same ports and data directory and waits until the cluster answers
+     * as healthy (it has a leader), at most 20 s.
+     */
     public synchronized void start() {
-        if (isRunning()) {
-            return;
+        for (Member m : members) {
+            if (!m.isRunning()) {
+                m.launch();
+            }
         }
-        String etcd = Requirements.findBinary("etcd");
-        String peer = "http://127.0.0.1:" + peerPort;
-        List<String> cmd = new ArrayList<>(List.of(etcd, "--name", "t", "--data-dir", dataDir.toString(),
-                "--listen-client-urls", endpoint(), "--advertise-client-urls", endpoint(),
-                "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-                "--initial-cluster", "t=" + peer));
-        if (tls) {
-            cmd.addAll(List.of("--cert-file", baseDir.resolve("server.crt").toString(),
-                    "--key-file", baseDir.resolve("server.key").toString(),
-                    "--client-cert-auth", "--trusted-ca-file", caFile().toString()));
-        }
-        try {
-            process = new ProcessBuilder(cmd)
-                    .redirectErrorStream(true)
-                    .redirectOutput(ProcessBuilder.Redirect.appendTo(logFile.toFile()))
-                    .start();
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot start " + cmd, e);
-        }
-        awaitReady();
+        awaitHealthy();
     }
 
-    /** Stops the server (SIGTERM, then SIGKILL after 5 s); its data stays for {@link #start()}. */
+    /** Stops every member (SIGTERM, then SIGKILL after 5 s); their data stays for {@link #start()}. */
     public synchronized void stop() {
-        Process p = process;
-        process = null;
-        if (p == null) {
-            return;
-        }
-        p.destroy();
-        try {
-            if (!p.waitFor(5, TimeUnit.SECONDS)) {
-                p.destroyForcibly().waitFor(5, TimeUnit.SECONDS);
-            }
-        } catch (InterruptedException e) {
-            p.destroyForcibly();
-            Thread.currentThread().interrupt();
+        for (Member m : members) {
+            m.stop(false);
         }
     }
 
     /**
-     * Runs {@code etcdctl} (API v3) against this server and returns its standard output.
+     * Starts member {@code n} again on its ports and data and waits until it serves clients (not until the cluster
+     * has a leader: with too few members up it never will; see {@link #awaitHealthy()}).
+     */
+    public synchronized void start(int n) {
+        Member m = members.get(n);
+        if (!m.isRunning()) {
+            m.launch();
+        }
+        m.awaitListening();
+    }
+
+    /** Stops member {@code n} (SIGTERM, then SIGKILL after 5 s); its data stays for {@link #start(int)}. */
+    public synchronized void stop(int n) {
+        members.get(n).stop(false);
+    }
+
+    /** Kills member {@code n} at once (SIGKILL), as a crash would; its data stays for {@link #start(int)}. */
+    public synchronized void kill(int n) {
+        members.get(n).stop(true);
+    }
+
+    /**
+     * The member that leads the cluster now, from {@code etcdctl endpoint status} of the running members.
+     *
+     * @throws AssertionError if no running member knows a leader
+     */
+    public int leader() {
+        List<String> running = new ArrayList<>();
+        for (Member m : members) {
+            if (m.isRunning()) {
+                running.add(m.clientUrl());
+            }
+        }
+        String out = etcdctlAt(String.join(",", running), "endpoint", "status", "-w", "json");
+        Matcher mt = STATUS.matcher(out);
+        while (mt.find()) {
+            if (mt.group(2).equals(mt.group(3))) {
+                return endpoints().indexOf(mt.group(1));
+            }
+        }
+        throw new AssertionError("no leader among " + running + ": " + out);
+    }
+
+    /** Waits (at most 20 s) until a running member reports the cluster healthy: it has a leader and serves reads. */
+    public void awaitHealthy() {
+        long deadline = System.nanoTime() + READY_TIMEOUT.toNanos();
+        String last = "";
+        while (System.nanoTime() < deadline) {
+            for (Member m : members) {
+                if (!m.isRunning()) {
+                    continue;
+                }
+                String health = m.health();
+                if (health != null && health.contains("\"health\":\"true\"")) {
+                    return;
+                }
+                last = m.name + ": " + health;
+            }
+            sleep(50);
+        }
+        throw new AssertionError("etcd did not become healthy within " + READY_TIMEOUT + " (" + last + "); "
+                + members.get(0).tail());
+    }
+
+    /**
+     * Runs {@code etcdctl} (API v3) against this server (every running member of a cluster) and returns its standard
+     * output.
      *
      * <p>Without {@code etcdctl} installed (Debian package {@code etcd-client}) the calling test is skipped, or fails
      * under {@code CI=true}.
@@ -181,9 +251,19 @@ public final class EtcdServerExtension implements BeforeAllCallback, AfterAllCal
      * @throws AssertionError if it exits with a non-zero status (the message holds its output)
      */
     public String etcdctl(String... args) {
+        List<String> running = new ArrayList<>();
+        for (Member m : members) {
+            if (m.isRunning()) {
+                running.add(m.clientUrl());
+            }
+        }
+        return etcdctlAt(String.join(",", running.isEmpty() ? endpoints() : running), args);
+    }
+
+    private String etcdctlAt(String endpoints, String... args) {
         Requirements.requireBinary("etcdctl");
         String etcdctl = Requirements.findBinary("etcdctl");
-        List<String> cmd = new ArrayList<>(List.of(etcdctl, "--endpoints=" + endpoint(), "--command-timeout=5s"));
+        List<String> cmd = new ArrayList<>(List.of(etcdctl, "--endpoints=" + endpoints, "--command-timeout=5s"));
         if (tls) {
             cmd.addAll(List.of("--cacert=" + caFile(), "--cert=" + clientCertFile(), "--key=" + clientKeyFile()));
         }
@@ -229,12 +309,17 @@ public final class EtcdServerExtension implements BeforeAllCallback, AfterAllCal
     private void setUp() throws IOException {
         Requirements.requireBinary("etcd");
         baseDir = Files.createTempDirectory("overlay4j-etcd-");
-        dataDir = baseDir.resolve("data");
-        logFile = baseDir.resolve("etcd.log");
-        clientPort = freePort();
-        peerPort = freePort();
-        while (peerPort == clientPort) {
-            peerPort = freePort();
+        List<Integer> ports = new ArrayList<>();
+        while (ports.size() < 2 * size) {
+            int p = freePort();
+            if (!ports.contains(p)) {
+                ports.add(p);
+            }
+        }
+        String token = "overlay4j-" + Long.toHexString(System.nanoTime());
+        for (int i = 0; i < size; i++) {
+            members.add(new Member("m" + i, ports.get(2 * i), ports.get(2 * i + 1), baseDir.resolve("data-" + i),
+                    baseDir.resolve("etcd-" + i + ".log"), token));
         }
         if (tls) {
             Requirements.requireBinary("openssl");
@@ -261,18 +346,12 @@ public final class EtcdServerExtension implements BeforeAllCallback, AfterAllCal
             }
             shutdownHook = null;
         }
+        members.clear();
     }
 
     private synchronized void destroy() {
-        Process p = process;
-        process = null;
-        if (p != null) {
-            p.destroyForcibly();
-            try {
-                p.waitFor(5, TimeUnit.SECONDS);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
+        for (Member m : members) {
+            m.stop(true);
         }
         if (baseDir != null) {
             try (Stream<Path> files = Files.walk(baseDir)) {
@@ -313,76 +392,149 @@ public final class EtcdServerExtension implements BeforeAllCallback, AfterAllCal
         }
     }
 
-    private void awaitReady() {
-        if (tls) {
-            awaitReadyWithEtcdctl();
-            return;
-        }
-        HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofMillis(500)).build();
-        HttpRequest health = HttpRequest.newBuilder(URI.create(endpoint() + "/health"))
-                .timeout(Duration.ofSeconds(1)).build();
-        long deadline = System.nanoTime() + READY_TIMEOUT.toNanos();
-        while (System.nanoTime() < deadline) {
-            if (!process.isAlive()) {
-                throw new AssertionError("etcd exited with " + process.exitValue() + "; see " + tail());
-            }
-            try {
-                HttpResponse<String> r = http.send(health, HttpResponse.BodyHandlers.ofString());
-                if (r.statusCode() == 200 && r.body().contains("\"health\":\"true\"")) {
-                    return;
-                }
-            } catch (IOException e) {
-                // not listening yet
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new AssertionError("interrupted waiting for etcd", e);
-            }
-            try {
-                Thread.sleep(50);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new AssertionError("interrupted waiting for etcd", e);
-            }
-        }
-        throw new AssertionError("etcd did not answer on " + endpoint() + " within " + READY_TIMEOUT + "; " + tail());
-    }
-
-    private void awaitReadyWithEtcdctl() {
-        long deadline = System.nanoTime() + READY_TIMEOUT.toNanos();
-        AssertionError last = null;
-        while (System.nanoTime() < deadline) {
-            if (!process.isAlive()) {
-                throw new AssertionError("etcd exited with " + process.exitValue() + "; see " + tail());
-            }
-            try {
-                etcdctl("--dial-timeout=500ms", "endpoint", "health");
-                return;
-            } catch (AssertionError e) {
-                last = e;
-            }
-            try {
-                Thread.sleep(100);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new AssertionError("interrupted waiting for etcd", e);
-            }
-        }
-        throw new AssertionError("etcd did not answer on " + endpoint() + " within " + READY_TIMEOUT + "; " + tail(),
-                last);
-    }
-
-    private String tail() {
-        try {
-            List<String> lines = Files.readAllLines(logFile);
-            return "log tail:\n" + String.join("\n", lines.subList(Math.max(0, lines.size() - 20), lines.size()));
-        } catch (IOException e) {
-            return "no log (" + e + ")";
-        }
-    }
-
     private static int freePort() throws IOException {
         try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
             return s.getLocalPort();
+        }
+    }
+
+    private static void sleep(long ms) {
+        try {
+            Thread.sleep(ms);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new AssertionError("interrupted waiting for etcd", e);
+        }
+    }
+
+    /** One etcd process: its ports, data and log, started again on the same ones. */
+    private final class Member {
+        final String name;
+        final int clientPort;
+        final int peerPort;
+        final Path dataDir;
+        final Path log;
+        final String token;
+        Process process;
+
+        Member(String name, int clientPort, int peerPort, Path dataDir, Path log, String token) {
+            this.name = name;
+            this.clientPort = clientPort;
+            this.peerPort = peerPort;
+            this.dataDir = dataDir;
+            this.log = log;
+            this.token = token;
+        }
+
+        String clientUrl() {
+            return (tls ? "https" : "http") + "://127.0.0.1:" + clientPort;
+        }
+
+        String peerUrl() {
+            return "http://127.0.0.1:" + peerPort;
+        }
+
+        boolean isRunning() {
+            return process != null && process.isAlive();
+        }
+
+        void launch() {
+            String etcd = Requirements.findBinary("etcd");
+            List<String> initial = new ArrayList<>();
+            for (Member m : members) {
+                initial.add(m.name + "=" + m.peerUrl());
+            }
+            List<String> cmd = new ArrayList<>(List.of(etcd, "--name", name, "--data-dir", dataDir.toString(),
+                    "--listen-client-urls", clientUrl(), "--advertise-client-urls", clientUrl(),
+                    "--listen-peer-urls", peerUrl(), "--initial-advertise-peer-urls", peerUrl(),
+                    "--initial-cluster", String.join(",", initial), "--initial-cluster-token", token,
+                    "--initial-cluster-state", "new"));
+            if (tls) {
+                cmd.addAll(List.of("--cert-file", baseDir.resolve("server.crt").toString(),
+                        "--key-file", baseDir.resolve("server.key").toString(),
+                        "--client-cert-auth", "--trusted-ca-file", caFile().toString()));
+            }
+            try {
+                process = new ProcessBuilder(cmd)
+                        .redirectErrorStream(true)
+                        .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()))
+                        .start();
+            } catch (IOException e) {
+                throw new UncheckedIOException("cannot start " + cmd, e);
+            }
+        }
+
+        void stop(boolean kill) {
+            Process p = process;
+            process = null;
+            if (p == null) {
+                return;
+            }
+            if (kill) {
+                p.destroyForcibly();
+            } else {
+                p.destroy();
+            }
+            try {
+                if (!p.waitFor(5, TimeUnit.SECONDS)) {
+                    p.destroyForcibly().waitFor(5, TimeUnit.SECONDS);
+                }
+            } catch (InterruptedException e) {
+                p.destroyForcibly();
+                Thread.currentThread().interrupt();
+            }
+        }
+
+        /** Waits until the member answers on its client port (healthy or not). */
+        void awaitListening() {
+            long deadline = System.nanoTime() + READY_TIMEOUT.toNanos();
+            while (System.nanoTime() < deadline) {
+                if (!isRunning()) {
+                    throw new AssertionError("etcd " + name + " exited; " + tail());
+                }
+                if (health() != null) {
+                    return;
+                }
+                sleep(50);
+            }
+            throw new AssertionError("etcd " + name + " did not listen on " + clientUrl() + " within "
+                    + READY_TIMEOUT + "; " + tail());
+        }
+
+        /** The body of {@code /health} ({@code {"health":"true"}} once there is a leader), or null if no answer. */
+        String health() {
+            if (!isRunning()) {
+                return null;
+            }
+            if (tls) {
+                try {
+                    etcdctlAt(clientUrl(), "--dial-timeout=500ms", "endpoint", "health");
+                    return "{\"health\":\"true\"}";
+                } catch (AssertionError e) {
+                    return e.getMessage().contains("unhealthy") ? "{\"health\":\"false\"}" : null;
+                }
+            }
+            HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofMillis(500)).build();
+            HttpRequest request = HttpRequest.newBuilder(URI.create(clientUrl() + "/health"))
+                    .timeout(Duration.ofSeconds(2)).build();
+            try {
+                return http.send(request, HttpResponse.BodyHandlers.ofString()).body();
+            } catch (IOException e) {
+                return null; // not listening (yet)
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new AssertionError("interrupted waiting for etcd", e);
+            }
+        }
+
+        String tail() {
+            try {
+                List<String> lines = Files.readAllLines(log);
+                return "log tail of " + name + ":\n"
+                        + String.join("\n", lines.subList(Math.max(0, lines.size() - 20), lines.size()));
+            } catch (IOException e) {
+                return "no log (" + e + ")";
+            }
         }
     }
 }
