@@ -4,8 +4,10 @@
 # Builds the flannel walk-through topology (two hosts joined by a veth underlay, a docker0 bridge
 # and one container per host) in network namespaces that this script creates, and measures
 # container-to-container TCP/UDP throughput and ping latency through:
-#   overlay4j  the library's userspace flannel `udp` backend (io.overlay4j.examples.OverlayHostMain)
-#   overlay4j-offload  the same with offloads: TUN TSO + coalescing, UDP GSO/GRO (same wire format)
+#   overlay4j  the library's userspace flannel `udp` backend (io.overlay4j.examples.OverlayHostMain) as
+#              shipped, no flags: offloads on (TUN TSO + coalescing, UDP GSO/GRO; same wire format)
+#   overlay4j-plain    the same with --offloads=false: one packet per system call
+#   overlay4j-offload  the same with --offloads (the default now; kept to compare with older jars)
 #   vxlan      the kernel's VXLAN device, programmed exactly as flannel's vxlan backend does it
 #   host-gw    plain routing between the hosts, no encapsulation
 #   veth       the raw underlay between the two hosts (the ceiling)
@@ -16,7 +18,7 @@ set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 readonly SCRIPT_DIR REPO_ROOT
-readonly ALL_MODES="overlay4j,overlay4j-offload,vxlan,host-gw,veth"
+readonly ALL_MODES="overlay4j,overlay4j-plain,vxlan,host-gw,veth"
 readonly MAIN_CLASS="io.overlay4j.examples.OverlayHostMain"
 readonly OVERLAY_NET="100.96.0.0/16"
 readonly UL_IF="eth0"             # underlay veth name inside each host namespace
@@ -35,10 +37,12 @@ namespaces named ${PREFIX%$$}<pid>-{host1,host2,c1,c2}. Each mode is set up, mea
 turn; the modes alternate within each repetition (rotated order per repetition).
 
 Modes (comma-separated, default: $ALL_MODES):
-  overlay4j  userspace flannel udp backend: '$MAIN_CLASS' runs in each host
-             namespace (TUN flannel0, UDP 8285); container MTU 1472
-  overlay4j-offload  the same with --offloads: TUN with virtio headers (TSO reads, coalesced writes),
-             UDP GSO sends and GRO receives; still one inner packet per datagram on the wire
+  overlay4j  userspace flannel udp backend as shipped (no flags): '$MAIN_CLASS' runs in
+             each host namespace (TUN flannel0, UDP 8285); container MTU 1472. Offloads are on by
+             default: TUN with virtio headers (TSO reads, coalesced writes), UDP GSO sends and GRO
+             receives; still one inner packet per datagram on the wire
+  overlay4j-plain  the same with --offloads=false: one packet per read, send, receive and write
+  overlay4j-offload  the same with --offloads (same as the default; for jars older than the default)
   vxlan      kernel VXLAN as flannel's vxlan backend programs it (flannel.1, VNI 1, port 8472,
              <subnet>/32 address, neighbour + FDB + 'via <subnet> onlink' routes); MTU 1450
   host-gw    routes '100.96.M.0/24 via <peer host IP>', no encapsulation; MTU 1500
@@ -139,7 +143,7 @@ IFS=, read -r -a MODES <<<"$opt_modes"
 ((${#MODES[@]} > 0)) || die "--modes is empty"
 declare -A seen=()
 for m in "${MODES[@]}"; do
-    case $m in overlay4j | overlay4j-offload | vxlan | host-gw | veth) ;; *) die "unknown mode '$m' (modes: $ALL_MODES)" ;; esac
+    case $m in overlay4j | overlay4j-plain | overlay4j-offload | vxlan | host-gw | veth) ;; *) die "unknown mode '$m' (modes: $ALL_MODES)" ;; esac
     [[ -z ${seen[$m]:-} ]] || die "mode '$m' given twice"
     seen[$m]=1
 done
@@ -210,8 +214,10 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 # tools
+# Whether a mode runs overlay4j's own node processes.
+is_o4j() { [[ $1 == overlay4j || $1 == overlay4j-plain || $1 == overlay4j-offload ]]; }
 WANT_O4J=0
-if [[ " ${MODES[*]} " == *" overlay4j "* || " ${MODES[*]} " == *" overlay4j-offload "* ]]; then WANT_O4J=1; fi
+for m in "${MODES[@]}"; do if is_o4j "$m"; then WANT_O4J=1; fi; done
 JAR=""
 NEED_BUILD=0
 if ((WANT_O4J)); then
@@ -394,8 +400,6 @@ java_pid() {
     echo "$pid"
 }
 
-# Whether a mode runs overlay4j's own node processes.
-is_o4j() { [[ $1 == overlay4j || $1 == overlay4j-offload ]]; }
 O4J_EXTRA=""
 
 o4j_start() {
@@ -616,19 +620,20 @@ run_one() {
     trap run_teardown EXIT
     local cmtu=1500 cli=$C1 srv=$C2 dst=100.96.2.3 reach=10 rate
     case $MODE in
-        overlay4j | overlay4j-offload) cmtu=1472 reach=30 ;;
+        overlay4j | overlay4j-plain | overlay4j-offload) cmtu=1472 reach=30 ;;
         vxlan) cmtu=1450 ;;
         veth) cli=$H1 srv=$H2 dst=10.168.0.3 ;;
     esac
     O4J_EXTRA=""
     if [[ $MODE == overlay4j-offload ]]; then O4J_EXTRA="--offloads"; fi
+    if [[ $MODE == overlay4j-plain ]]; then O4J_EXTRA="--offloads=false"; fi
     if is_o4j "$MODE" && [[ -n $O4J_UNAVAILABLE ]]; then
         echo "overlay4j unavailable: $O4J_UNAVAILABLE" >&2
         return 1
     fi
     topo_up "$cmtu"
     case $MODE in
-        overlay4j | overlay4j-offload) o4j_up ;;
+        overlay4j | overlay4j-plain | overlay4j-offload) o4j_up ;;
         vxlan) vxlan_up ;;
         host-gw) hostgw_up ;;
         veth) : ;;

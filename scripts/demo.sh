@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds overlay4j and replays the flannel walk-through live in network namespaces: two hosts, a container on
-# each, the udp overlay between them, then ping and a TCP stream across it. Run as root.
+# each, the udp overlay between them (with offloads; pass --offloads=false for the plain path), then ping and a TCP
+# stream across it. Run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh

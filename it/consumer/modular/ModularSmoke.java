@@ -32,7 +32,9 @@ public final class ModularSmoke {
         Module tun = NetworkNamespace.class.getModule();
         Module udp = expected.get("io.overlay4j.udp").getModule();
         Module etcd = expected.get("io.overlay4j.etcd").getModule();
-        check(!api.isExported("io.overlay4j.internal", etcd), "io.overlay4j.internal is exported");
+        check(!api.isExported("io.overlay4j.internal"), "io.overlay4j.internal is exported to everyone");
+        check(!api.isExported("io.overlay4j.internal", etcd), "io.overlay4j.internal is exported to overlay-etcd");
+        check(api.isExported("io.overlay4j.internal", udp), "io.overlay4j.internal is not exported to overlay-udp");
         check(!tun.isExported("io.overlay4j.tun.internal"), "io.overlay4j.tun.internal is exported to everyone");
         check(tun.isExported("io.overlay4j.tun.internal", udp), "io.overlay4j.tun.internal is not exported to udp");
         check(!udp.isExported("io.overlay4j.udp.internal"), "io.overlay4j.udp.internal is exported");

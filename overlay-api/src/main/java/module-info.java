@@ -6,11 +6,14 @@
  * <p>Backends register themselves by providing {@link io.overlay4j.BackendProvider} (a {@code provides} clause, or a
  * {@code META-INF/services} entry on the class path); {@code Backends} finds them with {@link java.util.ServiceLoader}.
  */
+@SuppressWarnings("module") // the qualified export names a module that depends on this one
 module io.overlay4j {
     requires com.google.common;
     requires org.slf4j;
 
     exports io.overlay4j;
+    // Json, which VxlanEncapsulator uses to read a lease's BackendData as flannel does; not an API.
+    exports io.overlay4j.internal to io.overlay4j.udp;
 
     uses io.overlay4j.BackendProvider;
 }

@@ -11,7 +11,8 @@ import java.nio.file.Path;
 /**
  * The smallest useful embedding: join (or create) the overlay {@code 100.96.0.0/16} on this host through the
  * interface {@code eth0}, print the subnet we got and what happens to the node, and keep forwarding until the process
- * is stopped. Needs root (or CAP_NET_ADMIN) and {@code /dev/net/tun}.
+ * is stopped. Needs root (or CAP_NET_ADMIN) and {@code /dev/net/tun}. The udp backend runs with offloads (TUN TSO,
+ * UDP GSO/GRO) by default; {@code UdpBackend.builder().offloads(false)} selects the plain path.
  */
 public final class EmbeddingExample {
     private EmbeddingExample() {

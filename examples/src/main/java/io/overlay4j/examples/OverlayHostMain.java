@@ -15,8 +15,9 @@ import java.util.concurrent.CountDownLatch;
  * <pre>
  * OverlayHostMain --network 100.96.0.0/16 --allocator-file /tmp/leases.json --iface eth0
  *                 [--public-ip 10.168.0.2] [--subnet-file /run/flannel/subnet.env] [--prefer-subnet 100.96.1.0/24]
- *                 [--offloads]
+ *                 [--offloads=true|false]
  * </pre>
+ * Offloads are on by default (as in {@code UdpBackend}); {@code --offloads=false} runs the plain data path.
  * Prints {@code READY} once the TUN device and its route are up and peers are being followed; on SIGTERM it prints
  * the node's counters, removes its device and exits 0.
  */
@@ -32,10 +33,14 @@ public final class OverlayHostMain {
         String publicIp = null;
         String subnetFile = null;
         String prefer = null;
-        boolean offloads = false;
+        boolean offloads = true;
         for (int i = 0; i < args.length; i++) {
-            if (args[i].equals("--offloads")) {
+            if (args[i].equals("--offloads") || args[i].equals("--offloads=true")) {
                 offloads = true;
+                continue;
+            }
+            if (args[i].equals("--offloads=false") || args[i].equals("--no-offloads")) {
+                offloads = false;
                 continue;
             }
             String v = i + 1 < args.length ? args[i + 1] : null;
@@ -88,7 +93,7 @@ public final class OverlayHostMain {
     private static void usage(String problem) {
         System.err.println(problem);
         System.err.println("usage: OverlayHostMain --network CIDR --allocator-file FILE [--iface NAME] "
-                + "[--public-ip IP] [--subnet-file FILE] [--prefer-subnet CIDR] [--offloads]");
+                + "[--public-ip IP] [--subnet-file FILE] [--prefer-subnet CIDR] [--offloads=true|false]");
         System.exit(2);
     }
 }

@@ -23,7 +23,8 @@ import java.util.stream.Stream;
  * creates is removed at the end, on failure and on Ctrl-C.
  *
  * <p>Options: {@code --seconds N} (TCP stream length, default 5), {@code --prefix P} (namespace name prefix, default
- * {@code o4j-}), {@code --offloads} (the offload data path: TUN TSO/coalescing, UDP GSO/GRO).
+ * {@code o4j-}), {@code --offloads=false} (the plain data path, one packet per system call; by default the nodes
+ * run with offloads: TUN TSO/coalescing, UDP GSO/GRO, each falling back on its own where the kernel refuses it).
  */
 public final class WalkthroughDemo {
     private static final PrintStream out = System.out;
@@ -36,14 +37,15 @@ public final class WalkthroughDemo {
     public static void main(String[] args) throws Exception {
         int seconds = 5;
         String prefix = "o4j-";
-        boolean offloads = false;
+        boolean offloads = true;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--seconds" -> seconds = Integer.parseInt(args[++i]);
                 case "--prefix" -> prefix = args[++i];
-                case "--offloads" -> offloads = true;
+                case "--offloads", "--offloads=true" -> offloads = true;
+                case "--offloads=false", "--no-offloads" -> offloads = false;
                 default -> {
-                    System.err.println("usage: WalkthroughDemo [--seconds N] [--prefix P] [--offloads]");
+                    System.err.println("usage: WalkthroughDemo [--seconds N] [--prefix P] [--offloads=true|false]");
                     System.exit(2);
                 }
             }

@@ -7,6 +7,7 @@ import io.overlay4j.Encapsulator;
 import io.overlay4j.udp.FlannelUdpEncapsulator;
 import io.overlay4j.udp.Peer;
 import io.overlay4j.udp.PeerTable;
+import io.overlay4j.udp.VxlanEncapsulator;
 import io.overlay4j.udp.internal.Ipv4Header;
 import java.nio.ByteBuffer;
 import java.util.concurrent.TimeUnit;
@@ -30,18 +31,21 @@ import org.openjdk.jmh.infra.Blackhole;
  * direct netty buffer ({@code PooledByteBufAllocator.DEFAULT.directBuffer}, seen through {@code internalNioBuffer})
  * as the forwarder holds it:
  * <ul>
- *   <li>{@link #egress}: {@code encapsulate} (validation, TTL decrement with RFC 1624 checksum update) plus the
+ *   <li>{@link #egress}: the forwarder's egress order between the TUN read and the UDP send: IPv4 validation, the
  *   {@link PeerTable#lookup} of the inner destination in a table of 1,000 peers (destinations cycle over 4,096
- *   addresses of random peers), i.e. the forwarder's egress work between the TUN read and the UDP send;</li>
- *   <li>{@link #ingress}: {@code decapsulate} plus the inner-source check against the overlay network, i.e. the
- *   forwarder's ingress work between the UDP receive and the TUN write (ingress does no peer lookup).</li>
+ *   addresses of random peers), {@code encapsulate} with the peer's context (flannel udp: TTL decrement with RFC
+ *   1624 checksum update; VXLAN: the peer's 22 header bytes written in front);</li>
+ *   <li>{@link #ingress}: {@code decapsulate} plus the inner IPv4 validation and the admission's source and
+ *   destination checks (sender and source against the peer table's address index), i.e. the forwarder's ingress
+ *   work between the UDP receive and the TUN write.</li>
  * </ul>
  * Before each operation the TTL, protocol and checksum bytes (one 32-bit word at offset 8) and the position and limit
  * are restored, so the TTL never expires and every operation sees the same packet; that restore (a few ns) is part of
  * the measurement. The destination address is rewritten each operation too (one 32-bit store), which does not change
  * the header checksum's validity because nobody verifies it here (flannel's proxy does not either).
  *
- * <p>{@code encapsulator} names an implementation; add VXLAN or others to {@link #encapsulator(String)}.
+ * <p>{@code encapsulator} names an implementation ({@code flannel-udp}, {@code vxlan}); add others to
+ * {@link #encapsulator(String)}.
  */
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.NANOSECONDS)
@@ -55,7 +59,7 @@ public class EncapDecapBenchmark {
     private static final int PEERS = 1000;
 
     /** The encapsulation under test. */
-    @Param({"flannel-udp"})
+    @Param({"flannel-udp", "vxlan"})
     public String encapsulator;
 
     /** Inner packet length in bytes, IPv4 header included. */
@@ -73,11 +77,19 @@ public class EncapDecapBenchmark {
     private int ttlWord;
     private int networkAddress;
     private int networkMask;
+    private int source;
+    private int own;
+    private int ownMask;
+    private int sender;
+    private int headerWord;
 
     /** Maps an {@code encapsulator} parameter to the implementation. */
     static Encapsulator encapsulator(String name) {
         if ("flannel-udp".equals(name)) {
             return FlannelUdpEncapsulator.INSTANCE;
+        }
+        if ("vxlan".equals(name)) {
+            return VxlanEncapsulator.of(1, "02:00:00:00:ff:ff");
         }
         throw new IllegalArgumentException("unknown encapsulator: " + name);
     }
@@ -86,7 +98,7 @@ public class EncapDecapBenchmark {
     @Setup(Level.Trial)
     public void setUp() {
         encap = encapsulator(encapsulator);
-        peers = Fixtures.peerTable(PEERS, Fixtures.UNDERLAY_PEER, FlannelUdpEncapsulator.DEFAULT_PORT);
+        peers = Fixtures.peerTable(PEERS, Fixtures.UNDERLAY_PEER, encap.defaultPort(), encap, true);
         destinations = Fixtures.destinations(PEERS, true, 42);
         networkAddress = Fixtures.NETWORK.networkInt();
         networkMask = Fixtures.NETWORK.maskInt();
@@ -97,9 +109,27 @@ public class EncapDecapBenchmark {
         byte[] bytes = Fixtures.ipv4(Fixtures.subnetOf(PEERS) | 2, destinations[0], size);
         packet.put(base, bytes);
         ttlWord = packet.getInt(base + Ipv4Header.TTL_OFFSET);
+        source = Fixtures.subnetOf(PEERS / 2) | 2;
+        own = Fixtures.subnetOf(PEERS / 3);
+        ownMask = 0xffffff00;
+        sender = peers.senderIndex(Fixtures.UNDERLAY_PEER + PEERS / 2, encap.defaultPort(),
+                encap.fixedSourcePort());
         reset();
-        if (encap.encapsulate(packet, MTU) != null || peers.lookup(Ipv4Header.destination(packet, base)) == null) {
-            throw new IllegalStateException("the benchmark packet is dropped");
+        if (egress(null) == null) {
+            throw new IllegalStateException("the benchmark packet is dropped on egress");
+        }
+        if (encap instanceof VxlanEncapsulator) {
+            // What a peer sends us: our own VtepMAC as the destination.
+            VxlanEncapsulator vx = (VxlanEncapsulator) encap;
+            Object toUs = vx.peerContext(new io.overlay4j.Lease(io.overlay4j.Ipv4Prefix.of(own, 24),
+                    new io.overlay4j.LeaseAttributes(io.overlay4j.Ipv4Prefix.fromInt(Fixtures.UNDERLAY_PEER), null,
+                            "vxlan", vx.backendData()), null));
+            reset();
+            vx.encapsulate(packet, toUs, MTU);
+        }
+        headerWord = encap.headroom() == 0 ? 0 : packet.getInt(base - encap.headroom());
+        if (!ingress(null)) {
+            throw new IllegalStateException("the benchmark packet is dropped on ingress");
         }
     }
 
@@ -114,29 +144,60 @@ public class EncapDecapBenchmark {
         packet.putInt(base + Ipv4Header.TTL_OFFSET, ttlWord);
     }
 
-    /** Egress: encapsulate and look the destination up; returns the peer (null would be NO_ROUTE). */
+    /** Egress: validate, look the destination up, encapsulate; returns the peer (null for a drop). */
     @Benchmark
     public Peer egress(Blackhole bh) {
         reset();
         Ipv4Header.putIntBigEndian(packet, base + Ipv4Header.DESTINATION_OFFSET,
                 destinations[next++ & (Fixtures.DESTINATIONS - 1)]);
-        DropReason reason = encap.encapsulate(packet, MTU);
+        DropReason reason = Ipv4Header.validate(packet, MTU);
         if (reason != null) {
-            bh.consume(reason);
+            consume(bh, reason);
             return null;
         }
-        return peers.lookup(Ipv4Header.destination(packet, base));
+        Peer peer = peers.lookup(Ipv4Header.destination(packet, base));
+        if (peer == null) {
+            return null;
+        }
+        reason = encap.encapsulate(packet, peer.context(), MTU);
+        if (reason != null) {
+            consume(bh, reason);
+            return null;
+        }
+        return peer;
     }
 
-    /** Ingress: decapsulate and check the inner source lies in the overlay network; returns whether it passes. */
+    /**
+     * Ingress: decapsulate, validate, and admit (the inner source in the sender's subnet, the destination in ours);
+     * returns whether it passes.
+     */
     @Benchmark
     public boolean ingress(Blackhole bh) {
-        reset();
+        packet.limit(end).position(base - encap.headroom());
+        packet.putInt(base + Ipv4Header.TTL_OFFSET, ttlWord);
+        Ipv4Header.putIntBigEndian(packet, base + Ipv4Header.SOURCE_OFFSET, source);
+        Ipv4Header.putIntBigEndian(packet, base + Ipv4Header.DESTINATION_OFFSET, own | 9);
+        if (encap.headroom() != 0) {
+            packet.putInt(base - encap.headroom(), headerWord);
+        }
         DropReason reason = encap.decapsulate(packet, MTU);
+        if (reason == null) {
+            reason = Ipv4Header.validate(packet, MTU);
+        }
         if (reason != null) {
-            bh.consume(reason);
+            consume(bh, reason);
             return false;
         }
-        return (Ipv4Header.source(packet, packet.position()) & networkMask) == networkAddress;
+        int at = packet.position();
+        int src = Ipv4Header.source(packet, at);
+        return sender >= 0 && peers.senderOwnsSource(sender, src)
+                && (Ipv4Header.destination(packet, at) & ownMask) == own
+                && (src & networkMask) == networkAddress;
+    }
+
+    private static void consume(Blackhole bh, Object o) {
+        if (bh != null) {
+            bh.consume(o);
+        }
     }
 }

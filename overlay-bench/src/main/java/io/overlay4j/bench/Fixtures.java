@@ -1,9 +1,12 @@
 package io.overlay4j.bench;
 
+import io.overlay4j.Encapsulator;
 import io.overlay4j.Ipv4Prefix;
 import io.overlay4j.Lease;
 import io.overlay4j.LeaseAttributes;
+import io.overlay4j.udp.FlannelUdpEncapsulator;
 import io.overlay4j.udp.PeerTable;
+import io.overlay4j.udp.VxlanEncapsulator;
 import io.overlay4j.udp.internal.Ipv4Header;
 import java.nio.ByteBuffer;
 import java.time.Instant;
@@ -34,13 +37,33 @@ final class Fixtures {
 
     /** A table of {@code n} udp peers 0..n-1, all reached at {@code publicIp:port}. */
     static PeerTable peerTable(int n, int publicIp, int port) {
+        return peerTable(n, publicIp, port, FlannelUdpEncapsulator.INSTANCE, false);
+    }
+
+    /**
+     * A table of {@code n} peers 0..n-1 for this encapsulator, reached at {@code publicIp:port}, or with
+     * {@code spread} peer i at {@code (publicIp + i):port} (one host per lease, as in a real network); for VXLAN each
+     * lease carries the encapsulator's VNI and a VtepMAC of its own.
+     */
+    static PeerTable peerTable(int n, int publicIp, int port, Encapsulator encapsulator, boolean spread) {
         if (n < 0 || n > MAX_PEERS) {
             throw new IllegalArgumentException("peers must be 0.." + MAX_PEERS + ": " + n);
         }
-        LeaseAttributes attributes = LeaseAttributes.udp(Ipv4Prefix.fromInt(publicIp));
         Instant expiry = Instant.now().plusSeconds(86_400);
-        PeerTable.Builder b = PeerTable.builder();
+        PeerTable.Builder b = PeerTable.builder(encapsulator);
+        if (encapsulator instanceof VxlanEncapsulator) {
+            int vni = ((VxlanEncapsulator) encapsulator).vni();
+            for (int i = 0; i < n; i++) {
+                String mac = String.format("02:00:00:00:%02x:%02x", i >> 8 & 0xff, i & 0xff);
+                LeaseAttributes attributes = new LeaseAttributes(Ipv4Prefix.fromInt(publicIp + (spread ? i : 0)),
+                        null, "vxlan",
+                        "{\"VNI\":" + vni + ",\"VtepMAC\":\"" + mac + "\"}");
+                b.put(new Lease(Ipv4Prefix.of(subnetOf(i), 24), attributes, expiry), port);
+            }
+            return b.build();
+        }
         for (int i = 0; i < n; i++) {
+            LeaseAttributes attributes = LeaseAttributes.udp(Ipv4Prefix.fromInt(publicIp + (spread ? i : 0)));
             b.put(new Lease(Ipv4Prefix.of(subnetOf(i), 24), attributes, expiry), port);
         }
         return b.build();

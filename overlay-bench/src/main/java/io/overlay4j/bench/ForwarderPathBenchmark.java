@@ -1,21 +1,22 @@
 package io.overlay4j.bench;
 
-import io.netty.buffer.ByteBuf;
-import io.netty.buffer.PooledByteBufAllocator;
-import io.overlay4j.DropReason;
 import io.overlay4j.Encapsulator;
-import io.overlay4j.udp.FlannelUdpEncapsulator;
-import io.overlay4j.udp.Peer;
+import io.overlay4j.Ipv4Prefix;
+import io.overlay4j.Lease;
+import io.overlay4j.LeaseAttributes;
+import io.overlay4j.tun.UdpSocket;
 import io.overlay4j.udp.PeerTable;
-import io.overlay4j.udp.internal.Ipv4Header;
+import io.overlay4j.udp.VxlanEncapsulator;
+import io.overlay4j.udp.internal.DatagramPort;
+import io.overlay4j.udp.internal.EgressPath;
+import io.overlay4j.udp.internal.IngressPath;
 import io.overlay4j.udp.internal.TrafficCounters;
 import io.overlay4j.udp.testing.InMemoryTunDevice;
 import java.io.IOException;
 import java.net.InetSocketAddress;
-import java.net.StandardProtocolFamily;
 import java.nio.ByteBuffer;
-import java.nio.channels.DatagramChannel;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -31,29 +32,31 @@ import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
- * One packet through the userspace egress path, on the benchmark thread, without a kernel TUN device.
+ * One packet through the forwarder's real loop bodies, on the benchmark thread: {@link EgressPath#step()} and
+ * {@link IngressPath#step()} are exactly what {@code Forwarder}'s threads call in their {@code while (running)}
+ * loops, so nothing here reproduces the pipeline.
  *
- * <p>{@code io.overlay4j.udp.Forwarder} runs its loops on its own threads and exposes no per-packet hook, so this
- * benchmark <em>reproduces the exact step sequence of {@code Forwarder.egressLoop}</em> on the same kind of buffer
- * (one pooled direct 64 KiB buffer, acquired once, seen through {@code internalNioBuffer}): reset position and limit,
- * {@code TunDevice.read} from an {@link InMemoryTunDevice} in its allocation-free {@code injectRepeated} mode (a copy
- * of the packet into the buffer, like the kernel's), {@code encapsulate} (validation, TTL decrement, RFC 1624
- * checksum), one volatile read of the peer table and {@link PeerTable#lookup} (1,000 peers), the send, and the
- * egress counter update ({@link TrafficCounters#packet}). The ICMP-unreachable branch is not taken: every packet has
- * a route. If {@code egressLoop} changes, change {@link #egress} with it.
- *
- * <p>The send goes to {@code sink}:
  * <ul>
- *   <li>{@code memory}: an in-memory datagram sink that consumes the payload ({@code position = limit}) and keeps the
- *   target, the way {@code DatagramChannel.send} treats its arguments; no system call at all, so this is the pure
- *   userspace cost per packet;</li>
- *   <li>{@code loopback}: the real JDK {@code DatagramChannel.send} (blocking, bound to 127.0.0.1) to a channel on
- *   127.0.0.1 that nobody reads: <strong>one {@code sendto} system call per packet is included</strong>. Once the
- *   receiver's buffer is full the kernel drops the datagrams (Linux does not fail a UDP send for that), so the
- *   receive side's socket-queue work is only partly counted.</li>
+ *   <li>{@link #egress}: {@code TunDevice.read} from an {@link InMemoryTunDevice} in its allocation-free
+ *   {@code injectRepeated} mode (a copy of the packet into the path's buffer, like the kernel's), IPv4 validation, one
+ *   volatile read of the peer table and the lookup (1,000 peers), {@code encapsulate} with the peer's context, the
+ *   send and the counter update (the ICMP branch is not taken: every packet has a route);</li>
+ *   <li>{@link #ingress} (always from the in-memory port, whatever {@code sink} says): a receive from an in-memory port that copies one prepared
+ *   datagram in, the admission's sender lookup, {@code decapsulate}, validation, the source and destination checks,
+ *   the TUN write (discarded: counted only) and the counter update.</li>
  * </ul>
- * Every packet has the same destination, so the lookup's branches are predictable here; see
- * {@link PeerLookupBenchmark} for lookups over varied destinations.
+ *
+ * <p>The datagram port is {@code sink}:
+ * <ul>
+ *   <li>{@code memory}: an in-memory port that consumes what is sent and hands out a prepared datagram on receive;
+ *   no system call at all, so this is the pure userspace cost per packet;</li>
+ *   <li>{@code loopback}: a real {@link UdpSocket} (JNA {@code sendto}) to a socket on loopback that nobody reads:
+ *   <strong>one {@code sendto} system call per packet is included</strong>. Once the receiver's buffer is full the
+ *   kernel drops the datagrams, so the receive side's socket-queue work is only partly counted.</li>
+ * </ul>
+ * Plain TUN (no virtio header): one packet per read. Every packet has the same destination, so the lookup's branches
+ * are predictable; see {@link PeerLookupBenchmark} for varied destinations and {@link OffloadBenchmark} for the
+ * super-packet work.
  */
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.NANOSECONDS)
@@ -63,106 +66,152 @@ import org.openjdk.jmh.annotations.Warmup;
 @State(Scope.Thread)
 public class ForwarderPathBenchmark {
     private static final int MTU = 1472;
-    /** {@code Forwarder.BUFFER_CAPACITY} (package-private there). */
-    private static final int CAPACITY = 65536;
     private static final int PEERS = 1000;
 
     /** Inner packet length in bytes. */
     @Param({"64", "512", "1400"})
     public int size;
 
-    /** Where the encapsulated datagram goes: {@code memory} (no syscall) or {@code loopback} (a real sendto). */
+    /** Where the datagrams go: {@code memory} (no syscall) or {@code loopback} (a real sendto). */
     @Param({"memory", "loopback"})
     public String sink;
 
-    private final Encapsulator encapsulator = FlannelUdpEncapsulator.INSTANCE;
-    private final TrafficCounters egress = new TrafficCounters();
-    private final MemorySink memory = new MemorySink();
-    private volatile PeerTable peers;
-    private boolean toMemory;
+    /** The encapsulation: {@code flannel-udp} or {@code vxlan}. */
+    @Param({"flannel-udp", "vxlan"})
+    public String encapsulator;
+
     private InMemoryTunDevice tun;
-    private DatagramChannel channel;
-    private DatagramChannel receiver;
-    private ByteBuf packetBuf;
-    private ByteBuffer packet;
-    private int innerStart;
-    private int end;
+    private UdpSocket socket;
+    private UdpSocket receiver;
+    private EgressPath egress;
+    private IngressPath ingress;
+    private final TrafficCounters egressCounters = new TrafficCounters();
+    private final TrafficCounters ingressCounters = new TrafficCounters();
 
-    /**
-     * An in-memory stand-in for {@code DatagramChannel.send}: consumes the remaining bytes and remembers the target.
-     */
-    static final class MemorySink {
-        long bytes;
-        InetSocketAddress lastTarget;
+    /** An in-memory datagram port: sends are consumed, every receive returns the same prepared datagram. */
+    static final class MemoryPort implements DatagramPort {
+        final ByteBuffer datagram;
+        final int sender;
+        final int senderPort;
+        long sentBytes;
 
-        int send(ByteBuffer src, InetSocketAddress target) {
-            int n = src.remaining();
-            src.position(src.limit());
-            bytes += n;
-            lastTarget = target;
+        MemoryPort(ByteBuffer datagram, int sender, int senderPort) {
+            this.datagram = datagram;
+            this.sender = sender;
+            this.senderPort = senderPort;
+        }
+
+        @Override
+        public boolean groEnabled() {
+            return false;
+        }
+
+        @Override
+        public boolean gsoSupported() {
+            return false;
+        }
+
+        @Override
+        public void send(ByteBuffer payload, int address, int port) {
+            sentBytes += payload.remaining();
+            payload.position(payload.limit());
+        }
+
+        @Override
+        public void sendSegmented(ByteBuffer payload, int segmentSize, int address, int port) {
+            send(payload, address, port);
+        }
+
+        @Override
+        public int receive(ByteBuffer dst, UdpSocket.Received info) {
+            int n = datagram.remaining();
+            dst.put(dst.position(), datagram, datagram.position(), n);
+            dst.position(dst.position() + n);
+            info.set(sender, senderPort, n, n, false);
             return n;
         }
+
+        @Override
+        public int tryReceive(ByteBuffer dst, UdpSocket.Received info) {
+            return -1;
+        }
+
+        @Override
+        public boolean isOpen() {
+            return true;
+        }
     }
 
-    /** Opens the in-memory TUN, the channels and the buffer, and builds the peers (all at the loopback receiver). */
+    /** Builds the devices, the peers (all at the loopback receiver) and both paths. */
     @Setup(Level.Trial)
     public void setUp() throws IOException {
-        toMemory = "memory".equals(sink);
-        if (!toMemory && !"loopback".equals(sink)) {
+        Encapsulator encap = EncapDecapBenchmark.encapsulator(encapsulator);
+        // Peer i at 127.0.0.1 + i (one host per lease, as in a real network; all of 127/8 is loopback), all received
+        // by one socket bound to the wildcard address.
+        receiver = UdpSocket.open(new InetSocketAddress("0.0.0.0", 0), UdpSocket.Options.defaults());
+        int port = receiver.localAddress().getPort();
+        int loopback = 0x7f000001;
+        PeerTable table = Fixtures.peerTable(PEERS, loopback, port, encap, true);
+        AtomicReference<PeerTable> peers = new AtomicReference<>(table);
+        int own = Fixtures.subnetOf(PEERS);
+        Ipv4Prefix ownSubnet = Ipv4Prefix.of(own, 24);
+        tun = new InMemoryTunDevice("bench0", MTU);
+        tun.discardWrites(true);
+        int peer = Fixtures.subnetOf(PEERS / 2);
+        tun.injectRepeated(Fixtures.ipv4(own | 2, peer | 9, size), Long.MAX_VALUE);
+
+        // What the peer sends us: its packet behind the encapsulation's header for us.
+        ByteBuffer datagram = ByteBuffer.allocateDirect(encap.headroom() + size);
+        datagram.put(encap.headroom(), Fixtures.ipv4(peer | 9, own | 2, size));
+        datagram.position(encap.headroom());
+        if (encap instanceof VxlanEncapsulator) {
+            VxlanEncapsulator vx = (VxlanEncapsulator) encap;
+            Object toUs = vx.peerContext(new Lease(ownSubnet, new LeaseAttributes(Ipv4Prefix.fromInt(loopback), null,
+                    "vxlan", vx.backendData()), null));
+            vx.encapsulate(datagram, toUs, MTU);
+        }
+        MemoryPort memory = new MemoryPort(datagram, loopback + PEERS / 2, port);
+        DatagramPort out;
+        if ("memory".equals(sink)) {
+            out = memory;
+        } else if ("loopback".equals(sink)) {
+            socket = UdpSocket.open(new InetSocketAddress("127.0.0.1", 0), UdpSocket.Options.defaults());
+            out = DatagramPort.of(socket);
+        } else {
             throw new IllegalArgumentException("unknown sink: " + sink);
         }
-        receiver = DatagramChannel.open(StandardProtocolFamily.INET).bind(new InetSocketAddress("127.0.0.1", 0));
-        channel = DatagramChannel.open(StandardProtocolFamily.INET).bind(new InetSocketAddress("127.0.0.1", 0));
-        int port = ((InetSocketAddress) receiver.getLocalAddress()).getPort();
-        peers = Fixtures.peerTable(PEERS, 0x7f000001, port);
-        tun = new InMemoryTunDevice("bench0", MTU);
-        int dst = Fixtures.subnetOf(PEERS / 2) | 9;
-        tun.injectRepeated(Fixtures.ipv4(Fixtures.subnetOf(PEERS) | 2, dst, size), Long.MAX_VALUE);
-        packetBuf = PooledByteBufAllocator.DEFAULT.directBuffer(CAPACITY, CAPACITY);
-        packet = packetBuf.internalNioBuffer(0, CAPACITY);
-        innerStart = packet.position() + encapsulator.headroom();
-        end = packet.position() + CAPACITY;
-        if (egress() != 1 || egress.packets() != 1) {
-            throw new IllegalStateException("the benchmark packet was not forwarded: " + egress.packets());
+        egress = new EgressPath(tun, out, encap, MTU, own, peers, egressCounters, Throwable::printStackTrace);
+        ingress = new IngressPath(tun, memory, encap, MTU, ownSubnet, Fixtures.NETWORK, true, peers, ingressCounters,
+                Throwable::printStackTrace);
+        if (egress() != 1 || egressCounters.packets() != 1) {
+            throw new IllegalStateException("the benchmark packet was not sent");
+        }
+        ingress();
+        if (ingressCounters.packets() != 1) {
+            throw new IllegalStateException("the benchmark datagram was not admitted: "
+                    + TrafficCounters.snapshot(egressCounters, ingressCounters));
         }
     }
 
-    /** Closes everything and releases the buffer. */
+    /** Closes the sockets. */
     @TearDown(Level.Trial)
-    public void tearDown() throws IOException {
+    public void tearDown() {
         tun.close();
-        channel.close();
         receiver.close();
-        packetBuf.release();
+        if (socket != null) {
+            socket.close();
+        }
     }
 
-    /**
-     * One iteration of {@code Forwarder.egressLoop}, minus the {@code while (running)} and the exception handling.
-     *
-     * @return 1 if the packet was sent, 0 if dropped
-     */
+    /** One iteration of the forwarder's egress loop. @return the datagrams sent */
     @Benchmark
     public int egress() throws IOException {
-        packet.limit(end).position(innerStart);
-        int n = tun.read(packet);
-        packet.limit(innerStart + n).position(innerStart);
-        DropReason reason = encapsulator.encapsulate(packet, MTU);
-        if (reason != null) {
-            egress.drop(reason);
-            return 0;
-        }
-        int innerLength = packet.limit() - innerStart;
-        Peer peer = peers.lookup(Ipv4Header.destination(packet, innerStart));
-        if (peer == null) {
-            egress.drop(DropReason.NO_ROUTE);
-            return 0;
-        }
-        int sent = toMemory ? memory.send(packet, peer.endpoint()) : channel.send(packet, peer.endpoint());
-        if (sent == 0) {
-            egress.drop(DropReason.SEND_FAILED);
-            return 0;
-        }
-        egress.packet(innerLength);
-        return 1;
+        return egress.step();
+    }
+
+    /** One iteration of the forwarder's ingress loop (always from the in-memory port). */
+    @Benchmark
+    public void ingress() throws IOException {
+        ingress.step();
     }
 }

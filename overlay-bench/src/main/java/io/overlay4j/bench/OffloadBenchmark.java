@@ -88,7 +88,7 @@ public class OffloadBenchmark {
         copy.put(segments.duplicate().limit(segmenter.outputLength()).position(0)).flip();
         segments = copy;
         sinkHole = bh;
-        sink = (buf, offset, length) -> sinkHole.consume(buf.get(offset + length - 1));
+        sink = (buf, offset, length, frameCount, frameBytes) -> sinkHole.consume(buf.get(offset + length - 1));
     }
 
     /** The checksum over {@code size} bytes. */

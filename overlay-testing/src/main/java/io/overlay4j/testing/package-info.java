@@ -3,7 +3,8 @@
  * contract tests that every implementation of an overlay4j contract passes
  * ({@link io.overlay4j.testing.AbstractSubnetAllocatorContractTest},
  * {@link io.overlay4j.testing.AbstractTunDeviceContractTest},
- * {@link io.overlay4j.testing.AbstractRouteProgrammerContractTest}), and an in-memory
+ * {@link io.overlay4j.testing.AbstractRouteProgrammerContractTest},
+ * {@link io.overlay4j.testing.AbstractEncapsulatorContractTest}), and an in-memory
  * {@link io.overlay4j.RouteProgrammer} ({@link io.overlay4j.testing.InMemoryRouteProgrammer}). The JUnit extensions
  * are in {@link io.overlay4j.tun.testing} (network namespaces) and {@link io.overlay4j.etcd.testing} (a real etcd),
  * the in-memory TUN device and packet builders in {@link io.overlay4j.udp.testing}.

@@ -44,9 +44,11 @@ import org.slf4j.LoggerFactory;
  * {@code wmem_max}/{@code rmem_max}; {@link #sendBufferSize()} and {@link #receiveBufferSize()} say what the kernel
  * granted.
  *
- * <p>I/O: the socket is non-blocking. Each call tries the system call first and only on EAGAIN {@code poll(2)}s on the
- * socket and an eventfd that {@link #close()} signals, so a blocked caller returns promptly with
- * {@link AsynchronousCloseException}. The descriptor is closed only after the last in-flight call has left the kernel.
+ * <p>I/O: a waiting {@link #receive} is one blocking {@code recvmsg} (one system call per datagram, also when the
+ * queue is empty); {@link #close()} wakes it with {@code shutdown(2)}, and it fails with
+ * {@link AsynchronousCloseException}. Every other call passes {@code MSG_DONTWAIT}, tries the system call first and
+ * only on EAGAIN {@code poll(2)}s on the socket and an eventfd that {@link #close()} signals. The descriptor is closed
+ * only after the last in-flight call has left the kernel.
  * The data path needs direct buffers, allocates nothing per call and reuses per-direction native structures: senders
  * take turns on one lock and receivers on another (uncontended in the usual one-thread-per-direction use), so any
  * number of threads may use the socket.
@@ -62,6 +64,11 @@ public final class UdpSocket implements AutoCloseable {
     public static final int MAX_GRO_BYTES = 65535;
     /** The most datagrams one {@code sendmmsg} call carries; {@link #sendBatch} splits longer batches. */
     public static final int MAX_BATCH = 64;
+    /**
+     * A system property for tests of the fallback: when {@code true}, sockets opened afterwards behave as on a kernel
+     * that refuses UDP GSO sends (EIO) and fall back to one datagram per segment.
+     */
+    public static final String REFUSE_GSO_PROPERTY = "overlay4j.udp.refuseGso";
 
     private static final boolean BIG_ENDIAN = ByteOrder.nativeOrder() == ByteOrder.BIG_ENDIAN;
     private static final int INT_SIZE = 4;
@@ -100,6 +107,8 @@ public final class UdpSocket implements AutoCloseable {
     private volatile boolean gsoSupported;
     /** Test hook: treat the next GSO sends as refused by the kernel with EIO, without calling it. */
     private volatile boolean pretendGsoRefused;
+    /** Whether {@link #close()} has shut the socket down. */
+    private final java.util.concurrent.atomic.AtomicBoolean shutDown = new java.util.concurrent.atomic.AtomicBoolean();
     /** Whether an EMSGSIZE fallback was logged; guarded by {@link #send}. */
     private boolean loggedMsgSize;
 
@@ -111,6 +120,7 @@ public final class UdpSocket implements AutoCloseable {
         this.receiveBufferSize = receiveBufferSize;
         this.groEnabled = groEnabled;
         this.gsoSupported = gsoSupported;
+        this.pretendGsoRefused = gsoSupported && Boolean.getBoolean(REFUSE_GSO_PROPERTY);
         send = nativeBuffer(SEND_SIZE);
         sendBase = DirectBuffers.address(send);
         receive = nativeBuffer(RECEIVE_SIZE);
@@ -153,7 +163,8 @@ public final class UdpSocket implements AutoCloseable {
         ByteBuffer scratch = nativeBuffer(LibC.SOCKADDR_IN_SIZE + 8);
         long base = DirectBuffers.address(scratch);
         try {
-            fd = LibC.socket(LibC.AF_INET, LibC.SOCK_DGRAM | LibC.SOCK_NONBLOCK | LibC.SOCK_CLOEXEC, 0);
+            // Blocking, for one-syscall receives; sends and tryReceive pass MSG_DONTWAIT per call.
+            fd = LibC.socket(LibC.AF_INET, LibC.SOCK_DGRAM | LibC.SOCK_CLOEXEC, 0);
             Errno.check(fd, "socket(AF_INET, SOCK_DGRAM)");
             if (options.sendBufferSize() > 0) {
                 setBufferSize(fd, LibC.SO_SNDBUFFORCE, LibC.SO_SNDBUF, "SO_SNDBUF", options.sendBufferSize(), scratch);
@@ -416,7 +427,7 @@ public final class UdpSocket implements AutoCloseable {
                 n = -1;
                 errno = ErrnoException.EIO;
             } else {
-                n = LibC.sendmsg(fd, sendBase + MSG, 0);
+                n = LibC.sendmsg(fd, sendBase + MSG, LibC.MSG_DONTWAIT);
                 errno = n < 0 ? LibC.errno() : 0;
             }
             if (n >= 0) {
@@ -453,7 +464,7 @@ public final class UdpSocket implements AutoCloseable {
             if (life.isClosing()) {
                 throw new AsynchronousCloseException();
             }
-            long n = LibC.sendto(fd, data, length, 0, sendBase + ADDR, LibC.SOCKADDR_IN_SIZE);
+            long n = LibC.sendto(fd, data, length, LibC.MSG_DONTWAIT, sendBase + ADDR, LibC.SOCKADDR_IN_SIZE);
             if (n >= 0) {
                 return;
             }
@@ -580,7 +591,7 @@ public final class UdpSocket implements AutoCloseable {
             if (life.isClosing()) {
                 throw new AsynchronousCloseException();
             }
-            int sent = LibC.sendmmsg(fd, msgvec, n, 0);
+            int sent = LibC.sendmmsg(fd, msgvec, n, LibC.MSG_DONTWAIT);
             if (sent > 0) {
                 return sent;
             }
@@ -670,8 +681,11 @@ public final class UdpSocket implements AutoCloseable {
             receive.putInt(MSG + LibC.MSGHDR_NAMELEN, LibC.SOCKADDR_IN_SIZE);
             receive.putLong(MSG + LibC.MSGHDR_CONTROLLEN, RECEIVE_CONTROL_SIZE);
             receive.putInt(MSG + LibC.MSGHDR_FLAGS, 0);
-            long n = LibC.recvmsg(fd, receiveBase + MSG, 0);
+            long n = LibC.recvmsg(fd, receiveBase + MSG, wait ? 0 : LibC.MSG_DONTWAIT);
             if (n >= 0) {
+                if (n == 0 && life.isClosing()) {
+                    throw new AsynchronousCloseException(); // woken by close()'s shutdown
+                }
                 return (int) n;
             }
             int errno = LibC.errno();
@@ -742,12 +756,27 @@ public final class UdpSocket implements AutoCloseable {
     }
 
     /**
-     * Closes the socket. Idempotent; returns at once: blocked callers are woken through the eventfd and fail with
-     * {@link AsynchronousCloseException}, and the descriptor is closed when the last of them leaves.
+     * Closes the socket. Idempotent; returns at once: blocked callers are woken (a receiver by {@code shutdown(2)},
+     * the others through the eventfd) and fail with {@link AsynchronousCloseException}, and the descriptor is closed
+     * when the last of them leaves.
      */
     @Override
     public void close() {
-        life.close();
+        try {
+            life.acquire(); // holds the descriptor open (and its number ours) across the shutdown
+        } catch (ClosedChannelException e) {
+            return;
+        }
+        try {
+            life.close(); // first: a receiver woken by the shutdown must see the socket closing
+            if (shutDown.compareAndSet(false, true)) {
+                // ENOTCONN for an unconnected UDP socket, but the shutdown is recorded and wakes blocked receivers.
+                // Only the receive side: a sender racing the close must not see EPIPE.
+                LibC.shutdown(fd, LibC.SHUT_RD);
+            }
+        } finally {
+            life.release();
+        }
     }
 
     private void acquire() throws ClosedChannelException {
@@ -780,7 +809,11 @@ public final class UdpSocket implements AutoCloseable {
         public Received() {
         }
 
-        void set(int address, int port, int length, int segmentSize, boolean truncated) {
+        /**
+         * Sets every field, as {@link #receive} does; for other datagram sources (in-memory ports in tests and
+         * benchmarks) that hand the data plane the same record.
+         */
+        public void set(int address, int port, int length, int segmentSize, boolean truncated) {
             this.address = address;
             this.port = port;
             this.length = length;

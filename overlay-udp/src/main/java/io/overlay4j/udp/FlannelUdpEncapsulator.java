@@ -2,15 +2,22 @@ package io.overlay4j.udp;
 
 import io.overlay4j.DropReason;
 import io.overlay4j.Encapsulator;
+import io.overlay4j.Lease;
 import io.overlay4j.udp.internal.Ipv4Header;
 import java.nio.ByteBuffer;
 
 /**
  * flannel's {@code udp} wire format: the UDP payload is exactly the inner IPv4 packet, with no header of its own. The
  * only change on either leg is the TTL decrement with an incremental header-checksum update (RFC 1624), which flannel
- * does on the sending and again on the receiving node; the results are byte-identical to flannel's proxy.
+ * does on the sending and again on the receiving node; the results are byte-identical to flannel's proxy. Every lease
+ * is usable (flannel's udp backend routes to any lease whatever its backend type) and needs no per-peer state.
  *
- * <p>Unlike flannel, both directions validate the packet first, in this order: fewer than 20 bytes is
+ * <p>On egress the data plane has validated the packet and found its peer before {@link #encapsulate}, which only
+ * checks and decrements the TTL: a TTL of 0 or 1 is {@link DropReason#TTL_EXPIRED} (flannel would wrap a TTL of 0 to
+ * 255 and forward it). Because the lookup comes first, a TTL-1 packet to an unleased destination is answered like
+ * flannel's proxy does: no route, ICMP net-unreachable.
+ *
+ * <p>Unlike flannel, {@link #decapsulate} validates the packet first, in this order: fewer than 20 bytes is
  * {@link DropReason#RUNT}; a version other than 4 is {@link DropReason#NOT_IPV4}; an IHL below 5, a header longer than
  * the bytes present or a total length shorter than the header is {@link DropReason#BAD_HEADER}; a total length beyond
  * the bytes present is {@link DropReason#TRUNCATED}; more bytes than the MTU is {@link DropReason#OVERSIZE};
@@ -56,10 +63,21 @@ public final class FlannelUdpEncapsulator implements Encapsulator {
         return 0;
     }
 
-    /** {@inheritDoc} The packet stays where it is; only the TTL, the checksum and (for padding) the limit change. */
+    /** {@inheritDoc} The same object for every lease: flannel udp needs nothing per peer. */
     @Override
-    public DropReason encapsulate(ByteBuffer packet, int mtu) {
-        return validateAndDecrementTtl(packet, mtu);
+    public Object peerContext(Lease lease) {
+        return this;
+    }
+
+    /** {@inheritDoc} The packet stays where it is; only the TTL and the header checksum change. */
+    @Override
+    public DropReason encapsulate(ByteBuffer packet, Object peerContext, int mtu) {
+        int offset = packet.position();
+        if (Ipv4Header.ttl(packet, offset) <= 1) {
+            return DropReason.TTL_EXPIRED;
+        }
+        Ipv4Header.decrementTtl(packet, offset);
+        return null;
     }
 
     /** {@inheritDoc} The packet stays where it is; only the TTL, the checksum and (for padding) the limit change. */
@@ -89,38 +107,12 @@ public final class FlannelUdpEncapsulator implements Encapsulator {
 
     /**
      * Validates the IPv4 packet in {@code [position, limit)} without changing its bytes: version, header length, total
-     * length and MTU, trimming trailing padding by lowering the limit.
+     * length and MTU, trimming trailing padding by lowering the limit (see the class comment for the order).
      *
      * @return {@code null} if the packet is well formed, else the reason to drop it
      */
     public static DropReason validate(ByteBuffer buf, int mtu) {
-        int offset = buf.position();
-        int length = buf.limit() - offset;
-        if (length < Ipv4Header.MIN_LENGTH) {
-            return DropReason.RUNT;
-        }
-        if (Ipv4Header.version(buf, offset) != 4) {
-            return DropReason.NOT_IPV4;
-        }
-        int headerLength = Ipv4Header.headerLength(buf, offset);
-        if (headerLength < Ipv4Header.MIN_LENGTH || headerLength > length) {
-            return DropReason.BAD_HEADER;
-        }
-        int totalLength = Ipv4Header.totalLength(buf, offset);
-        if (totalLength < headerLength) {
-            return DropReason.BAD_HEADER;
-        }
-        if (totalLength > length) {
-            return DropReason.TRUNCATED;
-        }
-        if (length > mtu) {
-            // The bytes received, not the total length: a datagram beyond the MTU is never trimmed into acceptance.
-            return DropReason.OVERSIZE;
-        }
-        if (totalLength < length) {
-            buf.limit(offset + totalLength);
-        }
-        return null;
+        return Ipv4Header.validate(buf, mtu);
     }
 
     @Override

@@ -2,58 +2,65 @@ package io.overlay4j.udp;
 
 import static java.util.Objects.requireNonNull;
 
-import io.netty.buffer.ByteBuf;
-import io.netty.buffer.ByteBufAllocator;
-import io.netty.buffer.PooledByteBufAllocator;
-import io.overlay4j.DropReason;
 import io.overlay4j.Encapsulator;
 import io.overlay4j.Ipv4Prefix;
 import io.overlay4j.Lease;
 import io.overlay4j.LeaseEvent;
 import io.overlay4j.TrafficStats;
 import io.overlay4j.TunDevice;
-import io.overlay4j.udp.internal.IcmpUnreachable;
-import io.overlay4j.udp.internal.Ipv4Header;
+import io.overlay4j.tun.UdpSocket;
+import io.overlay4j.udp.internal.DatagramPort;
+import io.overlay4j.udp.internal.EgressPath;
+import io.overlay4j.udp.internal.IngressPath;
 import io.overlay4j.udp.internal.RateLimitedErrorLogger;
 import io.overlay4j.udp.internal.TrafficCounters;
 import java.io.IOException;
+import java.net.Inet4Address;
 import java.net.InetAddress;
-import java.net.InetSocketAddress;
-import java.net.SocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.channels.ClosedChannelException;
-import java.nio.channels.DatagramChannel;
 import java.util.Collection;
 import java.util.List;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The userspace data plane between a TUN device and a UDP socket: one thread moves packets TUN → encapsulate → peer
- * lookup → UDP (egress), another UDP → decapsulate → source check → TUN (ingress). Both use blocking I/O and one
- * pooled direct buffer each, acquired when the thread starts and released exactly once when it ends; nothing is
- * allocated, boxed or logged per packet. Every dropped packet is counted under one {@link DropReason}; unexpected
- * exceptions go to the error handler and the loop goes on.
+ * The userspace data plane between a TUN device and a UDP socket, for any {@link Encapsulator}: one thread moves
+ * packets TUN → validate → peer lookup → encapsulate → UDP (egress), another UDP → admit → decapsulate → TUN
+ * (ingress). Nothing is allocated, boxed or logged per packet; every dropped packet is counted under one
+ * {@link io.overlay4j.DropReason}; unexpected exceptions go to the error handler and the loop goes on.
  *
- * <p>A destination no peer owns is answered with an ICMP net-unreachable written back into the TUN (as flannel does),
- * if {@link Builder#ownSubnet own subnet} is set, and counted as {@link DropReason#NO_ROUTE}. The ICMP reply is
- * written from the egress thread while the ingress thread writes packets, so the TUN device must accept writes from
- * two threads (the kernel's does: each write is one system call).
+ * <p><b>Offloads are capabilities of the devices, negotiated when they were opened</b>, each falling back on its
+ * own: a TUN opened with offloads that the kernel granted ({@link TunDevice#vnetHeader()}) hands over TCP/UDP
+ * super-packets of up to 64 KiB, which are split into MTU-sized packets, each encapsulated for the peer, and sent
+ * with UDP GSO where the socket has it; received datagrams (a GRO run from a socket opened with
+ * {@link UdpSocket.Options#gro()}) are admitted one by one and coalesced into TCP super-packets for the TUN. Without
+ * them every read, send, receive and write is one packet. On the wire nothing changes: one complete inner packet per
+ * datagram, so offloaded and plain nodes (and flanneld, or the kernel's VXLAN device) interoperate.
  *
- * <p>Ownership: the forwarder uses, but does not own, the TUN device and the channel unless told so with
- * {@link Builder#ownsTun} and {@link Builder#ownsChannel}; {@link #close()} then closes them. See {@link #close()} for
- * how the threads are stopped in either case.
+ * <p><b>Egress</b>: a destination no peer owns is answered with an ICMP net-unreachable written back into the TUN
+ * (as flannel does) and counted as {@link io.overlay4j.DropReason#NO_ROUTE}; the lookup comes before the
+ * encapsulation, so a TTL-1 packet to an unleased destination gets that answer too. Failed sends are counted as
+ * {@link io.overlay4j.DropReason#SEND_FAILED}. <b>Ingress admission</b>: a datagram is accepted only from the public
+ * address (and port, where the encapsulation fixes it) of a current lease, only with an inner source in that lease's
+ * subnet and an inner destination in this node's own subnet; anything else is dropped under its own reason and never
+ * answered (see {@link Builder#admitAnySenderAddress} for the one documented relaxation). A packet counts as
+ * forwarded once its send or TUN write succeeded.
  *
- * <p>Peers are an immutable {@link PeerTable} swapped with {@link #peers(PeerTable)}: one volatile write; the egress
- * thread reads the field once per packet.
+ * <p>Ownership: the forwarder uses, but does not own, the TUN device and the socket unless told so with
+ * {@link Builder#ownsTun} and {@link Builder#ownsSocket}; see {@link #close()}. Peers are an immutable
+ * {@link PeerTable} for this forwarder's encapsulator, swapped with one volatile write and read once per packet.
+ *
+ * <p>The egress and ingress halves ({@code EgressPath}, {@code IngressPath} in the internal package) each own their
+ * buffers and counters and depend only on one TUN queue and one socket, so several pipelines (one per queue of a
+ * multi-queue TUN) can run side by side on one peer table.
  */
-public final class Forwarder implements DataPlane {
-    /** The buffer size per thread: any UDP datagram fits, so datagrams beyond the MTU are seen whole and counted. */
-    static final int BUFFER_CAPACITY = 65536;
+public final class Forwarder implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(Forwarder.class);
     private static final long JOIN_MILLIS = 5000;
     private static final int NEW = 0;
@@ -61,59 +68,57 @@ public final class Forwarder implements DataPlane {
     private static final int CLOSED = 2;
 
     private final TunDevice tun;
-    private final DatagramChannel channel;
+    private final UdpSocket socket;
     private final Encapsulator encapsulator;
     private final int port;
     private final int mtu;
-    private final int headroom;
-    private final int capacity;
-    private final boolean icmpEnabled;
-    private final int icmpSource;
-    private final IngressCheck ingressCheck;
-    private final ByteBufAllocator allocator;
+    private final Ipv4Prefix ownSubnet;
+    private final boolean checkSender;
     private final Consumer<Throwable> errorHandler;
     private final ThreadFactory threadFactory;
     private final boolean ownsTun;
-    private final boolean ownsChannel;
-    private final TrafficCounters egress = new TrafficCounters();
-    private final TrafficCounters ingress = new TrafficCounters();
+    private final boolean ownsSocket;
+    private final AtomicReference<PeerTable> peers;
+    private final TrafficCounters egressCounters = new TrafficCounters();
+    private final TrafficCounters ingressCounters = new TrafficCounters();
+    private final EgressPath egress;
+    private final IngressPath ingress;
     private final AtomicInteger state = new AtomicInteger(NEW);
 
-    private volatile PeerTable peers = PeerTable.empty();
     private volatile boolean running;
     private volatile Thread egressThread;
     private volatile Thread ingressThread;
 
     private Forwarder(Builder b) {
         this.tun = b.tun;
-        this.channel = b.channel;
+        this.socket = b.socket;
         this.encapsulator = b.encapsulator;
         this.port = b.port;
         this.mtu = b.mtu;
-        this.headroom = b.encapsulator.headroom();
-        this.capacity = Math.max(BUFFER_CAPACITY, b.mtu + headroom);
-        this.icmpEnabled = b.ownSubnet != null;
-        this.icmpSource = b.ownSubnet == null ? 0 : b.ownSubnet.networkInt();
-        this.ingressCheck = new IngressCheck(b.encapsulator, b.mtu, b.network, b.sourceCheck);
-        this.allocator = b.allocator;
+        this.ownSubnet = b.ownSubnet;
+        this.checkSender = !b.admitAnySenderAddress;
         this.errorHandler = b.errorHandler != null ? b.errorHandler
                 : new RateLimitedErrorLogger(LOG, "forwarder " + b.tun.name(), 1, TimeUnit.SECONDS);
         this.threadFactory = b.threadFactory;
         this.ownsTun = b.ownsTun;
-        this.ownsChannel = b.ownsChannel;
-        if (b.peers != null) {
-            this.peers = b.peers;
-        }
+        this.ownsSocket = b.ownsSocket;
+        this.peers = new AtomicReference<>(compatible(b.peers == null ? PeerTable.empty(encapsulator) : b.peers));
+        Consumer<Throwable> report = this::report;
+        DatagramPort datagrams = DatagramPort.of(socket);
+        this.egress = new EgressPath(tun, datagrams, encapsulator, mtu, ownSubnet.networkInt(), peers, egressCounters,
+                report);
+        this.ingress = new IngressPath(tun, datagrams, encapsulator, mtu, ownSubnet, b.network, checkSender, peers,
+                ingressCounters, report);
     }
 
-    /** A builder; {@link Builder#tun} and {@link Builder#channel} are required. */
+    /** A builder; {@link Builder#tun}, {@link Builder#socket} and {@link Builder#ownSubnet} are required. */
     public static Builder builder() {
         return new Builder();
     }
 
     /**
-     * Starts the egress and the ingress thread. They are created from the calling thread, so they inherit its network
-     * namespace. Call once.
+     * Starts the egress and the ingress thread. They are created from the calling thread, so (with the default thread
+     * factory) they inherit its network namespace. Call once.
      *
      * @throws IllegalStateException if started before or closed
      */
@@ -138,34 +143,57 @@ public final class Forwarder implements DataPlane {
 
     private Thread newThread(Runnable r, String name) {
         if (threadFactory != null) {
-            return threadFactory.newThread(r);
+            Thread t = threadFactory.newThread(r);
+            t.setName(t.getName() + "-" + name.substring("overlay4j-".length()));
+            return t;
         }
         Thread t = new Thread(r, name);
         t.setDaemon(true);
         return t;
     }
 
-    /** Installs a new peer table; the egress thread uses it from its next packet on. */
+    private PeerTable compatible(PeerTable table) {
+        requireNonNull(table, "table");
+        if (table.encapsulator() == encapsulator) {
+            return table;
+        }
+        if (table.size() == 0 && table.skippedLeases().isEmpty()) {
+            return PeerTable.empty(encapsulator);
+        }
+        throw new IllegalArgumentException("the peer table was built for " + table.encapsulator() + ", not for "
+                + encapsulator);
+    }
+
+    /**
+     * Installs a new peer table; both directions use it from their next packet on.
+     *
+     * @throws IllegalArgumentException if the table has peers built for another encapsulator
+     */
     public void peers(PeerTable table) {
-        this.peers = requireNonNull(table, "table");
+        peers.set(compatible(table));
     }
 
     /** The current peer table. */
     public PeerTable peers() {
-        return peers;
+        return peers.get();
     }
 
     /**
-     * Applies lease events to a copy of the current table, with peers at {@link #port()}, and installs it. Call from
-     * one thread at a time.
+     * Applies lease events to a copy of the current table, with peers at {@link #port()}, and installs it. Leases the
+     * encapsulator cannot use are skipped ({@link PeerTable#skippedLeases()}). Call from one thread at a time.
      */
     public void peersChanged(List<LeaseEvent> events) {
-        peers(peers.apply(events, port));
+        peers.set(peers.get().apply(events, port));
     }
 
-    /** Replaces all peers with these leases, at {@link #port()}. */
+    /** Replaces all peers with these leases, at {@link #port()}; unusable leases are skipped. */
     public void resetPeers(Collection<Lease> leases) {
-        peers(PeerTable.of(leases, port));
+        peers.set(PeerTable.of(leases, port, encapsulator));
+    }
+
+    /** The encapsulation. */
+    public Encapsulator encapsulator() {
+        return encapsulator;
     }
 
     /** The UDP port peers listen on. */
@@ -178,9 +206,19 @@ public final class Forwarder implements DataPlane {
         return mtu;
     }
 
+    /** This node's subnet: admitted inner destinations lie in it, ICMP replies come from its network address. */
+    public Ipv4Prefix ownSubnet() {
+        return ownSubnet;
+    }
+
+    /** Whether the TUN side runs with virtio headers: super-packet reads, coalesced writes. */
+    public boolean vnetHeader() {
+        return egress.vnetHeader();
+    }
+
     /** A snapshot of the counters of both directions (each counter exact, not all taken at one instant). */
     public TrafficStats stats() {
-        return TrafficCounters.snapshot(egress, ingress);
+        return TrafficCounters.snapshot(egressCounters, ingressCounters);
     }
 
     /** Whether the threads were started and {@link #close()} has not been called. */
@@ -193,13 +231,12 @@ public final class Forwarder implements DataPlane {
      *
      * <ol>
      *   <li>Both loops are told to stop.</li>
-     *   <li>The ingress thread is woken: an owned channel is closed; otherwise an empty datagram is sent to the
-     *   channel's own address, which the stopping loop discards, and the channel stays open for its owner.</li>
+     *   <li>The ingress thread is woken: an owned socket is closed; otherwise an empty datagram is sent to the socket's
+     *   own address, which the stopping loop discards, and the socket stays open for its owner.</li>
      *   <li>The egress thread is woken by closing an owned TUN device. A TUN device the forwarder does not own cannot
-     *   be woken without closing it (interrupting a thread blocked in a JDK channel would close the channel), so the
-     *   egress thread ends when its owner closes the device or the next packet arrives; use
-     *   {@link #awaitTermination} after closing the device to wait for it.</li>
-     *   <li>Joins the threads it woke (up to 5 seconds each). Each thread releases its buffer as it ends.</li>
+     *   be woken without closing it, so the egress thread ends when its owner closes the device or the next packet
+     *   arrives; use {@link #awaitTermination} after closing the device to wait for it.</li>
+     *   <li>Joins the threads it woke (up to 5 seconds each).</li>
      * </ol>
      */
     @Override
@@ -209,12 +246,9 @@ public final class Forwarder implements DataPlane {
             return;
         }
         running = false;
-        if (ownsChannel) {
-            try {
-                channel.close();
-            } catch (IOException e) {
-                LOG.debug("closing the channel failed", e);
-            }
+        ingress.stop();
+        if (ownsSocket) {
+            socket.close();
         } else if (previous == STARTED) {
             wakeIngress();
         }
@@ -231,7 +265,8 @@ public final class Forwarder implements DataPlane {
     }
 
     /**
-     * Waits for both threads to end after {@link #close()}.
+     * Waits for both threads to end after {@link #close()} (and, for devices the forwarder does not own, after their
+     * owner closed them).
      *
      * @return whether both have ended (true also if never started)
      */
@@ -254,17 +289,11 @@ public final class Forwarder implements DataPlane {
 
     private void wakeIngress() {
         try {
-            SocketAddress local = channel.getLocalAddress();
-            if (!(local instanceof InetSocketAddress)) {
-                return;
-            }
-            InetSocketAddress bound = (InetSocketAddress) local;
-            InetAddress address = bound.getAddress();
-            if (address == null || address.isAnyLocalAddress()) {
-                address = InetAddress.getLoopbackAddress();
-            }
-            channel.send(ByteBuffer.allocate(0), new InetSocketAddress(address, bound.getPort()));
-        } catch (IOException e) {
+            InetAddress bound = socket.localAddress().getAddress();
+            int address = bound instanceof Inet4Address && !bound.isAnyLocalAddress()
+                    ? Ipv4Prefix.toInt((Inet4Address) bound) : 0x7f000001;
+            socket.send(ByteBuffer.allocateDirect(0), address, socket.localAddress().getPort());
+        } catch (IOException | RuntimeException e) {
             LOG.debug("could not wake the ingress thread of {}", tun.name(), e);
         }
     }
@@ -292,193 +321,89 @@ public final class Forwarder implements DataPlane {
     }
 
     private void runEgress() {
-        ByteBuf packetBuf = null;
-        ByteBuf icmpBuf = null;
         try {
-            packetBuf = allocator.directBuffer(capacity, capacity);
-            icmpBuf = allocator.directBuffer(IcmpUnreachable.MAX_LENGTH, IcmpUnreachable.MAX_LENGTH);
-            ByteBuffer packet = packetBuf.internalNioBuffer(0, capacity);
-            ByteBuffer icmp = icmpBuf.internalNioBuffer(0, IcmpUnreachable.MAX_LENGTH);
-            egressLoop(packet, packet.position(), icmp, icmp.position());
+            while (running) {
+                try {
+                    egress.step();
+                } catch (ClosedChannelException e) {
+                    break;
+                } catch (IOException | RuntimeException e) {
+                    if (!running || !tun.isOpen()) {
+                        break;
+                    }
+                    report(e);
+                }
+            }
         } catch (Throwable t) {
             if (running) {
                 report(t);
             }
-        } finally {
-            release(packetBuf);
-            release(icmpBuf);
-        }
-    }
-
-    private void egressLoop(ByteBuffer packet, int base, ByteBuffer icmp, int icmpBase) {
-        final int innerStart = base + headroom;
-        final int end = base + capacity;
-        while (running) {
-            try {
-                packet.limit(end).position(innerStart);
-                int n = tun.read(packet);
-                packet.limit(innerStart + n).position(innerStart);
-                DropReason reason = encapsulator.encapsulate(packet, mtu);
-                if (reason != null) {
-                    egress.drop(reason);
-                    continue;
-                }
-                int innerLength = packet.limit() - innerStart;
-                Peer peer = peers.lookup(Ipv4Header.destination(packet, innerStart));
-                if (peer == null) {
-                    egress.drop(DropReason.NO_ROUTE);
-                    if (icmpEnabled) {
-                        replyUnreachable(packet, innerStart, innerLength, icmp, icmpBase);
-                    }
-                    continue;
-                }
-                sendTo(packet, peer, innerLength);
-            } catch (ClosedChannelException e) {
-                break;
-            } catch (Exception e) {
-                if (!running || !tun.isOpen()) {
-                    break;
-                }
-                report(e);
-            }
-        }
-    }
-
-    private void sendTo(ByteBuffer packet, Peer peer, int innerLength) throws ClosedChannelException {
-        try {
-            if (channel.send(packet, peer.endpoint()) == 0) {
-                egress.drop(DropReason.SEND_FAILED);
-                return;
-            }
-            egress.packet(innerLength);
-        } catch (ClosedChannelException e) {
-            throw e;
-        } catch (IOException e) {
-            // Report first: whoever sees the drop counted (release/acquire) also sees the report.
-            report(e);
-            egress.drop(DropReason.SEND_FAILED);
-        }
-    }
-
-    private void replyUnreachable(ByteBuffer packet, int innerStart, int innerLength, ByteBuffer icmp, int icmpBase)
-            throws ClosedChannelException {
-        // Quote the header as it arrived: flannel looks up before it decrements the TTL; so does a kernel router.
-        Ipv4Header.incrementTtl(packet, innerStart);
-        int length = IcmpUnreachable.write(packet, innerStart, innerLength, icmp, icmpBase, icmpSource);
-        if (length == 0) {
-            return;
-        }
-        icmp.limit(icmpBase + length).position(icmpBase);
-        try {
-            tun.write(icmp);
-            egress.icmpSent();
-        } catch (ClosedChannelException e) {
-            throw e;
-        } catch (IOException e) {
-            report(e);
         }
     }
 
     private void runIngress() {
-        ByteBuf packetBuf = null;
         try {
-            packetBuf = allocator.directBuffer(capacity, capacity);
-            ByteBuffer packet = packetBuf.internalNioBuffer(0, capacity);
-            ingressLoop(packet, packet.position());
+            while (running) {
+                try {
+                    ingress.step();
+                } catch (ClosedChannelException e) {
+                    break;
+                } catch (IOException | RuntimeException e) {
+                    if (!running || !socket.isOpen()) {
+                        break;
+                    }
+                    report(e);
+                }
+            }
         } catch (Throwable t) {
             if (running) {
                 report(t);
             }
-        } finally {
-            release(packetBuf);
-        }
-    }
-
-    private void ingressLoop(ByteBuffer packet, int base) {
-        final int end = base + capacity;
-        while (running) {
-            try {
-                packet.limit(end).position(base);
-                SocketAddress sender = channel.receive(packet);
-                if (!running) {
-                    break;
-                }
-                if (sender == null) {
-                    continue;
-                }
-                packet.limit(packet.position()).position(base);
-                DropReason reason = ingressCheck.check(packet);
-                if (reason != null) {
-                    ingress.drop(reason);
-                    continue;
-                }
-                int length = packet.remaining();
-                try {
-                    tun.write(packet);
-                } catch (ClosedChannelException e) {
-                    throw e;
-                } catch (IOException e) {
-                    report(e);
-                    ingress.drop(DropReason.TUN_WRITE_FAILED);
-                    continue;
-                }
-                ingress.packet(length);
-            } catch (ClosedChannelException e) {
-                break;
-            } catch (Exception e) {
-                if (!running || !channel.isOpen()) {
-                    break;
-                }
-                report(e);
-            }
-        }
-    }
-
-    private static void release(ByteBuf buf) {
-        if (buf != null) {
-            buf.release();
         }
     }
 
     @Override
     public String toString() {
-        return "Forwarder[" + tun.name() + ", mtu " + mtu + ", port " + port + ", " + peers.size() + " peers]";
+        return "Forwarder[" + tun.name() + ", " + encapsulator + ", mtu " + mtu + ", port " + port + ", "
+                + (vnetHeader() ? "TUN offloads" : "plain TUN") + ", " + (socket.groEnabled() ? "GRO" : "no GRO")
+                + ", " + (socket.gsoSupported() ? "GSO" : "no GSO") + ", " + peers.get().size() + " peers]";
     }
 
     /**
-     * Builds a {@link Forwarder}. Defaults: the flannel udp encapsulator, its port (8285), the TUN's MTU, no ICMP
-     * replies (set {@link #ownSubnet}), no source check (set {@link #network}), {@link PooledByteBufAllocator#DEFAULT},
-     * a rate-limited slf4j warning per error, daemon threads named {@code overlay4j-egress-<tun>} and
-     * {@code overlay4j-ingress-<tun>}, and neither the TUN nor the channel owned.
+     * Builds a {@link Forwarder}. Defaults: the flannel udp encapsulator and its port, the TUN's MTU, strict ingress
+     * admission, a rate-limited slf4j warning per error, daemon threads named {@code overlay4j-egress-<tun>} and
+     * {@code overlay4j-ingress-<tun>}, no peers, and neither the TUN nor the socket owned.
      */
     public static final class Builder {
         private TunDevice tun;
-        private DatagramChannel channel;
+        private UdpSocket socket;
         private Encapsulator encapsulator = FlannelUdpEncapsulator.INSTANCE;
         private int port = -1;
         private int mtu = -1;
         private Ipv4Prefix ownSubnet;
         private Ipv4Prefix network;
-        private boolean sourceCheck = true;
-        private ByteBufAllocator allocator = PooledByteBufAllocator.DEFAULT;
+        private boolean admitAnySenderAddress;
         private Consumer<Throwable> errorHandler;
         private ThreadFactory threadFactory;
         private boolean ownsTun;
-        private boolean ownsChannel;
+        private boolean ownsSocket;
         private PeerTable peers;
 
         private Builder() {
         }
 
-        /** The TUN device to read from and write to. Required. */
+        /** The TUN device to read from and write to (with or without virtio headers). Required. */
         public Builder tun(TunDevice tun) {
             this.tun = requireNonNull(tun, "tun");
             return this;
         }
 
-        /** An open, bound, blocking datagram channel; the caller creates it so it lands in its namespace. Required. */
-        public Builder channel(DatagramChannel channel) {
-            this.channel = requireNonNull(channel, "channel");
+        /**
+         * An open UDP socket bound to the port peers send to; the caller opens it (in its namespace, with GRO and
+         * buffer sizes as wanted). Required.
+         */
+        public Builder socket(UdpSocket socket) {
+            this.socket = requireNonNull(socket, "socket");
             return this;
         }
 
@@ -488,7 +413,10 @@ public final class Forwarder implements DataPlane {
             return this;
         }
 
-        /** The UDP port peers listen on, used by {@link #peersChanged} and {@link #resetPeers}. */
+        /**
+         * The UDP port peers listen on, used for the peers made by {@link Forwarder#peersChanged} and
+         * {@link Forwarder#resetPeers}; default the encapsulator's (8285 for flannel udp, 8472 for VXLAN).
+         */
         public Builder port(int port) {
             if (port < 1 || port > 65535) {
                 throw new IllegalArgumentException("UDP port must be 1..65535: " + port);
@@ -506,30 +434,33 @@ public final class Forwarder implements DataPlane {
             return this;
         }
 
-        /** The node's own subnet: its network address is the source of ICMP net-unreachable replies. */
+        /**
+         * This node's subnet (its lease): received packets are admitted only for destinations in it, and its network
+         * address (the TUN's address) is the source of ICMP net-unreachable replies. Required.
+         */
         public Builder ownSubnet(Ipv4Prefix ownSubnet) {
-            this.ownSubnet = ownSubnet;
+            this.ownSubnet = requireNonNull(ownSubnet, "ownSubnet");
             return this;
         }
 
         /**
-         * The overlay network: received packets whose inner source lies outside it are dropped as
-         * {@link DropReason#FOREIGN_SOURCE} (unless {@link #sourceCheck(boolean) sourceCheck(false)}).
+         * The overlay network; optional. Only classifies refused inner sources: outside it
+         * {@link io.overlay4j.DropReason#FOREIGN_SOURCE}, inside it {@link io.overlay4j.DropReason#SPOOFED_SOURCE}.
          */
         public Builder network(Ipv4Prefix network) {
             this.network = network;
             return this;
         }
 
-        /** Whether to check inner sources against {@link #network}; default true (flannel checks nothing). */
-        public Builder sourceCheck(boolean sourceCheck) {
-            this.sourceCheck = sourceCheck;
-            return this;
-        }
-
-        /** Where the per-thread direct buffers come from; default {@link PooledByteBufAllocator#DEFAULT}. */
-        public Builder allocator(ByteBufAllocator allocator) {
-            this.allocator = requireNonNull(allocator, "allocator");
+        /**
+         * Relaxes ingress admission for peers behind NAT, whose datagrams arrive from an address other than the
+         * {@code PublicIP} of their lease: the sender's address and port are then not checked, but the inner source
+         * must still lie in some current lease's subnet and the inner destination in this node's subnet. Anyone who
+         * can reach the port can then send with any leased source address; use it only where the underlay is trusted.
+         * Default false.
+         */
+        public Builder admitAnySenderAddress(boolean admitAnySenderAddress) {
+            this.admitAnySenderAddress = admitAnySenderAddress;
             return this;
         }
 
@@ -539,7 +470,11 @@ public final class Forwarder implements DataPlane {
             return this;
         }
 
-        /** Makes the two threads; default plain daemon threads named after the direction and the TUN. */
+        /**
+         * Makes the two threads (egress first), e.g. to name them, start them in a network namespace or as daemons;
+         * the forwarder appends {@code -egress-<tun>} and {@code -ingress-<tun>} to the names the factory gives.
+         * Default: daemon threads named {@code overlay4j-egress-<tun>} and {@code overlay4j-ingress-<tun>}.
+         */
         public Builder threadFactory(ThreadFactory threadFactory) {
             this.threadFactory = requireNonNull(threadFactory, "threadFactory");
             return this;
@@ -551,37 +486,30 @@ public final class Forwarder implements DataPlane {
             return this;
         }
 
-        /** Whether {@link Forwarder#close()} closes the channel; default false. */
-        public Builder ownsChannel(boolean ownsChannel) {
-            this.ownsChannel = ownsChannel;
+        /** Whether {@link Forwarder#close()} closes the socket; default false. */
+        public Builder ownsSocket(boolean ownsSocket) {
+            this.ownsSocket = ownsSocket;
             return this;
         }
 
-        /** The initial peers; default none. */
+        /** The initial peers, a table built for the same encapsulator; default none. */
         public Builder peers(PeerTable peers) {
             this.peers = requireNonNull(peers, "peers");
             return this;
         }
 
         /**
-         * Checks the options and builds the forwarder (not started).
+         * Checks the options and builds the forwarder (not started); allocates its buffers.
          *
-         * @throws IllegalArgumentException if the TUN or channel is missing, or the channel is closed, unbound or not
-         *                                  blocking
+         * @throws IllegalArgumentException if the TUN, socket or own subnet is missing, the socket is closed, or the
+         *                                  peers were built for another encapsulator
          */
         public Forwarder build() {
-            if (tun == null || channel == null) {
-                throw new IllegalArgumentException("a forwarder needs a tun and a channel");
+            if (tun == null || socket == null || ownSubnet == null) {
+                throw new IllegalArgumentException("a forwarder needs a tun, a socket and its own subnet");
             }
-            if (!channel.isOpen() || !channel.isBlocking()) {
-                throw new IllegalArgumentException("the channel must be open and in blocking mode");
-            }
-            try {
-                if (channel.getLocalAddress() == null) {
-                    throw new IllegalArgumentException("the channel must be bound");
-                }
-            } catch (IOException e) {
-                throw new IllegalArgumentException("the channel's address cannot be read", e);
+            if (!socket.isOpen()) {
+                throw new IllegalArgumentException("the socket is closed");
             }
             if (mtu < 0) {
                 mtu = tun.mtu();

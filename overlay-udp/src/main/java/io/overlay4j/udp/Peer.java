@@ -2,40 +2,55 @@ package io.overlay4j.udp;
 
 import static java.util.Objects.requireNonNull;
 
+import io.overlay4j.Encapsulator;
 import io.overlay4j.Ipv4Prefix;
 import io.overlay4j.Lease;
 import java.net.Inet4Address;
 import java.net.InetSocketAddress;
 
 /**
- * One entry of a {@link PeerTable}: a peer's subnet and the UDP endpoint that receives its traffic. The endpoint is
- * created once, when the peer enters a table, and then reused for every packet sent to it, so sending allocates
- * nothing. Immutable.
+ * One entry of a {@link PeerTable}: a peer's subnet, the UDP endpoint that receives its traffic and what the
+ * encapsulation needs to reach it ({@link Encapsulator#peerContext}). All of it is computed once, when the peer enters
+ * a table, and then reused for every packet sent to it, so sending allocates nothing. Immutable.
  */
 public final class Peer {
     private final Ipv4Prefix subnet;
     private final InetSocketAddress endpoint;
     private final Lease lease;
     private final int address;
+    private final Object context;
 
     /**
-     * A peer for a lease: {@code lease.attributes().publicIp()} at {@code port}, owning {@code lease.subnet()}.
+     * A flannel-udp peer for a lease: {@code lease.attributes().publicIp()} at {@code port}, owning
+     * {@code lease.subnet()}.
      *
      * @param port the UDP port all nodes of the network listen on (flannel leases do not carry one), 1..65535
      */
     public static Peer of(Lease lease, int port) {
+        return of(lease, port, FlannelUdpEncapsulator.INSTANCE);
+    }
+
+    /**
+     * A peer for a lease, reached with {@code encapsulator}.
+     *
+     * @throws IllegalArgumentException if the port is out of range or the encapsulator cannot use the lease
+     */
+    public static Peer of(Lease lease, int port, Encapsulator encapsulator) {
         requireNonNull(lease, "lease");
+        requireNonNull(encapsulator, "encapsulator");
         if (port < 1 || port > 65535) {
             throw new IllegalArgumentException("UDP port must be 1..65535: " + port);
         }
-        return new Peer(lease.subnet(), new InetSocketAddress(lease.attributes().publicIp(), port), lease);
+        Object context = requireNonNull(encapsulator.peerContext(lease), "peer context");
+        return new Peer(lease.subnet(), new InetSocketAddress(lease.attributes().publicIp(), port), lease, context);
     }
 
-    Peer(Ipv4Prefix subnet, InetSocketAddress endpoint, Lease lease) {
+    Peer(Ipv4Prefix subnet, InetSocketAddress endpoint, Lease lease, Object context) {
         this.subnet = subnet;
         this.endpoint = endpoint;
         this.lease = lease;
         this.address = Ipv4Prefix.toInt((Inet4Address) endpoint.getAddress());
+        this.context = context;
     }
 
     /** The subnet the peer owns, e.g. {@code 100.96.2.0/24}. */
@@ -61,6 +76,11 @@ public final class Peer {
     /** The lease the entry was made from. */
     public Lease lease() {
         return lease;
+    }
+
+    /** What the table's encapsulator computed for this peer ({@link Encapsulator#peerContext}); opaque. */
+    public Object context() {
+        return context;
     }
 
     /** e.g. {@code 100.96.2.0/24 -> 10.168.0.3:8285}. */

@@ -2,6 +2,7 @@ package io.overlay4j.udp;
 
 import static java.util.Objects.requireNonNull;
 
+import io.overlay4j.Encapsulator;
 import io.overlay4j.Ipv4Prefix;
 import io.overlay4j.Lease;
 import io.overlay4j.LeaseEvent;
@@ -9,7 +10,10 @@ import java.util.ArrayList;
 import java.util.Collection;
 import java.util.Collections;
 import java.util.List;
+import java.util.Map;
 import java.util.TreeMap;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * An immutable snapshot of the peers of an overlay network, answering "which peer owns this destination?" without
@@ -22,9 +26,19 @@ import java.util.TreeMap;
  * and, in the common case, one probe. Entries of other lengths (reservations) are kept sorted longest first and
  * scanned for the longest prefix match: those longer than the primary length before the hash probe, the shorter ones
  * after it, so the result is always the longest matching prefix.
+ *
+ * <p>A second primitive table, built with the first, is keyed by the peers' public addresses: it answers the ingress
+ * admission questions "does a current lease hold this sender address?" ({@link #senderIndex}) and "does that
+ * sender's lease own this inner source?" ({@link #senderOwnsSource}), also without allocation.
+ *
+ * <p>Each table belongs to one {@link Encapsulator}, which computes every peer's {@linkplain Peer#context() context}
+ * when the peer enters. A lease the encapsulator cannot use (e.g. malformed VXLAN backend data) is skipped: logged,
+ * kept out of the lookups and listed in {@link #skippedLeases()}; the other peers are unaffected.
  */
 public final class PeerTable {
-    private static final PeerTable EMPTY = new PeerTable(new TreeMap<>());
+    private static final Logger LOG = LoggerFactory.getLogger(PeerTable.class);
+    private static final PeerTable EMPTY = new PeerTable(FlannelUdpEncapsulator.INSTANCE, new TreeMap<>(),
+            new TreeMap<>());
 
     private final int primaryMask;
     private final int hashShift;
@@ -37,9 +51,24 @@ public final class PeerTable {
     private final int longerCount;
     private final TreeMap<Ipv4Prefix, Peer> bySubnet;
     private final List<Peer> peers;
+    private final Encapsulator encapsulator;
+    private final TreeMap<Ipv4Prefix, String> skipped;
+    // By public address: open addressing like the subnet table; values are 1 + the index of the first peer with that
+    // address in senderNetworks/... (0 = empty slot); further peers with the same address are chained by index.
+    private final int senderHashShift;
+    private final int senderSlotMask;
+    private final int[] senderKeys;
+    private final int[] senderFirst;
+    private final int[] senderNext;
+    private final int[] senderPorts;
+    private final int[] senderNetworks;
+    private final int[] senderMasks;
 
-    private PeerTable(TreeMap<Ipv4Prefix, Peer> bySubnet) {
+    private PeerTable(Encapsulator encapsulator, TreeMap<Ipv4Prefix, Peer> bySubnet,
+                      TreeMap<Ipv4Prefix, String> skipped) {
+        this.encapsulator = encapsulator;
         this.bySubnet = bySubnet;
+        this.skipped = skipped;
         this.peers = Collections.unmodifiableList(new ArrayList<>(bySubnet.values()));
         int primaryLength = primaryLength(bySubnet.keySet());
         int primaryCount = 0;
@@ -85,6 +114,43 @@ public final class PeerTable {
             }
         }
         this.longerCount = longer;
+
+        int n = peers.size();
+        int senderCapacity = 2;
+        while (senderCapacity < n * 2) {
+            senderCapacity <<= 1;
+        }
+        this.senderHashShift = 32 - Integer.numberOfTrailingZeros(senderCapacity);
+        this.senderSlotMask = senderCapacity - 1;
+        this.senderKeys = new int[senderCapacity];
+        this.senderFirst = new int[senderCapacity];
+        this.senderNext = new int[n];
+        this.senderPorts = new int[n];
+        this.senderNetworks = new int[n];
+        this.senderMasks = new int[n];
+        int[] senderLast = new int[senderCapacity];
+        for (int p = 0; p < n; p++) {
+            Peer peer = peers.get(p);
+            senderPorts[p] = peer.port();
+            senderNetworks[p] = peer.subnet().networkInt();
+            senderMasks[p] = peer.subnet().maskInt();
+            int key = peer.address();
+            int i = senderSlot(key);
+            while (senderFirst[i] != 0 && senderKeys[i] != key) {
+                i = (i + 1) & senderSlotMask;
+            }
+            if (senderFirst[i] == 0) {
+                senderKeys[i] = key;
+                senderFirst[i] = p + 1;
+            } else {
+                senderNext[senderLast[i] - 1] = p + 1;
+            }
+            senderLast[i] = p + 1;
+        }
+    }
+
+    private int senderSlot(int key) {
+        return (key * 0x9E3779B9) >>> senderHashShift;
     }
 
     /** The most common prefix length, the longer one on a tie; -1 for an empty table. */
@@ -107,23 +173,100 @@ public final class PeerTable {
         return (key * 0x9E3779B9) >>> hashShift;
     }
 
-    /** The table without peers. */
+    /** The flannel-udp table without peers. */
     public static PeerTable empty() {
         return EMPTY;
     }
 
-    /** A builder for a table, initially empty. */
-    public static Builder builder() {
-        return new Builder(new TreeMap<>());
+    /** The table without peers for this encapsulation. */
+    public static PeerTable empty(Encapsulator encapsulator) {
+        return encapsulator == FlannelUdpEncapsulator.INSTANCE ? EMPTY
+                : new PeerTable(encapsulator, new TreeMap<>(), new TreeMap<>());
     }
 
-    /** A table of these leases, all reached at {@code port}. */
+    /** A builder for a flannel-udp table, initially empty. */
+    public static Builder builder() {
+        return builder(FlannelUdpEncapsulator.INSTANCE);
+    }
+
+    /** A builder for a table of peers reached with {@code encapsulator}, initially empty. */
+    public static Builder builder(Encapsulator encapsulator) {
+        return new Builder(requireNonNull(encapsulator, "encapsulator"), new TreeMap<>(), new TreeMap<>());
+    }
+
+    /** A flannel-udp table of these leases, all reached at {@code port}. */
     public static PeerTable of(Collection<Lease> leases, int port) {
-        Builder b = builder();
+        return of(leases, port, FlannelUdpEncapsulator.INSTANCE);
+    }
+
+    /** A table of these leases, all reached at {@code port} with {@code encapsulator}; unusable leases skipped. */
+    public static PeerTable of(Collection<Lease> leases, int port, Encapsulator encapsulator) {
+        Builder b = builder(encapsulator);
         for (Lease lease : leases) {
             b.put(lease, port);
         }
         return b.build();
+    }
+
+    /** The encapsulation whose {@linkplain Peer#context() contexts} the peers carry. */
+    public Encapsulator encapsulator() {
+        return encapsulator;
+    }
+
+    /**
+     * The leases that were skipped because the encapsulator cannot use them, by subnet, with the reason; unmodifiable.
+     * Such a subnet has no peer: traffic to it is answered like traffic to an unleased subnet.
+     */
+    public Map<Ipv4Prefix, String> skippedLeases() {
+        return Collections.unmodifiableMap(skipped);
+    }
+
+    /**
+     * Ingress admission, step 1: the sender of a datagram, if a current lease holds its address. Lock-free,
+     * allocation-free.
+     *
+     * @param address   the datagram's source address, network order
+     * @param port      its source port
+     * @param checkPort whether the port must also be the peer's (where the encapsulation fixes source ports)
+     * @return a sender index for {@link #senderOwnsSource}, or -1 if no lease holds the address (and port)
+     */
+    public int senderIndex(int address, int port, boolean checkPort) {
+        int[] k = senderKeys;
+        int[] first = senderFirst;
+        int mask = senderSlotMask;
+        for (int i = senderSlot(address); ; i = (i + 1) & mask) {
+            int f = first[i];
+            if (f == 0) {
+                return -1;
+            }
+            if (k[i] == address) {
+                if (checkPort) {
+                    for (int p = f; p != 0; p = senderNext[p - 1]) {
+                        if (senderPorts[p - 1] == port) {
+                            return f - 1;
+                        }
+                    }
+                    return -1;
+                }
+                return f - 1;
+            }
+        }
+    }
+
+    /**
+     * Ingress admission, step 2: whether {@code source} lies in the subnet of a lease held by the sender that
+     * {@link #senderIndex} found (a host may hold several leases). Lock-free, allocation-free.
+     *
+     * @param sender a non-negative result of {@link #senderIndex} on this table
+     * @param source the inner packet's source address, network order
+     */
+    public boolean senderOwnsSource(int sender, int source) {
+        for (int p = sender + 1; p != 0; p = senderNext[p - 1]) {
+            if ((source & senderMasks[p - 1]) == senderNetworks[p - 1]) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /**
@@ -174,15 +317,15 @@ public final class PeerTable {
         return peers;
     }
 
-    /** A builder starting from this table's peers (their endpoints are reused, not re-created). */
+    /** A builder starting from this table's peers (their endpoints and contexts are reused, not re-created). */
     public Builder toBuilder() {
-        return new Builder(new TreeMap<>(bySubnet));
+        return new Builder(encapsulator, new TreeMap<>(bySubnet), new TreeMap<>(skipped));
     }
 
     /**
      * A new table with {@code events} applied in order: {@link LeaseEvent.Type#ADDED} puts (create or replace),
      * {@link LeaseEvent.Type#REMOVED} removes the subnet (an unknown subnet is ignored). Unchanged peers keep their
-     * endpoint objects.
+     * endpoint objects and contexts. Leases this table's encapsulator cannot use are skipped.
      *
      * @param port the UDP port of the added peers
      */
@@ -201,52 +344,77 @@ public final class PeerTable {
     /** e.g. {@code PeerTable[2 peers: 100.96.2.0/24 -> 10.168.0.3:8285, ...]}. */
     @Override
     public String toString() {
-        return "PeerTable[" + peers.size() + " peers: " + peers + "]";
+        return "PeerTable[" + peers.size() + " peers: " + peers + (skipped.isEmpty() ? "" : ", skipped " + skipped)
+                + "]";
     }
 
     /** Builds a {@link PeerTable}. Not thread-safe; one use per build. */
     public static final class Builder {
+        private final Encapsulator encapsulator;
         private final TreeMap<Ipv4Prefix, Peer> bySubnet;
+        private final TreeMap<Ipv4Prefix, String> skipped;
 
-        private Builder(TreeMap<Ipv4Prefix, Peer> bySubnet) {
+        private Builder(Encapsulator encapsulator, TreeMap<Ipv4Prefix, Peer> bySubnet,
+                        TreeMap<Ipv4Prefix, String> skipped) {
+            this.encapsulator = encapsulator;
             this.bySubnet = bySubnet;
+            this.skipped = skipped;
         }
 
         /**
-         * Adds or replaces the peer for {@code lease.subnet()}. A renewal (same public address and port) keeps the
-         * existing endpoint object.
+         * Adds or replaces the peer for {@code lease.subnet()}. A renewal (same public address, port and attributes)
+         * keeps the existing endpoint object and context. A lease the encapsulator cannot use replaces any peer of
+         * that subnet by nothing: it is logged and listed in {@link PeerTable#skippedLeases()}, never thrown.
          *
          * @param port the UDP port the peer listens on, 1..65535
+         * @throws IllegalArgumentException only for a port out of range
          */
         public Builder put(Lease lease, int port) {
             requireNonNull(lease, "lease");
+            if (port < 1 || port > 65535) {
+                throw new IllegalArgumentException("UDP port must be 1..65535: " + port);
+            }
             Peer old = bySubnet.get(lease.subnet());
             Peer peer;
             if (old != null && old.endpoint().getPort() == port
-                    && old.endpoint().getAddress().equals(lease.attributes().publicIp())) {
-                peer = new Peer(lease.subnet(), old.endpoint(), lease);
+                    && old.lease().attributes().equals(lease.attributes())) {
+                peer = new Peer(lease.subnet(), old.endpoint(), lease, old.context());
             } else {
-                peer = Peer.of(lease, port);
+                try {
+                    peer = Peer.of(lease, port, encapsulator);
+                } catch (IllegalArgumentException | NullPointerException e) {
+                    String reason = String.valueOf(e.getMessage());
+                    if (!reason.equals(skipped.get(lease.subnet()))) {
+                        LOG.warn("skipping the lease of {} at {}: {}", lease.subnet(),
+                                lease.attributes().publicIp().getHostAddress(), reason);
+                    }
+                    bySubnet.remove(lease.subnet());
+                    skipped.put(lease.subnet(), reason);
+                    return this;
+                }
             }
+            skipped.remove(lease.subnet());
             bySubnet.put(lease.subnet(), peer);
             return this;
         }
 
-        /** Removes the peer with exactly this subnet; absent is not an error. */
+        /** Removes the peer (or skipped lease) with exactly this subnet; absent is not an error. */
         public Builder remove(Ipv4Prefix subnet) {
             bySubnet.remove(requireNonNull(subnet, "subnet"));
+            skipped.remove(subnet);
             return this;
         }
 
-        /** Removes all peers. */
+        /** Removes all peers and skipped leases. */
         public Builder clear() {
             bySubnet.clear();
+            skipped.clear();
             return this;
         }
 
         /** The immutable table. */
         public PeerTable build() {
-            return new PeerTable(new TreeMap<>(bySubnet));
+            return new PeerTable(encapsulator, new TreeMap<>(bySubnet), new TreeMap<>(skipped));
         }
     }
 }

@@ -20,9 +20,6 @@ import io.overlay4j.tun.UdpSocket;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
-import java.net.StandardProtocolFamily;
-import java.net.StandardSocketOptions;
-import java.nio.channels.DatagramChannel;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
@@ -39,6 +36,13 @@ import org.slf4j.LoggerFactory;
  * the TUN, sets it up, routes the whole overlay network to it, binds a UDP socket to the underlay interface's address
  * and the port, and starts the forwarder. The returned {@link Backend.Network} follows peers copy-on-write and undoes
  * all of it on {@link Backend.Network#close()}.
+ *
+ * <p>Offloads are on by default ({@link Builder#offloads}): the TUN is opened with virtio headers (TCP super-packets
+ * of up to 64 KiB per read and write) and the socket with UDP GRO, and sends use UDP GSO; each offload the kernel
+ * refuses falls back on its own, and the wire format is flannel's either way. Received datagrams are admitted only
+ * from current leases' public addresses at the network's port, with inner sources in the sender's subnet and inner
+ * destinations in this node's subnet ({@link Forwarder}). The forwarder's two threads come from
+ * {@link Backend.Context#threadFactory()}.
  */
 public final class UdpBackend implements Backend {
     /** The backend type name. */
@@ -54,7 +58,7 @@ public final class UdpBackend implements Backend {
     private final Supplier<RouteProgrammer> routeSupplier;
     private final RouteProgrammer routes;
     private final int socketBufferSize;
-    private final boolean sourceCheck;
+    private final boolean admitAnySenderAddress;
     private final Consumer<Throwable> errorHandler;
 
     private UdpBackend(Builder b) {
@@ -65,7 +69,7 @@ public final class UdpBackend implements Backend {
         this.routeSupplier = b.routeSupplier;
         this.routes = b.routes;
         this.socketBufferSize = b.socketBufferSize;
-        this.sourceCheck = b.sourceCheck;
+        this.admitAnySenderAddress = b.admitAnySenderAddress;
         this.errorHandler = b.errorHandler;
     }
 
@@ -123,39 +127,31 @@ public final class UdpBackend implements Backend {
             net.routes.addRoute(route);
             net.route = route;
             InetSocketAddress bind = new InetSocketAddress(context.interfaceAddress(), udpPort);
-            if (offloads) {
-                net.socket = UdpSocket.open(bind, UdpSocket.Options.builder().sendBufferSize(socketBufferSize)
-                        .receiveBufferSize(socketBufferSize).gro(true).build());
-                OffloadForwarder fast = new OffloadForwarder(net.tun, net.socket, FlannelUdpEncapsulator.INSTANCE,
-                        udpPort, mtu, own, network, sourceCheck, errorHandler);
-                net.forwarder = fast;
-                fast.start();
-                LOG.info("udp backend up with offloads: {} mtu {} (virtio header {}), address {}/32, route {}, "
-                                + "socket {} (GSO {}, GRO {}, buffers {}/{} B)", device, mtu, fast.vnetHeader(),
-                        own.network().getHostAddress(), route, bind, net.socket.gsoSupported(),
-                        net.socket.groEnabled(), net.socket.sendBufferSize(), net.socket.receiveBufferSize());
-                return net;
-            }
-            net.channel = DatagramChannel.open(StandardProtocolFamily.INET);
-            net.channel.setOption(StandardSocketOptions.SO_RCVBUF, socketBufferSize);
-            net.channel.setOption(StandardSocketOptions.SO_SNDBUF, socketBufferSize);
-            net.channel.bind(bind);
+            net.socket = UdpSocket.open(bind, UdpSocket.Options.builder().sendBufferSize(socketBufferSize)
+                    .receiveBufferSize(socketBufferSize).gro(offloads).build());
             Forwarder.Builder fb = Forwarder.builder()
                     .tun(net.tun)
-                    .channel(net.channel)
+                    .socket(net.socket)
                     .port(udpPort)
                     .mtu(mtu)
                     .ownSubnet(own)
                     .network(network)
-                    .sourceCheck(sourceCheck);
+                    .admitAnySenderAddress(admitAnySenderAddress)
+                    .threadFactory(context.threadFactory());
             if (errorHandler != null) {
                 fb.errorHandler(errorHandler);
             }
             Forwarder forwarder = fb.build();
             net.forwarder = forwarder;
             forwarder.start();
-            LOG.info("udp backend up: {} mtu {} address {}/32, route {}, socket {}", device, mtu, own.network()
-                    .getHostAddress(), route, net.channel.getLocalAddress());
+            LOG.info("udp backend up: {} mtu {} (offloads {}: virtio header {}, GSO {}, GRO {}), address {}/32, "
+                            + "route {}, socket {} (buffers {}/{} B)", device, mtu, offloads ? "asked" : "off",
+                    forwarder.vnetHeader(), net.socket.gsoSupported(), net.socket.groEnabled(),
+                    own.network().getHostAddress(), route, bind, net.socket.sendBufferSize(),
+                    net.socket.receiveBufferSize());
+            if (admitAnySenderAddress) {
+                LOG.warn("udp backend on {} admits datagrams from any sender address (peers behind NAT)", device);
+            }
             return net;
         } catch (IOException | RuntimeException | Error e) {
             net.cleanUp(e);
@@ -178,9 +174,8 @@ public final class UdpBackend implements Backend {
         private RouteProgrammer routes;
         private boolean ownsRoutes;
         private Route route;
-        private DatagramChannel channel;
         private UdpSocket socket;
-        private DataPlane forwarder;
+        private Forwarder forwarder;
         private boolean closed;
 
         UdpNetwork(int port, int mtu) {
@@ -283,9 +278,6 @@ public final class UdpBackend implements Backend {
             if (route != null) {
                 first = attempt(first, () -> routes.deleteRoute(route));
             }
-            if (channel != null) {
-                first = attempt(first, () -> channel.close());
-            }
             if (socket != null) {
                 first = attempt(first, () -> socket.close());
             }
@@ -344,8 +336,8 @@ public final class UdpBackend implements Backend {
         private Supplier<RouteProgrammer> routeSupplier;
         private RouteProgrammer routes;
         private int socketBufferSize = DEFAULT_SOCKET_BUFFER_SIZE;
-        private boolean sourceCheck = true;
-        private boolean offloads;
+        private boolean admitAnySenderAddress;
+        private boolean offloads = true;
         private Consumer<Throwable> errorHandler;
 
         private Builder() {
@@ -399,16 +391,21 @@ public final class UdpBackend implements Backend {
             return this;
         }
 
-        /** Whether received packets with an inner source outside the network are dropped; default true. */
-        public Builder sourceCheck(boolean sourceCheck) {
-            this.sourceCheck = sourceCheck;
+        /**
+         * Relaxes ingress admission for peers behind NAT, whose datagrams arrive from an address other than their
+         * lease's {@code PublicIP}: see {@link Forwarder.Builder#admitAnySenderAddress}. Default false: datagrams are
+         * accepted only from a current lease's public address and the network's port.
+         */
+        public Builder admitAnySenderAddress(boolean admitAnySenderAddress) {
+            this.admitAnySenderAddress = admitAnySenderAddress;
             return this;
         }
 
         /**
          * Whether to use the offload data path: a TUN device with virtio headers (TSO reads, coalesced writes) and a
          * UDP socket with GSO sends and GRO receives. Each offload the kernel refuses falls back on its own; the wire
-         * format stays flannel's either way. Default false.
+         * format stays flannel's either way, so nodes with and without offloads interoperate. Default true; false
+         * gives the plain path (one packet per read, send, receive and write), e.g. to compare or to rule them out.
          */
         public Builder offloads(boolean offloads) {
             this.offloads = offloads;

@@ -36,6 +36,12 @@ class FlannelUdpEncapsulatorTest {
         return out;
     }
 
+    /** What the forwarder does on egress: validate, (look up,) encapsulate. */
+    private static DropReason egress(ByteBuffer b, int mtu) {
+        DropReason r = FlannelUdpEncapsulator.validate(b, mtu);
+        return r != null ? r : ENCAP.encapsulate(b, ENCAP.peerContext(null), mtu);
+    }
+
     @Test
     void constants() {
         assertEquals(8285, ENCAP.defaultPort());
@@ -47,7 +53,7 @@ class FlannelUdpEncapsulatorTest {
     @Test
     void encapsulateMatchesFlannelByteForByte() {
         ByteBuffer b = wrap(hex(FLANNEL_IN + PAYLOAD));
-        assertNull(ENCAP.encapsulate(b, 1472));
+        assertNull(egress(b, 1472));
         assertEquals(hex(hex(FLANNEL_OUT + PAYLOAD)), hex(remaining(b)));
         assertEquals(0, b.position());
         assertEquals(40, b.limit());
@@ -72,7 +78,7 @@ class FlannelUdpEncapsulatorTest {
             view.position(base);
             view.put(in);
             view.limit(base + in.length).position(base);
-            assertNull(ENCAP.encapsulate(view, 1472));
+            assertNull(egress(view, 1472));
             assertEquals(base, view.position());
             assertEquals(hex(hex(FLANNEL_OUT + PAYLOAD)), hex(remaining(view)));
         } finally {
@@ -84,7 +90,7 @@ class FlannelUdpEncapsulatorTest {
     @Test
     void runt() {
         ByteBuffer b = wrap(Arrays.copyOf(hex(FLANNEL_IN), 19));
-        assertEquals(DropReason.RUNT, ENCAP.encapsulate(b, 1472));
+        assertEquals(DropReason.RUNT, egress(b, 1472));
         assertEquals(DropReason.RUNT, ENCAP.decapsulate(ByteBuffer.allocate(0), 1472));
     }
 
@@ -92,7 +98,7 @@ class FlannelUdpEncapsulatorTest {
     void notIpv4() {
         byte[] p = hex(FLANNEL_IN + PAYLOAD);
         p[0] = 0x60;
-        assertEquals(DropReason.NOT_IPV4, ENCAP.encapsulate(wrap(p), 1472));
+        assertEquals(DropReason.NOT_IPV4, egress(wrap(p), 1472));
         p[0] = (byte) 0xe5; // flannel's "version nibble 14" garbage (§3.8)
         assertEquals(DropReason.NOT_IPV4, ENCAP.decapsulate(wrap(p), 1472));
     }
@@ -101,27 +107,27 @@ class FlannelUdpEncapsulatorTest {
     void badHeader() {
         byte[] p = hex(FLANNEL_IN + PAYLOAD);
         p[0] = 0x44; // IHL 4
-        assertEquals(DropReason.BAD_HEADER, ENCAP.encapsulate(wrap(p), 1472));
+        assertEquals(DropReason.BAD_HEADER, egress(wrap(p), 1472));
         p[0] = 0x4f; // IHL 15 = 60 bytes, only 40 present
         assertEquals(DropReason.BAD_HEADER, ENCAP.decapsulate(wrap(p), 1472));
         byte[] q = hex(FLANNEL_IN + PAYLOAD);
         q[0] = 0x46; // IHL 6 = 24 bytes, but total length 20
         q[3] = 20;
-        assertEquals(DropReason.BAD_HEADER, ENCAP.encapsulate(wrap(q), 1472));
+        assertEquals(DropReason.BAD_HEADER, egress(wrap(q), 1472));
     }
 
     @Test
     void truncated() {
         byte[] p = hex(FLANNEL_IN + PAYLOAD);
         p[3] = 41; // claims 41 bytes, 40 present
-        assertEquals(DropReason.TRUNCATED, ENCAP.encapsulate(wrap(p), 1472));
+        assertEquals(DropReason.TRUNCATED, egress(wrap(p), 1472));
         assertEquals(DropReason.TRUNCATED, ENCAP.decapsulate(wrap(p), 1472));
     }
 
     @Test
     void oversizeCountsTheBytesNotTheHeader() {
-        assertEquals(DropReason.OVERSIZE, ENCAP.encapsulate(wrap(hex(FLANNEL_IN + PAYLOAD)), 39));
-        assertNull(ENCAP.encapsulate(wrap(hex(FLANNEL_IN + PAYLOAD)), 40));
+        assertEquals(DropReason.OVERSIZE, egress(wrap(hex(FLANNEL_IN + PAYLOAD)), 39));
+        assertNull(egress(wrap(hex(FLANNEL_IN + PAYLOAD)), 40));
         // 2000 bytes received with a 40-byte total length is not "padding" to trim into acceptance.
         byte[] big = Arrays.copyOf(hex(FLANNEL_IN + PAYLOAD), 2000);
         assertEquals(DropReason.OVERSIZE, ENCAP.decapsulate(wrap(big), 1472));
@@ -134,7 +140,7 @@ class FlannelUdpEncapsulatorTest {
         b.position(3);
         b.put(padded);
         b.limit(3 + 46).position(3);
-        assertNull(ENCAP.encapsulate(b, 1472));
+        assertNull(egress(b, 1472));
         assertEquals(3, b.position());
         assertEquals(3 + 40, b.limit());
         assertEquals(hex(hex(FLANNEL_OUT + PAYLOAD)), hex(remaining(b)));
@@ -145,7 +151,7 @@ class FlannelUdpEncapsulatorTest {
         byte[] p = hex(FLANNEL_IN + PAYLOAD);
         p[3] = 41;
         ByteBuffer b = wrap(p);
-        ENCAP.encapsulate(b, 1472);
+        egress(b, 1472);
         assertArrayEquals(p, b.array());
     }
 
@@ -153,18 +159,18 @@ class FlannelUdpEncapsulatorTest {
     void ttlEdges() {
         byte[] ttl2 = Packets.ipv4(addr(10, 5, 1, 2), addr(10, 5, 2, 5), 17, 2, 40);
         ByteBuffer b = wrap(ttl2);
-        assertNull(ENCAP.encapsulate(b, 1472));
+        assertNull(egress(b, 1472));
         assertEquals(1, b.get(8));
         assertEquals(DropReason.TTL_EXPIRED, ENCAP.decapsulate(b, 1472), "TTL 1 reaches 0");
         assertEquals(1, b.get(8), "a dropped packet keeps its TTL");
 
         byte[] ttl0 = Packets.ipv4(addr(10, 5, 1, 2), addr(10, 5, 2, 5), 17, 0, 40);
-        assertEquals(DropReason.TTL_EXPIRED, ENCAP.encapsulate(wrap(ttl0), 1472), "no wrap to 255");
+        assertEquals(DropReason.TTL_EXPIRED, egress(wrap(ttl0), 1472), "no wrap to 255");
         assertEquals(DropReason.TTL_EXPIRED, ENCAP.decapsulate(wrap(ttl0), 1472));
 
         byte[] ttl255 = Packets.ipv4(addr(10, 5, 1, 2), addr(10, 5, 2, 5), 6, 255, 40);
         ByteBuffer c = wrap(ttl255);
-        assertNull(ENCAP.encapsulate(c, 1472));
+        assertNull(egress(c, 1472));
         assertArrayEquals(Packets.withTtlDecremented(ttl255, 1), remaining(c));
     }
 
@@ -182,7 +188,7 @@ class FlannelUdpEncapsulatorTest {
             p[8] = (byte) (2 + random.nextInt(254));
             Packets.setHeaderChecksum(p, 0);
             ByteBuffer b = wrap(p);
-            assertNull(ENCAP.encapsulate(b, 1472));
+            assertNull(egress(b, 1472));
             assertArrayEquals(Packets.withTtlDecremented(p, 1), remaining(b), () -> "header " + hex(p));
         }
     }
@@ -199,7 +205,7 @@ class FlannelUdpEncapsulatorTest {
             Packets.setHeaderChecksum(p, 0);
             seen[(p[10] & 0xff) << 8 | p[11] & 0xff] = true;
             ByteBuffer b = wrap(p);
-            assertNull(ENCAP.encapsulate(b, 1472));
+            assertNull(egress(b, 1472));
             byte[] out = remaining(b);
             assertTrue(Packets.headerChecksumOk(out, 0), () -> "id " + Integer.toHexString(p[4] << 8 | p[5]));
             assertArrayEquals(Packets.withTtlDecremented(p, 1), out);

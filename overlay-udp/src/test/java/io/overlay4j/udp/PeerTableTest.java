@@ -2,6 +2,7 @@ package io.overlay4j.udp;
 
 import static io.overlay4j.udp.testing.Packets.addr;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotSame;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
@@ -198,6 +199,39 @@ class PeerTableTest {
         Peer p = Peer.of(lease("10.5.1.0/24", addr(10, 168, 0, 2)), 8285);
         assertTrue(!p.endpoint().isUnresolved());
         assertEquals("10.5.1.0/24 -> 10.168.0.2:8285", p.toString());
+    }
+
+    @Test
+    void sendersAreFoundByAddressAndPortAndOwnTheirSubnetsOnly() {
+        PeerTable t = PeerTable.builder()
+                .put(lease("100.96.1.0/24", addr(10, 168, 0, 2)), 8285)
+                .put(lease("100.96.2.0/24", addr(10, 168, 0, 3)), 8285)
+                .put(lease("100.96.7.0/24", addr(10, 168, 0, 3)), 8285) // a second lease of the same host
+                .build();
+        assertEquals(-1, t.senderIndex(addr(10, 168, 0, 9), 8285, true), "no lease");
+        assertEquals(-1, t.senderIndex(addr(10, 168, 0, 3), 9999, true), "another port");
+        int s3 = t.senderIndex(addr(10, 168, 0, 3), 9999, false);
+        assertTrue(s3 >= 0, "any port where the encapsulation does not fix it");
+        assertEquals(s3, t.senderIndex(addr(10, 168, 0, 3), 8285, true));
+        assertTrue(t.senderOwnsSource(s3, addr(100, 96, 2, 9)));
+        assertTrue(t.senderOwnsSource(s3, addr(100, 96, 7, 1)), "its second lease");
+        assertFalse(t.senderOwnsSource(s3, addr(100, 96, 1, 9)), "another host's subnet");
+        assertFalse(t.senderOwnsSource(s3, addr(192, 168, 0, 1)));
+        int s2 = t.senderIndex(addr(10, 168, 0, 2), 8285, true);
+        assertTrue(t.senderOwnsSource(s2, addr(100, 96, 1, 1)));
+        assertFalse(t.senderOwnsSource(s2, addr(100, 96, 2, 1)));
+        assertEquals(-1, PeerTable.empty().senderIndex(addr(10, 168, 0, 2), 8285, false));
+        // Many hosts: every one found, none confused.
+        PeerTable.Builder b = PeerTable.builder();
+        for (int i = 0; i < 3000; i++) {
+            b.put(lease("10." + (i >> 8) + "." + (i & 255) + ".0/24", addr(172, 16, i >> 8, i & 255)), 8285);
+        }
+        PeerTable big = b.build();
+        for (int i = 0; i < 3000; i++) {
+            int s = big.senderIndex(addr(172, 16, i >> 8, i & 255), 8285, true);
+            assertTrue(big.senderOwnsSource(s, addr(10, i >> 8, i & 255, 9)), "host " + i);
+            assertFalse(big.senderOwnsSource(s, addr(10, (i + 1) >> 8, (i + 1) & 255, 9)), "host " + i);
+        }
     }
 
     private static int ip(Peer p) {

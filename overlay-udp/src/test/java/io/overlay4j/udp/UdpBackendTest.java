@@ -264,7 +264,10 @@ class UdpBackendTest {
         try (DatagramChannel squatter = DatagramChannel.open(StandardProtocolFamily.INET)) {
             squatter.bind(new InetSocketAddress(IFACE, port));
             UdpBackend backend = builder().build();
-            assertThrows(java.net.BindException.class, () -> backend.register(ctx, NETWORK, port));
+            io.overlay4j.ErrnoException e = assertThrows(io.overlay4j.ErrnoException.class,
+                    () -> backend.register(ctx, NETWORK, port));
+            assertEquals(98, e.errno(), e.getMessage()); // EADDRINUSE, and the message names bind(address:port)
+            assertTrue(e.getMessage().startsWith("bind("), e.getMessage());
         }
         assertFalse(tuns.opened().get(0).isOpen());
         assertEquals(List.of("addAddress flannel0 10.5.1.0/32", "setLinkUp flannel0",

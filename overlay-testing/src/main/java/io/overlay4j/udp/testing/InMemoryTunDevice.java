@@ -27,6 +27,7 @@ public final class InMemoryTunDevice implements TunDevice {
     private final String name;
     private final int index;
     private final int mtu;
+    private final boolean vnetHeader;
     private final BlockingQueue<byte[]> toRead = new LinkedBlockingQueue<>();
     private final BlockingQueue<byte[]> written = new LinkedBlockingQueue<>();
     private final AtomicInteger writes = new AtomicInteger();
@@ -37,11 +38,31 @@ public final class InMemoryTunDevice implements TunDevice {
     private volatile boolean open = true;
     private volatile IOException writeFailure;
 
-    /** A device named {@code name} with this MTU. */
+    /** A plain device named {@code name} with this MTU. */
     public InMemoryTunDevice(String name, int mtu) {
+        this(name, mtu, false);
+    }
+
+    /**
+     * A device named {@code name} with this MTU, with or without virtio-net headers: with them, {@link #inject} puts
+     * an all-zero 10-byte header in front of each packet, {@link #injectFrame} takes the header from the test, and
+     * written frames are recorded with their header, as the data plane wrote them.
+     */
+    public InMemoryTunDevice(String name, int mtu, boolean vnetHeader) {
         this.name = name;
         this.mtu = mtu;
+        this.vnetHeader = vnetHeader;
         this.index = NEXT_INDEX.getAndIncrement();
+    }
+
+    @Override
+    public boolean vnetHeader() {
+        return vnetHeader;
+    }
+
+    /** Queues a frame for {@link #read} exactly as given (with its virtio header, on a device that has them). */
+    public void injectFrame(byte[] frame) {
+        toRead.add(frame.clone());
     }
 
     /**
@@ -54,7 +75,13 @@ public final class InMemoryTunDevice implements TunDevice {
 
     /** Queues a packet for {@link #read} (the kernel routing a packet to the device). */
     public void inject(byte[] packet) {
-        toRead.add(packet.clone());
+        if (vnetHeader) {
+            byte[] frame = new byte[10 + packet.length];
+            System.arraycopy(packet, 0, frame, 10, packet.length);
+            toRead.add(frame);
+        } else {
+            toRead.add(packet.clone());
+        }
     }
 
     /**

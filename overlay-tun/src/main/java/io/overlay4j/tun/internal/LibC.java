@@ -91,6 +91,10 @@ public final class LibC {
     public static final int MSG_TRUNC = 0x20;
     /** {@code SOCK_NONBLOCK}. */
     public static final int SOCK_NONBLOCK = O_NONBLOCK;
+    /** {@code MSG_DONTWAIT}: this one call does not block. */
+    public static final int MSG_DONTWAIT = 0x40;
+    /** {@code SHUT_RD}. */
+    public static final int SHUT_RD = 0;
     /** {@code SO_SNDBUFFORCE}: {@code SO_SNDBUF} above {@code wmem_max}, needs CAP_NET_ADMIN. */
     public static final int SO_SNDBUFFORCE = 32;
     /** {@code SO_RCVBUFFORCE}: {@code SO_RCVBUF} above {@code rmem_max}, needs CAP_NET_ADMIN. */
@@ -244,6 +248,9 @@ public final class LibC {
 
     /** {@code int sendmmsg(int fd, struct mmsghdr *msgvec, unsigned int vlen, int flags)}, a native address. */
     public static native int sendmmsg(int fd, long msgvec, int vlen, int flags);
+
+    /** {@code int shutdown(int fd, int how)}. */
+    public static native int shutdown(int fd, int how);
 
     /** {@code unsigned int if_nametoindex(const char *name)}: 0 if there is no such device. */
     public static native int if_nametoindex(String name);

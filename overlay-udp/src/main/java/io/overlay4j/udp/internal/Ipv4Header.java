@@ -1,5 +1,6 @@
 package io.overlay4j.udp.internal;
 
+import io.overlay4j.DropReason;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 
@@ -65,6 +66,46 @@ public final class Ipv4Header {
     public static final int FLAG_DONT_FRAGMENT = 0x4000;
 
     private Ipv4Header() {
+    }
+
+    /**
+     * Validates the IPv4 packet in {@code [position, limit)} without changing its bytes, in this order: fewer than 20
+     * bytes is {@link DropReason#RUNT}; a version other than 4 {@link DropReason#NOT_IPV4}; an IHL below 5, a header
+     * longer than the bytes present or a total length shorter than the header {@link DropReason#BAD_HEADER}; a total
+     * length beyond the bytes present {@link DropReason#TRUNCATED}; more bytes than {@code mtu}
+     * {@link DropReason#OVERSIZE}. Trailing bytes beyond the total length (link padding) are then trimmed by lowering
+     * the limit.
+     *
+     * @return {@code null} if the packet is well formed, else the reason to drop it
+     */
+    public static DropReason validate(ByteBuffer buf, int mtu) {
+        int offset = buf.position();
+        int length = buf.limit() - offset;
+        if (length < MIN_LENGTH) {
+            return DropReason.RUNT;
+        }
+        if (version(buf, offset) != 4) {
+            return DropReason.NOT_IPV4;
+        }
+        int headerLength = headerLength(buf, offset);
+        if (headerLength < MIN_LENGTH || headerLength > length) {
+            return DropReason.BAD_HEADER;
+        }
+        int totalLength = totalLength(buf, offset);
+        if (totalLength < headerLength) {
+            return DropReason.BAD_HEADER;
+        }
+        if (totalLength > length) {
+            return DropReason.TRUNCATED;
+        }
+        if (length > mtu) {
+            // The bytes received, not the total length: a datagram beyond the MTU is never trimmed into acceptance.
+            return DropReason.OVERSIZE;
+        }
+        if (totalLength < length) {
+            buf.limit(offset + totalLength);
+        }
+        return null;
     }
 
     /** The IP version: the high nibble of the first byte. */

@@ -46,8 +46,11 @@ public final class TcpCoalescer {
          * from {@code offset}. The buffer belongs to the coalescer and is only valid during the call; the sink must
          * not change bytes outside the frame or keep the buffer, but may move its position and limit (the coalescer
          * uses absolute indexes only), e.g. to pass it to {@code TunDevice.write}.
+         *
+         * @param packets     how many offered packets the frame carries (1 unless merged)
+         * @param packetBytes their lengths as offered, added up
          */
-        void frame(ByteBuffer buf, int offset, int length);
+        void frame(ByteBuffer buf, int offset, int length, int packets, int packetBytes);
     }
 
     /** The largest IPv4 packet. */
@@ -79,6 +82,7 @@ public final class TcpCoalescer {
     private final int[] itemHeaderLength;
     private final int[] itemGsoSize;
     private final int[] itemTotal;
+    private final int[] itemBytes;
     private final int[] itemNextSeq;
     private final int[] itemLastFlags;
     private int items;
@@ -116,6 +120,7 @@ public final class TcpCoalescer {
         itemHeaderLength = new int[maxPackets];
         itemGsoSize = new int[maxPackets];
         itemTotal = new int[maxPackets];
+        itemBytes = new int[maxPackets];
         itemNextSeq = new int[maxPackets];
         itemLastFlags = new int[maxPackets];
         this.maxFlows = maxFlows;
@@ -237,6 +242,7 @@ public final class TcpCoalescer {
         itemHeaderLength[item] = headerLength;
         itemGsoSize[item] = payload;
         itemTotal[item] = pktLength[packet];
+        itemBytes[item] = pktLength[packet];
         itemNextSeq[item] = nextSeq;
         itemLastFlags[item] = 0;
         return item;
@@ -296,6 +302,7 @@ public final class TcpCoalescer {
         itemLast[item] = packet;
         itemCount[item]++;
         itemTotal[item] += payload;
+        itemBytes[item] += pktLength[packet];
         itemNextSeq[item] += payload;
         itemLastFlags[item] = flags;
         if (payload < itemGsoSize[item] || (flags & TcpHeader.FLAG_PSH) != 0) {
@@ -317,9 +324,9 @@ public final class TcpCoalescer {
                     int at = pktOffset[first] - HEADROOM;
                     arena.clear();
                     VirtioNetHeader.clear(arena, at);
-                    sink.frame(arena, at, HEADROOM + pktLength[first]);
+                    sink.frame(arena, at, HEADROOM + pktLength[first], 1, pktLength[first]);
                 } else {
-                    sink.frame(out, 0, buildMerged(item));
+                    sink.frame(out, 0, buildMerged(item), itemCount[item], itemBytes[item]);
                 }
             }
             return n;

@@ -135,6 +135,20 @@ public final class TcpSegmenter {
      *         {@link #lastSegmentLength()} and {@link #packetOffset()}
      */
     public Result segment(ByteBuffer src, int srcOffset, int srcLength, ByteBuffer dst, int dstOffset) {
+        return segment(src, srcOffset, srcLength, dst, dstOffset, 0);
+    }
+
+    /**
+     * As {@link #segment(ByteBuffer, int, int, ByteBuffer, int)}, but leaves {@code gap} bytes free in front of every
+     * segment of a {@link Result#SEGMENTED} output (for an encapsulation header each): segment i starts at
+     * {@code dstOffset + gap + i * (gap + segmentLength())}, {@link #packetOffset()} is the first one's start.
+     *
+     * @param gap bytes left untouched before each segment, 0..255
+     */
+    public Result segment(ByteBuffer src, int srcOffset, int srcLength, ByteBuffer dst, int dstOffset, int gap) {
+        if (gap < 0 || gap > 255) {
+            throw new IllegalArgumentException("gap must be 0..255: " + gap);
+        }
         segmentCount = 0;
         segmentLength = 0;
         lastSegmentLength = 0;
@@ -153,10 +167,10 @@ public final class TcpSegmenter {
             return single(src, srcOffset, pkt, pktLength, flags);
         }
         if (gsoType == VirtioNetHeader.GSO_TCPV4) {
-            return split(src, srcOffset, pkt, pktLength, flags, dst, dstOffset, true);
+            return split(src, srcOffset, pkt, pktLength, flags, dst, dstOffset, gap, true);
         }
         if (gsoType == VirtioNetHeader.GSO_UDP_L4) {
-            return split(src, srcOffset, pkt, pktLength, flags, dst, dstOffset, false);
+            return split(src, srcOffset, pkt, pktLength, flags, dst, dstOffset, gap, false);
         }
         return gsoType == VirtioNetHeader.GSO_TCPV6 ? Result.NOT_IPV4 : Result.UNSUPPORTED_GSO_TYPE;
     }
@@ -186,7 +200,7 @@ public final class TcpSegmenter {
     }
 
     private Result split(ByteBuffer src, int vnet, int pkt, int pktLength, int flags, ByteBuffer dst,
-                         int dstOffset, boolean tcp) {
+                         int dstOffset, int gap, boolean tcp) {
         if (pktLength < Ipv4Header.MIN_LENGTH || Ipv4Header.version(src, pkt) != 4) {
             return Result.NOT_IPV4;
         }
@@ -226,7 +240,7 @@ public final class TcpSegmenter {
         }
         int count = (payload + mss - 1) / mss;
         int lastPayload = payload - (count - 1) * mss;
-        if ((long) dstOffset + (long) count * hdrLen + payload > dst.limit() || dstOffset < 0) {
+        if ((long) dstOffset + (long) count * (hdrLen + gap) + payload > dst.limit() || dstOffset < 0) {
             return Result.NO_ROOM;
         }
 
@@ -240,6 +254,7 @@ public final class TcpSegmenter {
         for (int i = 0; i < count; i++) {
             boolean last = i == count - 1;
             int segPayload = last ? lastPayload : mss;
+            out += gap;
             dst.put(out, src, pkt, hdrLen);
             dst.put(out + hdrLen, src, in, segPayload);
             Ipv4Header.putShort(dst, out + Ipv4Header.TOTAL_LENGTH_OFFSET, hdrLen + segPayload);
@@ -272,7 +287,7 @@ public final class TcpSegmenter {
         segmentCount = count;
         segmentLength = hdrLen + mss;
         lastSegmentLength = hdrLen + lastPayload;
-        packetOffset = dstOffset;
+        packetOffset = dstOffset + gap;
         return Result.SEGMENTED;
     }
 

@@ -47,6 +47,12 @@ public final class TrafficCounters {
         slots.setRelease(slot, slots.getPlain(slot) + 1);
     }
 
+    /** Counts {@code count} drops for one reason. Single writer only. */
+    public void drops(DropReason reason, int count) {
+        int slot = DROPS + reason.ordinal();
+        slots.setRelease(slot, slots.getPlain(slot) + count);
+    }
+
     /** The forwarded packets so far. */
     public long packets() {
         return slots.getAcquire(PACKETS);

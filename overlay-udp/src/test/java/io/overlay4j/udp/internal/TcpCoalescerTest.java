@@ -47,7 +47,7 @@ class TcpCoalescerTest {
         }
         assertEquals(packets.length, coalescer.pendingPackets());
         List<Frame> frames = new ArrayList<>();
-        int n = coalescer.flush((buf, offset, length) -> {
+        int n = coalescer.flush((buf, offset, length, frameCount, frameBytes) -> {
             byte[] f = new byte[length];
             buf.get(offset, f);
             frames.add(new Frame(Arrays.copyOf(f, 10), Arrays.copyOfRange(f, 10, length)));
@@ -271,11 +271,11 @@ class TcpCoalescerTest {
         assertTrue(small.offer(p, 0, p.capacity()));
         assertTrue(small.offer(p, 0, p.capacity()));
         assertFalse(small.offer(p, 0, p.capacity()), "packet table full");
-        assertEquals(2, small.flush((b, o, l) -> { }));
+        assertEquals(2, small.flush((b, o, l, c, t) -> { }));
         ByteBuffer big = ByteBuffer.allocate(65535);
         assertTrue(small.offer(big, 0, 65535));
         assertFalse(small.offer(p, 0, p.capacity()), "arena full");
-        assertEquals(1, small.flush((b, o, l) -> { }));
+        assertEquals(1, small.flush((b, o, l, c, t) -> { }));
         assertThrows(IllegalArgumentException.class, () -> small.offer(big, 0, 0));
         assertThrows(IllegalArgumentException.class, () -> new TcpCoalescer(1, 1, 1000));
 
@@ -291,7 +291,7 @@ class TcpCoalescerTest {
         }
         int[] lengths = new int[4];
         int[] n = {0};
-        assertEquals(3, oneFlow.flush((buf, o, l) -> lengths[n[0]++] = l));
+        assertEquals(3, oneFlow.flush((buf, o, l, c, t) -> lengths[n[0]++] = l));
         assertArrayEquals(new int[] {10 + HDR + 2000, 10 + HDR + 1000, 10 + HDR + 1000, 0}, lengths);
     }
 
@@ -312,7 +312,7 @@ class TcpCoalescerTest {
             at += sa[i].length + sb[i].length;
         }
         long[] bytes = {0};
-        TcpCoalescer.Sink sink = (buf, offset, length) -> bytes[0] += length;
+        TcpCoalescer.Sink sink = (buf, offset, length, frameCount, frameBytes) -> bytes[0] += length;
         for (int round = 0; round < 3000; round++) {
             offerAll(batch, sa.length * 2, sa[0].length);
             coalescer.flush(sink);
@@ -367,7 +367,7 @@ class TcpCoalescerTest {
                     }
                 }
             }
-            coalescer.flush((buf, offset, length) -> {
+            coalescer.flush((buf, offset, length, frameCount, frameBytes) -> {
                 buf.position(offset).limit(offset + length);
                 TcpSegmenter.Result r = segmenter.segment(buf, offset, length, segments, 0);
                 ByteBuffer from = r == TcpSegmenter.Result.SEGMENTED ? segments : buf;

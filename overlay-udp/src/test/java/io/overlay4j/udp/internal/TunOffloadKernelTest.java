@@ -325,7 +325,7 @@ class TunOffloadKernelTest {
     private void reflect(Stats stats, boolean coalesce) {
         TcpSegmenter segmenter = new TcpSegmenter(tun.mtu());
         TcpCoalescer coalescer = TcpCoalescer.withDefaults();
-        TcpCoalescer.Sink sink = (buf, offset, length) -> {
+        TcpCoalescer.Sink sink = (buf, offset, length, frameCount, frameBytes) -> {
             buf.limit(offset + length).position(offset);
             try {
                 tun.write(buf);
@@ -390,7 +390,7 @@ class TunOffloadKernelTest {
                     } else {
                         VirtioNetHeader.clear(out, 0);
                         out.put(10, src, at, length);
-                        sink.frame(out, 0, 10 + length);
+                        sink.frame(out, 0, 10 + length, 1, length);
                     }
                     at += length;
                 }

@@ -1,0 +1,239 @@
+package io.overlay4j.udp.internal;
+
+import io.overlay4j.DropReason;
+import io.overlay4j.Encapsulator;
+import io.overlay4j.Ipv4Prefix;
+import io.overlay4j.TunDevice;
+import io.overlay4j.tun.UdpSocket;
+import io.overlay4j.udp.PeerTable;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.ClosedChannelException;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.Consumer;
+
+/**
+ * The ingress half of the data plane, network → TUN, for one socket and TUN queue: {@link #step()} receives once
+ * (with GRO possibly several datagrams of one sender), drains what has already arrived behind it, and writes the
+ * admitted inner packets to the TUN.
+ *
+ * <p>Admission, in this order, for every datagram (each of a GRO run on its own); a datagram that fails is dropped,
+ * counted under the reason named, and never answered:
+ * <ol>
+ *   <li>the sender's address (and port, where the encapsulation {@linkplain Encapsulator#fixedSourcePort() fixes
+ *   it}) must be a current lease's public address: else {@link DropReason#UNKNOWN_SENDER} (skipped when built with
+ *   {@code checkSender} false, for peers behind NAT);</li>
+ *   <li>{@link Encapsulator#decapsulate} (for flannel udp this validates and decrements the TTL), then the inner IPv4
+ *   packet's own validation (runt, version, header, length, MTU);</li>
+ *   <li>the inner source must lie in the subnet of a lease that sender holds (without the sender check: of any
+ *   current lease): else {@link DropReason#FOREIGN_SOURCE} if it is outside the overlay network,
+ *   {@link DropReason#SPOOFED_SOURCE} if inside;</li>
+ *   <li>the inner destination must lie in this node's own subnet (which holds the TUN's address, the subnet's
+ *   network address): else {@link DropReason#FOREIGN_DESTINATION}.</li>
+ * </ol>
+ *
+ * <p>A TUN with virtio headers gets the admitted packets of a receive batch coalesced into TCP super-packets
+ * ({@link TcpCoalescer}); a plain TUN gets one write per packet. A packet counts as forwarded only once its TUN write
+ * succeeded (a merged frame: all of its packets, once); a failed write counts each of its packets as
+ * {@link DropReason#TUN_WRITE_FAILED}. Nothing is allocated per packet. Not thread-safe: one thread calls
+ * {@link #step()}.
+ */
+public final class IngressPath {
+    /** Receives drained without waiting before the coalesced packets are written (bounds the added latency). */
+    private static final int MAX_DRAIN = 7;
+
+    private final TunDevice tun;
+    private final DatagramPort port;
+    private final Encapsulator encapsulator;
+    private final int mtu;
+    private final int ownNetwork;
+    private final int ownMask;
+    private final int network;
+    private final int networkMask;
+    private final boolean checkSender;
+    private final boolean checkPort;
+    private final AtomicReference<PeerTable> peers;
+    private final TrafficCounters counters;
+    private final Consumer<Throwable> errors;
+    private final TcpCoalescer coalescer;
+    private final TcpCoalescer.Sink toTun;
+    private final ByteBuffer batch;
+    private final ByteBuffer view;
+    private final UdpSocket.Received info = new UdpSocket.Received();
+    private volatile boolean running = true;
+    private boolean tunClosed;
+
+    /**
+     * An ingress path; allocates its buffers (64 KiB, plus about 600 KiB for coalescing on a virtio-header TUN).
+     *
+     * @param ownSubnet   this node's subnet: admitted inner destinations lie in it
+     * @param network     the overlay network, or null: only tells {@link DropReason#FOREIGN_SOURCE} from
+     *                    {@link DropReason#SPOOFED_SOURCE}
+     * @param checkSender whether datagrams must come from a lease's public address (true unless peers are behind NAT)
+     */
+    public IngressPath(TunDevice tun, DatagramPort port, Encapsulator encapsulator, int mtu, Ipv4Prefix ownSubnet,
+                       Ipv4Prefix network, boolean checkSender, AtomicReference<PeerTable> peers,
+                       TrafficCounters counters, Consumer<Throwable> errors) {
+        this.tun = tun;
+        this.port = port;
+        this.encapsulator = encapsulator;
+        this.mtu = mtu;
+        this.ownNetwork = ownSubnet.networkInt();
+        this.ownMask = ownSubnet.maskInt();
+        this.network = network == null ? 0 : network.networkInt();
+        this.networkMask = network == null ? 0 : network.maskInt();
+        this.checkSender = checkSender;
+        this.checkPort = encapsulator.fixedSourcePort();
+        this.peers = peers;
+        this.counters = counters;
+        this.errors = errors;
+        this.coalescer = tun.vnetHeader() ? TcpCoalescer.withDefaults() : null;
+        this.toTun = this::writeFrame;
+        this.batch = ByteBuffer.allocateDirect(UdpSocket.MAX_GRO_BYTES + 1);
+        this.view = batch.duplicate();
+    }
+
+    /** Tells {@link #step()} to handle nothing more once its receive returns. */
+    public void stop() {
+        running = false;
+    }
+
+    /** Whether admitted packets are coalesced for a virtio-header TUN. */
+    public boolean coalescing() {
+        return coalescer != null;
+    }
+
+    /**
+     * Waits for a receive, handles it and, when coalescing, the receives already queued behind it (at most 7 more),
+     * then writes to the TUN.
+     *
+     * @throws ClosedChannelException if the port or the TUN is closed: the loop ends
+     * @throws IOException            if the receive fails
+     */
+    public void step() throws IOException {
+        batch.clear();
+        int n = port.receive(batch, info);
+        if (!running) {
+            return;
+        }
+        ingest(n);
+        if (coalescer != null) {
+            // Drain what has already arrived before writing: a flow's next GSO batch (a 64 KiB super-packet leaves
+            // the sender as 44 + 2 datagrams) merges into the same TUN write.
+            for (int more = 0; more < MAX_DRAIN; more++) {
+                batch.clear();
+                int m = port.tryReceive(batch, info);
+                if (m < 0) {
+                    break;
+                }
+                ingest(m);
+            }
+            if (coalescer.pendingPackets() > 0) {
+                coalescer.flush(toTun);
+            }
+        }
+        if (tunClosed) {
+            throw new ClosedChannelException();
+        }
+    }
+
+    /** Admits and forwards the datagrams of one receive of {@code n} bytes described by {@link #info}. */
+    private void ingest(int n) throws IOException {
+        PeerTable table = peers.get();
+        int sender = -1;
+        if (checkSender) {
+            sender = table.senderIndex(info.address(), info.port(), checkPort);
+            if (sender < 0) {
+                counters.drops(DropReason.UNKNOWN_SENDER, info.segmentCount());
+                return;
+            }
+        }
+        if (info.truncated()) {
+            counters.drop(DropReason.OVERSIZE);
+            return;
+        }
+        if (n == 0) {
+            counters.drop(DropReason.RUNT);
+            return;
+        }
+        int size = info.segmentSize() > 0 ? info.segmentSize() : n;
+        for (int off = 0; off < n; off += size) {
+            view.limit(Math.min(off + size, n)).position(off);
+            DropReason reason = admit(table, sender);
+            if (reason != null) {
+                counters.drop(reason);
+                continue;
+            }
+            forward();
+        }
+    }
+
+    /** Decapsulates the datagram in the view and runs the inner checks; null if admitted (inner packet in view). */
+    private DropReason admit(PeerTable table, int sender) {
+        DropReason reason = encapsulator.decapsulate(view, mtu);
+        if (reason != null) {
+            return reason;
+        }
+        reason = Ipv4Header.validate(view, mtu);
+        if (reason != null) {
+            return reason;
+        }
+        int at = view.position();
+        int source = Ipv4Header.source(view, at);
+        boolean owned = checkSender ? table.senderOwnsSource(sender, source) : table.lookup(source) != null;
+        if (!owned) {
+            return networkMask != 0 && (source & networkMask) != network ? DropReason.FOREIGN_SOURCE
+                    : DropReason.SPOOFED_SOURCE;
+        }
+        if ((Ipv4Header.destination(view, at) & ownMask) != ownNetwork) {
+            return DropReason.FOREIGN_DESTINATION;
+        }
+        return null;
+    }
+
+    private void forward() throws IOException {
+        int at = view.position();
+        int length = view.remaining();
+        if (coalescer != null) {
+            if (!coalescer.offer(batch, at, length)) {
+                coalescer.flush(toTun);
+                coalescer.offer(batch, at, length);
+            }
+            return;
+        }
+        try {
+            tun.write(view);
+        } catch (ClosedChannelException e) {
+            throw e;
+        } catch (IOException e) {
+            report(e);
+            counters.drop(DropReason.TUN_WRITE_FAILED);
+            return;
+        }
+        counters.packet(length);
+    }
+
+    private void writeFrame(ByteBuffer buf, int offset, int length, int packets, int packetBytes) {
+        buf.limit(offset + length).position(offset);
+        try {
+            tun.write(buf);
+        } catch (ClosedChannelException e) {
+            tunClosed = true;
+            counters.drops(DropReason.TUN_WRITE_FAILED, packets);
+            return;
+        } catch (IOException e) {
+            report(e);
+            counters.drops(DropReason.TUN_WRITE_FAILED, packets);
+            return;
+        }
+        counters.packets(packets, packetBytes);
+    }
+
+    private void report(Throwable t) {
+        try {
+            errors.accept(t);
+        } catch (Throwable ignored) {
+            // An error handler that throws must not end the data plane.
+        }
+    }
+}
