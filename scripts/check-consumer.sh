@@ -39,9 +39,9 @@ cd it/consumer
 echo "building it/consumer against overlay4j $version"
 mvn "${mvn_opts[@]}" -Doverlay4j.version="$version" clean verify dependency:tree -DoutputFile=target/tree.txt \
   dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=target/modules
-# The same jars as Java modules: module names, qualified exports, and (as root) a node whose backend comes from the
-# modules' uses/provides clauses.
-java -p target/modules --add-modules io.overlay4j.udp,io.overlay4j.etcd modular/ModularSmoke.java
+# The same jars as Java modules: module names, qualified exports, the backends found through the modules'
+# uses/provides clauses, and (as root) a node in a namespace.
+java -p target/modules --add-modules ALL-MODULE-PATH modular/ModularSmoke.java
 mvn "${mvn_opts[@]}" -q -Doverlay4j.version="$version" -DnoBom dependency:tree -DoutputFile=target/tree-without-bom.txt
 
 # The versions of a group's artifacts in a dependency:tree output (lines like "+- io.netty:netty-buffer:jar:V:compile").

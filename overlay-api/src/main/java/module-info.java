@@ -12,8 +12,8 @@ module io.overlay4j {
     requires org.slf4j;
 
     exports io.overlay4j;
-    // Json, which VxlanEncapsulator uses to read a lease's BackendData as flannel does; not an API.
-    exports io.overlay4j.internal to io.overlay4j.udp;
+    // Json, with which VxlanEncapsulator and the vxlan backend read BackendData as flannel does; not an API.
+    exports io.overlay4j.internal to io.overlay4j.udp, io.overlay4j.vxlan;
 
     uses io.overlay4j.BackendProvider;
 }
