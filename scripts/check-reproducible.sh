@@ -3,8 +3,9 @@
 #  - the BOM (overlay4j-bom) lists exactly the published modules: every module of the root pom that does not set
 #    maven.deploy.skip;
 #  - each published module builds a jar, a sources jar and a javadoc jar, and the jar has a Java module name;
-#  - the build is reproducible: the published modules are built twice, each from a fresh copy of the working tree in
-#    its own temporary directory (tests skipped), and every jar of the two builds is compared byte for byte.
+#  - the build is reproducible: the published modules are built twice, at the same time, each from a fresh copy of
+#    the working tree in its own temporary directory (tests skipped), and every jar of the two builds is compared
+#    byte for byte.
 #
 # Usage: scripts/check-reproducible.sh [--install-to DIR]
 #   --install-to DIR  the first build also installs the BOM, the parent and the library modules into DIR, a local
@@ -44,15 +45,27 @@ for copy in a b; do
     | tar --null --ignore-failed-read -T - -cf - 2>/dev/null | tar -xf - -C "$work/$copy"
 done
 
+# The two builds run side by side (each mostly keeps one core busy); a failing one shows its log.
 mvn_opts=(-B -ntp -q -Dstyle.color=never -DskipTests -pl "$modules" -am)
 if [ -n "$install_to" ]; then
   mkdir -p "$install_to"
   temp_maven_settings "$install_to" > "$work/settings.xml"
-  (cd "$work/a" && mvn "${mvn_opts[@]}" -s "$work/settings.xml" -Dmaven.repo.local="$install_to" install)
+  (cd "$work/a" && mvn "${mvn_opts[@]}" -s "$work/settings.xml" -Dmaven.repo.local="$install_to" install) \
+    > "$work/a.log" 2>&1 &
 else
-  (cd "$work/a" && mvn "${mvn_opts[@]}" package)
+  (cd "$work/a" && mvn "${mvn_opts[@]}" package) > "$work/a.log" 2>&1 &
 fi
-(cd "$work/b" && mvn "${mvn_opts[@]}" package)
+build_a=$!
+(cd "$work/b" && mvn "${mvn_opts[@]}" package) > "$work/b.log" 2>&1 &
+build_b=$!
+for build in a b; do
+  pid=build_$build
+  if ! wait "${!pid}"; then
+    echo "build $build of the published modules failed:" >&2
+    tail -n 50 "$work/$build.log" >&2
+    exit 1
+  fi
+done
 
 failed=0
 names=()
