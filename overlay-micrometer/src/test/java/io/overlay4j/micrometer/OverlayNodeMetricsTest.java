@@ -17,13 +17,11 @@ import io.overlay4j.LocalSubnetAllocator;
 import io.overlay4j.NetworkConfig;
 import io.overlay4j.OverlayException;
 import io.overlay4j.OverlayNode;
-import io.overlay4j.Route;
-import io.overlay4j.RouteProgrammer;
+import io.overlay4j.testing.InMemoryRouteProgrammer;
 import io.overlay4j.udp.UdpBackend;
 import io.overlay4j.udp.testing.InMemoryTunDevice;
 import java.io.IOException;
 import java.net.DatagramSocket;
-import java.net.Inet4Address;
 import java.net.InetAddress;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -119,7 +117,7 @@ class OverlayNodeMetricsTest {
         try (LocalSubnetAllocator allocator = LocalSubnetAllocator.builder().file(dir.resolve("l.json"))
                 .network(CONFIG).pollInterval(Duration.ofMillis(20)).build();
              OverlayNode node = OverlayNode.builder().allocator(allocator)
-                     .backend(UdpBackend.builder().tunFactory(InMemoryTunDevice.factory()).routes(new NoRoutes())
+                     .backend(UdpBackend.builder().tunFactory(InMemoryTunDevice.factory()).routes(new InMemoryRouteProgrammer().addDevice("flannel0"))
                              .port(freePort()).build())
                      .underlayInterface("lo").publicAddress(Ipv4Prefix.parseAddress("192.0.2.2")).build();
              OverlayNodeMetrics metrics = new OverlayNodeMetrics(node)) {
@@ -162,65 +160,6 @@ class OverlayNodeMetricsTest {
         while (!condition.getAsBoolean()) {
             assertTrue(System.nanoTime() < deadline, "timed out waiting for " + what);
             Thread.sleep(20);
-        }
-    }
-
-    /** Routes nowhere: the devices are in memory. */
-    private static final class NoRoutes implements RouteProgrammer {
-        @Override
-        public int linkIndex(String device) {
-            return 1;
-        }
-
-        @Override
-        public void setLinkUp(String device) {
-        }
-
-        @Override
-        public void setLinkDown(String device) {
-        }
-
-        @Override
-        public void setMtu(String device, int mtu) {
-        }
-
-        @Override
-        public int mtu(String device) {
-            return 1500;
-        }
-
-        @Override
-        public void addAddress(String device, Inet4Address address, int prefixLength) {
-        }
-
-        @Override
-        public void deleteAddress(String device, Inet4Address address, int prefixLength) {
-        }
-
-        @Override
-        public List<Ipv4Prefix> addresses(String device) {
-            return List.of();
-        }
-
-        @Override
-        public void addRoute(Route route) {
-        }
-
-        @Override
-        public void replaceRoute(Route route) {
-        }
-
-        @Override
-        public void deleteRoute(Route route) {
-        }
-
-        @Override
-        public List<Route> routes() {
-            return List.of();
-        }
-
-        @Override
-        public void close() {
         }
     }
 
