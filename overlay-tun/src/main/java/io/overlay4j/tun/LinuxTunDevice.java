@@ -105,6 +105,8 @@ public final class LinuxTunDevice implements TunDevice {
     private final Memory readPoll = new Memory(2 * LibC.POLLFD_SIZE);
     /** pollfd[2] for the writer: {tun, eventfd}. */
     private final Memory writePoll = new Memory(2 * LibC.POLLFD_SIZE);
+    /** pollfd[2] for {@link #awaitReadable()}: {tun, eventfd}; one waiter at a time. */
+    private final Memory readyPoll = new Memory(2 * LibC.POLLFD_SIZE);
     /** The eventfd increment close() writes; native so that close() allocates nothing either. */
     private ByteBuffer readScratch;
     private ByteBuffer writeScratch;
@@ -122,6 +124,7 @@ public final class LinuxTunDevice implements TunDevice {
         this.life = new FdLifecycle(fd, wakeFd, () -> {
             readPoll.close();
             writePoll.close();
+            readyPoll.close();
             LOG.debug("closed TUN device {} (fd {})", name, fd);
         });
         readPoll.setInt(0, fd);
@@ -132,6 +135,10 @@ public final class LinuxTunDevice implements TunDevice {
         writePoll.setShort(4, LibC.POLLOUT);
         writePoll.setInt(LibC.POLLFD_SIZE, wakeFd);
         writePoll.setShort(LibC.POLLFD_SIZE + 4, LibC.POLLIN);
+        readyPoll.setInt(0, fd);
+        readyPoll.setShort(4, LibC.POLLIN);
+        readyPoll.setInt(LibC.POLLFD_SIZE, wakeFd);
+        readyPoll.setShort(LibC.POLLFD_SIZE + 4, LibC.POLLIN);
     }
 
     /**
@@ -381,6 +388,75 @@ public final class LinuxTunDevice implements TunDevice {
             scratch.clear().limit(n);
             dst.put(scratch);
             return n;
+        } finally {
+            release();
+        }
+    }
+
+    /** True: {@link #tryRead} is one non-blocking {@code read(2)}, {@link #awaitReadable} one {@code poll(2)}. */
+    @Override
+    public boolean pollable() {
+        return true;
+    }
+
+    /**
+     * {@inheritDoc}
+     *
+     * <p>One {@code read(2)} on the non-blocking descriptor; a direct {@code dst} only.
+     *
+     * @throws IllegalArgumentException if {@code dst} is not direct or has no bytes remaining
+     */
+    @Override
+    public int tryRead(ByteBuffer dst) throws IOException {
+        if (dst.isReadOnly()) {
+            throw new ReadOnlyBufferException();
+        }
+        int pos = dst.position();
+        int rem = dst.limit() - pos;
+        if (rem <= 0 || !dst.isDirect()) {
+            throw new IllegalArgumentException("tryRead needs a direct buffer with room for a packet");
+        }
+        acquire();
+        try {
+            while (true) {
+                long n = LibC.read(fd, DirectBuffers.address(dst) + pos, rem);
+                if (n >= 0) {
+                    int stored = (int) Math.min(n, rem);
+                    dst.position(pos + stored);
+                    return stored;
+                }
+                int errno = LibC.errno();
+                if (errno == ErrnoException.EAGAIN) {
+                    return -1;
+                }
+                if (errno != ErrnoException.EINTR) {
+                    throw new ErrnoException("read(" + name + ")", errno);
+                }
+            }
+        } finally {
+            release();
+        }
+    }
+
+    /**
+     * {@inheritDoc}
+     *
+     * <p>One {@code poll(2)} on the device and the eventfd that {@link #close()} signals. One waiting thread at a
+     * time.
+     *
+     * @throws AsynchronousCloseException if {@link #close()} is called while this method waits
+     */
+    @Override
+    public void awaitReadable() throws IOException {
+        acquire();
+        try {
+            if (life.isClosing()) {
+                throw new AsynchronousCloseException();
+            }
+            await(readyPoll, "poll(" + name + " POLLIN)");
+            if (life.isClosing()) {
+                throw new AsynchronousCloseException();
+            }
         } finally {
             release();
         }

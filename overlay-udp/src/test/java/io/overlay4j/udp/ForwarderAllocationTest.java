@@ -24,7 +24,8 @@ import org.junit.jupiter.api.Test;
  * Measures the bytes the forwarder threads allocate per packet, with HotSpot's per-thread allocation counter, after a
  * warm-up: the hot path must allocate nothing (style.md point 10). The in-memory TUNs run in their allocation-free
  * modes (repeated reads, discarded writes) so only the forwarder and its socket calls are measured. Both directions
- * pass the full pipeline: validation, lookup, encapsulation, admission.
+ * pass the full pipeline: validation, lookup, encapsulation, admission. Both threads of each forwarder are counted:
+ * either may work on either direction.
  */
 class ForwarderAllocationTest {
     private static final int MTU = 1472;
@@ -63,10 +64,12 @@ class ForwarderAllocationTest {
             byte[] packet = Packets.ipv4(addr(10, 5, 1, 2), addr(10, 5, 2, 9), 17, 64, 1400);
             // Warm up: let the JIT compile the loops and the JDK's socket paths settle (address caches etc.).
             run(tunA, packet, 20_000, a, s -> s.egressPackets());
-            Thread egress = threads.get("a0");
-            Thread ingress = threads.get("b1");
-            long egressBefore = mx.getThreadAllocatedBytes(egress.getId());
-            long ingressBefore = mx.getThreadAllocatedBytes(ingress.getId());
+            // Both threads of a forwarder may work on either direction (the ingress thread sends the replies it
+            // finds queued in the TUN), so count the egress side as both threads of a, the ingress side as both of b.
+            Thread[] sending = {threads.get("a0"), threads.get("a1")};
+            Thread[] receiving = {threads.get("b0"), threads.get("b1")};
+            long egressBefore = allocated(mx, sending);
+            long ingressBefore = allocated(mx, receiving);
             long sentBefore = a.stats().egressPackets();
             long receivedBefore = b.stats().ingressPackets();
             long start = System.nanoTime();
@@ -75,8 +78,8 @@ class ForwarderAllocationTest {
             awaitQuiet(b);
             long sent = a.stats().egressPackets() - sentBefore;
             long received = b.stats().ingressPackets() - receivedBefore;
-            long egressBytes = mx.getThreadAllocatedBytes(egress.getId()) - egressBefore;
-            long ingressBytes = mx.getThreadAllocatedBytes(ingress.getId()) - ingressBefore;
+            long egressBytes = allocated(mx, sending) - egressBefore;
+            long ingressBytes = allocated(mx, receiving) - ingressBefore;
             System.out.printf("allocation: egress %d B over %d packets, ingress %d B over %d packets; "
                     + "egress %.0f kpps of 1400 B over loopback%n", egressBytes, sent, ingressBytes, received,
                     sent * 1e6 / nanos);
@@ -89,6 +92,14 @@ class ForwarderAllocationTest {
             a.close();
             b.close();
         }
+    }
+
+    private static long allocated(com.sun.management.ThreadMXBean mx, Thread[] threads) {
+        long sum = 0;
+        for (Thread t : threads) {
+            sum += mx.getThreadAllocatedBytes(t.getId());
+        }
+        return sum;
     }
 
     private static Thread register(Map<String, Thread> threads, String node, Runnable r) {

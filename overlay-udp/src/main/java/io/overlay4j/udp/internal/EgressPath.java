@@ -95,6 +95,29 @@ public final class EgressPath {
         return handle(n);
     }
 
+    /**
+     * Reads and handles the packets already queued on the TUN, at most {@code maxReads}, without waiting: for a
+     * {@linkplain TunDevice#pollable() pollable} device, whose reader waits with {@link TunDevice#awaitReadable()}.
+     *
+     * @return the number of packets (or super-packets) read; 0 if none was queued
+     * @throws ClosedChannelException if the TUN device or the port is closed: the loop ends
+     * @throws IOException            if a TUN read fails
+     */
+    public int drain(int maxReads) throws IOException {
+        int reads = 0;
+        ByteBuffer f = frame;
+        while (reads < maxReads) {
+            f.limit(f.capacity()).position(readAt);
+            int n = tun.tryRead(f);
+            if (n < 0) {
+                break;
+            }
+            reads++;
+            handle(n);
+        }
+        return reads;
+    }
+
     private int handle(int n) throws IOException {
         int start = readAt + vnetLength;
         int length = n - vnetLength;
