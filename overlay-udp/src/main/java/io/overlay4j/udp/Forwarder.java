@@ -15,6 +15,7 @@ import io.overlay4j.udp.internal.IngressPath;
 import io.overlay4j.udp.internal.PathLock;
 import io.overlay4j.udp.internal.RateLimitedErrorLogger;
 import io.overlay4j.udp.internal.TrafficCounters;
+import io.overlay4j.udp.internal.Warmup;
 import java.io.IOException;
 import java.net.Inet4Address;
 import java.net.InetAddress;
@@ -23,6 +24,7 @@ import java.nio.channels.ClosedChannelException;
 import java.time.Duration;
 import java.util.Collection;
 import java.util.List;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -78,6 +80,10 @@ public final class Forwarder implements AutoCloseable {
      */
     public static final String SPIN_MICROS_PROPERTY = "overlay4j.forwarder.spinMicros";
     private static final long DEFAULT_SPIN_MICROS = 0;
+    /** The system property that turns the JIT warm-up off by default ({@code false}); see {@link Builder#warmUp}. */
+    public static final String WARM_UP_PROPERTY = "overlay4j.forwarder.warmUp";
+    /** The most time a warm-up may take; {@link #start()} waits a little longer for it. */
+    private static final long WARM_UP_NANOS = TimeUnit.MILLISECONDS.toNanos(1500);
 
     private final TunDevice tun;
     private final UdpSocket socket;
@@ -101,6 +107,8 @@ public final class Forwarder implements AutoCloseable {
     private final long spinNanos;
     private final PathLock egressLock = new PathLock();
     private final PathLock ingressLock = new PathLock();
+    private final boolean warmUp;
+    private final CountDownLatch warmedUp = new CountDownLatch(1);
 
     private volatile boolean running;
     private volatile Thread egressThread;
@@ -128,6 +136,7 @@ public final class Forwarder implements AutoCloseable {
                 ingressCounters, report);
         this.turns = tun.pollable();
         this.spinNanos = b.spin != null ? b.spin.toNanos() : defaultSpinNanos();
+        this.warmUp = b.warmUp != null ? b.warmUp : !"false".equals(System.getProperty(WARM_UP_PROPERTY));
     }
 
     private static long defaultSpinNanos() {
@@ -146,7 +155,9 @@ public final class Forwarder implements AutoCloseable {
 
     /**
      * Starts the egress and the ingress thread. They are created from the calling thread, so (with the default thread
-     * factory) they inherit its network namespace. Call once.
+     * factory) they inherit its network namespace. With {@link Builder#warmUp} (the default) the egress thread first
+     * runs the path on synthetic loopback traffic (at most 1.5 s, once per configuration and JVM), and this method
+     * returns when that is done. Call once.
      *
      * @throws IllegalStateException if started before or closed
      */
@@ -166,6 +177,13 @@ public final class Forwarder implements AutoCloseable {
             // A thread factory or the JVM refused: stop whatever started, leave the forwarder closed.
             close();
             throw e;
+        }
+        if (warmUp) {
+            try {
+                warmedUp.await(WARM_UP_NANOS + TimeUnit.SECONDS.toNanos(1), TimeUnit.NANOSECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
         }
     }
 
@@ -349,6 +367,16 @@ public final class Forwarder implements AutoCloseable {
     }
 
     private void runEgress() {
+        if (warmUp) {
+            try {
+                // On this thread: in its network namespace, and off the caller's.
+                Warmup.run(encapsulator, mtu, egress.vnetHeader(), socket.groEnabled(), checkSender, WARM_UP_NANOS);
+            } catch (Throwable t) {
+                LOG.debug("warm-up failed", t);
+            } finally {
+                warmedUp.countDown();
+            }
+        }
         if (turns) {
             runTurns(true);
             return;
@@ -488,6 +516,7 @@ public final class Forwarder implements AutoCloseable {
         private boolean ownsSocket;
         private PeerTable peers;
         private Duration spin;
+        private Boolean warmUp;
 
         private Builder() {
         }
@@ -605,6 +634,20 @@ public final class Forwarder implements AutoCloseable {
                 throw new IllegalArgumentException("spin must be 0..1 s: " + spin);
             }
             this.spin = spin;
+            return this;
+        }
+
+        /**
+         * Whether the egress thread first runs the forwarder's code on synthetic traffic over loopback (a socket pair
+         * as TUN, a UDP socket on 127.0.0.1 sending to itself; nothing reaches the node's devices or routes), so
+         * that the JIT has compiled the per-packet path before the first real packet: without it the first thousands
+         * of packets run interpreted (a quiet node's pings take several times longer) and the compiler competes with
+         * the first transfers for the CPU. Once per configuration and JVM, at most 1.5 s, skipped quietly where
+         * loopback is unusable. Default true, unless the system property {@value #WARM_UP_PROPERTY} is
+         * {@code false}.
+         */
+        public Builder warmUp(boolean warmUp) {
+            this.warmUp = warmUp;
             return this;
         }
 
