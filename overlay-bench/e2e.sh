@@ -69,6 +69,9 @@ Options:
                         a label may have options and no jar (then the default jar); repeatable
   --state-dir DIR       where state, logs and raw results go (default: /tmp/overlay4j-e2e-<prefix>)
   --no-install          do not apt-get install missing tools (iperf3, iputils-ping, jq, ...)
+  --syscalls            overlay4j modes: count the JVMs' system calls per thread with 'perf trace -s'
+                        during the warm ping and the TCP test (runs/rep<R>-<mode>/*.syscalls.txt);
+                        tracing slows the path down, so treat that run's speed as void
   --cleanup-stale       delete namespaces o4je<pid>-* left by runs whose process is gone, then exit
   -h, --help            this text
 
@@ -99,7 +102,7 @@ die() { printf '[e2e] ERROR: %s\n' "$*" >&2; exit 2; }
 # options
 opt_modes=$ALL_MODES opt_repeat="" opt_duration="" opt_udp_rates="" opt_udp_duration="" opt_quick=0
 declare -A ALT_JAR=() ALT_OPTS=()
-opt_udp_buffer=4M opt_jar="" opt_build=1 opt_state_dir="" opt_install=1 opt_ready_timeout=30 opt_cleanup_stale=0
+opt_syscalls=0 opt_udp_buffer=4M opt_jar="" opt_build=1 opt_state_dir="" opt_install=1 opt_ready_timeout=30 opt_cleanup_stale=0
 while (($#)); do
     arg=$1
     shift
@@ -131,6 +134,7 @@ while (($#)); do
             shift ;;
         --state-dir) need_value "$@"; opt_state_dir=$1; shift ;;
         --no-install) opt_install=0 ;;
+        --syscalls) opt_syscalls=1 ;;
         --cleanup-stale) opt_cleanup_stale=1 ;;
         -h | --help) usage; exit 0 ;;
         *) die "unknown option: $arg (see --help)" ;;
@@ -255,6 +259,7 @@ ensure_tools() {
         [jq]=jq [timeout]=coreutils [awk]=mawk [getconf]=libc-bin [tac]=coreutils)
     local missing=() c
     if ((WANT_O4J)); then pkg_of[$JAVA]=openjdk-17-jre-headless; fi
+    if ((opt_syscalls)); then pkg_of[perf]=linux-perf; fi
     if ((NEED_BUILD)); then pkg_of[mvn]=maven pkg_of[javac]=openjdk-17-jdk-headless; fi
     for c in "${!pkg_of[@]}"; do
         command -v "$c" >/dev/null 2>&1 || missing+=("${pkg_of[$c]}")
@@ -574,6 +579,24 @@ wait_reachable() {
     return 1
 }
 
+# With --syscalls, for overlay4j modes: count the JVMs' system calls per thread into $RUN_DIR/$1.syscalls.txt
+# while the caller measures; stop with trace_stop.
+TRACE_PID=""
+trace_start() {
+    local pids
+    ((opt_syscalls)) && is_o4j "$MODE" || return 0
+    pids=$(IFS=,; echo "${O4J_PID[*]}")
+    perf trace -s -p "$pids" -o "$RUN_DIR/$1.syscalls.txt" >/dev/null 2>&1 &
+    TRACE_PID=$!
+    sleep 1   # perf attaches to every thread first
+}
+trace_stop() {
+    [[ -n $TRACE_PID ]] || return 0
+    kill -INT "$TRACE_PID" 2>/dev/null || true
+    wait "$TRACE_PID" 2>/dev/null || true
+    TRACE_PID=""
+}
+
 # ping $1 -> $2; $3: metric prefix (ping: right after start; ping_warm: after the TCP and UDP tests)
 measure_ping() {
     local cli=$1 dst=$2 what=${3:-ping} out="$RUN_DIR/${3:-ping}.txt" stats
@@ -595,7 +618,9 @@ measure_tcp() {
     if is_o4j "$MODE"; then
         for n in "${!O4J_PID[@]}"; do t0=$((t0 + $(proc_ticks "${O4J_PID[$n]}"))); done
     fi
+    trace_start tcp
     iperf_run "$cli" "$srv" "$dst" "$json" -t "$DURATION"
+    trace_stop
     if is_o4j "$MODE"; then
         for n in "${!O4J_PID[@]}"; do t1=$((t1 + $(proc_ticks "${O4J_PID[$n]}"))); done
     fi
@@ -694,7 +719,9 @@ run_one() {
     measure_ping "$cli" "$dst"
     measure_tcp "$cli" "$srv" "$dst"
     for rate in "${RATES[@]}"; do measure_udp "$cli" "$srv" "$dst" "$rate"; done
+    trace_start ping_warm
     measure_ping "$cli" "$dst" ping_warm
+    trace_stop
     if is_o4j "$MODE"; then o4j_stop; fi
     emit load1 "$(cut -d' ' -f1 /proc/loadavg)"   # other work on the machine shows up here
     emit ok 1

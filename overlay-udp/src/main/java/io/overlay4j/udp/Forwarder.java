@@ -438,7 +438,7 @@ public final class Forwarder implements AutoCloseable {
     private void runTurns(boolean ownIsEgress) {
         PathLock ownLock = ownIsEgress ? egressLock : ingressLock;
         PathLock otherLock = ownIsEgress ? ingressLock : egressLock;
-        long idleSince = System.nanoTime();
+        long idleSince = System.nanoTime() - spinNanos;
         try {
             while (running) {
                 try {
@@ -472,7 +472,8 @@ public final class Forwarder implements AutoCloseable {
                     } else {
                         socket.awaitReadable();
                     }
-                    idleSince = System.nanoTime();
+                    // Spin only after work: a wake-up that finds nothing (the other thread took it) blocks again.
+                    idleSince = System.nanoTime() - spinNanos;
                 } catch (ClosedChannelException e) {
                     break;
                 } catch (IOException | RuntimeException e) {
