@@ -53,8 +53,12 @@ import org.slf4j.LoggerFactory;
 public final class LinuxTunDevice implements TunDevice {
     private static final Logger LOG = LoggerFactory.getLogger(LinuxTunDevice.class);
 
-    /** The {@code txqueuelen} set on every device (the kernel's TUN default is 500). */
-    public static final int TX_QUEUE_LEN = 1000;
+    /**
+     * The {@code txqueuelen} set on every device (the kernel's TUN default is 500), which sizes the queue of packets
+     * waiting for the reader: about 45 ms of 1,400-byte packets at 1 Gb/s, so a reader that loses the CPU for a while
+     * on a busy host does not cost packets (TCP's small-queue limit keeps a flow's share of it small).
+     */
+    public static final int TX_QUEUE_LEN = 4096;
 
     /** The largest packet a TUN device carries. */
     private static final int MAX_PACKET = 65535;
