@@ -4,7 +4,6 @@ import io.overlay4j.Ipv4Prefix;
 import io.overlay4j.LocalSubnetAllocator;
 import io.overlay4j.NetworkConfig;
 import io.overlay4j.OverlayNode;
-import io.overlay4j.udp.UdpBackend;
 import java.nio.file.Path;
 import java.util.concurrent.CountDownLatch;
 
@@ -15,11 +14,11 @@ import java.util.concurrent.CountDownLatch;
  * <pre>
  * OverlayHostMain --network 100.96.0.0/16 --allocator-file /tmp/leases.json --iface eth0
  *                 [--public-ip 10.168.0.2] [--subnet-file /run/flannel/subnet.env] [--prefer-subnet 100.96.1.0/24]
- *                 [--offloads=true|false]
+ *                 [--backend udp|vxlan|host-gw] [--offloads=true|false]
  * </pre>
- * Offloads are on by default (as in {@code UdpBackend}); {@code --offloads=false} runs the plain data path.
- * Prints {@code READY} once the TUN device and its route are up and peers are being followed; on SIGTERM it prints
- * the node's counters, removes its device and exits 0.
+ * Offloads are on by default for udp (as in {@code UdpBackend}); {@code --offloads=false} runs the plain data path.
+ * Prints {@code READY} once the backend's device and routes are up and peers are being followed; on SIGTERM it prints
+ * the node's counters, removes what its backend made (also the kernel backends' device and routes) and exits 0.
  */
 public final class OverlayHostMain {
     private OverlayHostMain() {
@@ -34,13 +33,17 @@ public final class OverlayHostMain {
         String subnetFile = null;
         String prefer = null;
         boolean offloads = true;
+        boolean offloadsGiven = false;
+        BackendChoice backend = BackendChoice.UDP;
         for (int i = 0; i < args.length; i++) {
             if (args[i].equals("--offloads") || args[i].equals("--offloads=true")) {
                 offloads = true;
+                offloadsGiven = true;
                 continue;
             }
             if (args[i].equals("--offloads=false") || args[i].equals("--no-offloads")) {
                 offloads = false;
+                offloadsGiven = true;
                 continue;
             }
             String v = i + 1 < args.length ? args[i + 1] : null;
@@ -51,6 +54,13 @@ public final class OverlayHostMain {
                 case "--public-ip" -> publicIp = v;
                 case "--subnet-file" -> subnetFile = v;
                 case "--prefer-subnet" -> prefer = v;
+                case "--backend" -> {
+                    try {
+                        backend = BackendChoice.parse(v == null ? "" : v);
+                    } catch (IllegalArgumentException e) {
+                        usage(e.getMessage());
+                    }
+                }
                 default -> usage("unknown option " + args[i]);
             }
             if (v == null) {
@@ -61,11 +71,14 @@ public final class OverlayHostMain {
         if (network == null || allocatorFile == null) {
             usage("--network and --allocator-file are required");
         }
-        NetworkConfig config = NetworkConfig.parse("{\"Network\":\"" + network + "\"}");
+        if (offloadsGiven && backend != BackendChoice.UDP) {
+            usage("--offloads is an option of the udp backend");
+        }
+        NetworkConfig config = NetworkConfig.parse(backend.config(network));
         LocalSubnetAllocator allocator = LocalSubnetAllocator.builder().file(Path.of(allocatorFile)).network(config)
                 .build();
         OverlayNode.Builder b = OverlayNode.builder().allocator(allocator)
-                .backend(UdpBackend.builder().offloads(offloads).build())
+                .backend(backend.create(offloads))
                 .releaseOnClose(true).subnetFile(subnetFile == null ? null : Path.of(subnetFile));
         if (iface != null) {
             b.underlayInterface(iface);
@@ -93,7 +106,8 @@ public final class OverlayHostMain {
     private static void usage(String problem) {
         System.err.println(problem);
         System.err.println("usage: OverlayHostMain --network CIDR --allocator-file FILE [--iface NAME] "
-                + "[--public-ip IP] [--subnet-file FILE] [--prefer-subnet CIDR] [--offloads=true|false]");
+                + "[--public-ip IP] [--subnet-file FILE] [--prefer-subnet CIDR] [--backend udp|vxlan|host-gw] "
+                + "[--offloads=true|false]");
         System.exit(2);
     }
 }
