@@ -156,8 +156,8 @@ public final class Forwarder implements AutoCloseable {
     /**
      * Starts the egress and the ingress thread. They are created from the calling thread, so (with the default thread
      * factory) they inherit its network namespace. With {@link Builder#warmUp} (the default) the egress thread first
-     * runs the path on synthetic loopback traffic (at most 1.5 s, once per configuration and JVM), and this method
-     * returns when that is done. Call once.
+     * runs the path on synthetic loopback traffic (at most 1.5 s, then up to 0.5 s for the JIT to finish; once per
+     * configuration and JVM), and this method returns when that is done. Call once.
      *
      * @throws IllegalStateException if started before or closed
      */
@@ -180,7 +180,7 @@ public final class Forwarder implements AutoCloseable {
         }
         if (warmUp) {
             try {
-                warmedUp.await(WARM_UP_NANOS + TimeUnit.SECONDS.toNanos(1), TimeUnit.NANOSECONDS);
+                warmedUp.await(WARM_UP_NANOS + TimeUnit.SECONDS.toNanos(2), TimeUnit.NANOSECONDS);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
             }

@@ -312,7 +312,8 @@ class ForwarderTest {
             sendFromC(Packets.ipv4(addr(10, 5, 3, 7), addr(8, 8, 8, 8), 6, 64, 60), "127.0.0.3");
             sendFromC(fromC, "127.0.0.3");
             assertArrayEquals(Packets.withTtlDecremented(fromC, 1), take(b.tun));
-            awaitStats(b.forwarder, s -> s.totalDrops() == 10, "10 drops");
+            // The TUN write comes before its count: wait for both.
+            awaitStats(b.forwarder, s -> s.totalDrops() == 10 && s.ingressPackets() == 1, "10 drops, 1 packet");
             TrafficStats s = b.forwarder.stats();
             assertEquals(3, s.drops(DropReason.UNKNOWN_SENDER), s::toString);
             assertEquals(2, s.drops(DropReason.SPOOFED_SOURCE), s::toString);

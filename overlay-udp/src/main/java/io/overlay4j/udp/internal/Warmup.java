@@ -9,6 +9,8 @@ import io.overlay4j.tun.UdpSocket;
 import io.overlay4j.udp.PeerTable;
 import io.overlay4j.udp.VxlanEncapsulator;
 import java.io.IOException;
+import java.lang.management.CompilationMXBean;
+import java.lang.management.ManagementFactory;
 import java.net.Inet4Address;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
@@ -103,7 +105,9 @@ public final class Warmup {
                     frame.clear();
                     kernel.write(frame);
                 }
+                data.awaitReadable(); // returns at once: something is queued (the live loop's wait, compiled too)
                 egress.drain(frames.length);
+                socket.awaitReadable();
                 ingress.drain(frames.length);
                 while (true) {
                     sink.clear();
@@ -118,7 +122,32 @@ public final class Warmup {
                             + counters.packets() + ")");
                 }
             }
+            awaitQuietCompiler(System.nanoTime() + 500_000_000L);
             return rounds;
+        }
+    }
+
+    /**
+     * Waits (at most until the deadline, 0.5 s) until the JIT has compiled nothing for 50 ms, so that the code compiled for
+     * the rounds is installed before real packets come, not while they are handled.
+     */
+    private static void awaitQuietCompiler(long deadline) {
+        CompilationMXBean jit = ManagementFactory.getCompilationMXBean();
+        if (jit == null || !jit.isCompilationTimeMonitoringSupported()) {
+            return;
+        }
+        long last = jit.getTotalCompilationTime();
+        int quiet = 0;
+        while (quiet < 5 && System.nanoTime() < deadline) {
+            try {
+                Thread.sleep(10);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
+            long now = jit.getTotalCompilationTime();
+            quiet = now == last ? quiet + 1 : 0;
+            last = now;
         }
     }
 
