@@ -80,6 +80,11 @@ public final class Forwarder implements AutoCloseable {
      */
     public static final String SPIN_MICROS_PROPERTY = "overlay4j.forwarder.spinMicros";
     private static final long DEFAULT_SPIN_MICROS = 0;
+    /**
+     * The system property that, set to {@code false}, makes each thread keep to its own direction even on a pollable
+     * TUN (the loops before the threads took turns): for measurements.
+     */
+    public static final String TURNS_PROPERTY = "overlay4j.forwarder.turns";
     /** The system property that turns the JIT warm-up off by default ({@code false}); see {@link Builder#warmUp}. */
     public static final String WARM_UP_PROPERTY = "overlay4j.forwarder.warmUp";
     /** The most time a warm-up may take; {@link #start()} waits a little longer for it. */
@@ -134,7 +139,8 @@ public final class Forwarder implements AutoCloseable {
                 report);
         this.ingress = new IngressPath(tun, datagrams, encapsulator, mtu, ownSubnet, b.network, checkSender, peers,
                 ingressCounters, report);
-        this.turns = tun.pollable();
+        // The property is for measurements (A/B of the two loops); the turns loop is the default.
+        this.turns = tun.pollable() && !"false".equals(System.getProperty(TURNS_PROPERTY));
         this.spinNanos = b.spin != null ? b.spin.toNanos() : defaultSpinNanos();
         this.warmUp = b.warmUp != null ? b.warmUp : !"false".equals(System.getProperty(WARM_UP_PROPERTY));
     }

@@ -96,11 +96,12 @@ public final class Warmup {
                     counters, e -> { });
             IngressPath ingress = new IngressPath(data, datagrams, encapsulator, mtu, receiver,
                     Ipv4Prefix.of(0xc6120000, 16), checkSender, receiverPeers, new TrafficCounters(), e -> { });
-            ByteBuffer[] frames = frames(mtu, vnet);
+            ByteBuffer[][] schedule = schedule(mtu, vnet);
             ByteBuffer sink = ByteBuffer.allocateDirect(LinuxTunDevice.VNET_HDR_LEN + 65535);
             int rounds = 0;
             long delivered = 0;
             while (rounds < ROUNDS && System.nanoTime() < deadline) {
+                ByteBuffer[] frames = schedule[rounds % schedule.length];
                 for (ByteBuffer frame : frames) {
                     frame.clear();
                     kernel.write(frame);
@@ -161,30 +162,81 @@ public final class Warmup {
         return LeaseAttributes.udp(loopback);
     }
 
-    /** What the synthetic sender's TUN hands over each round: ICMP, UDP and, with virtio headers, TCP with TSO. */
-    private static ByteBuffer[] frames(int mtu, boolean vnet) {
+    /**
+     * What the synthetic sender's TUN hands over, round by round (the schedule repeats): ICMP, runs of equal UDP
+     * datagrams broken by a shorter one, and with virtio headers TCP ACKs with partial checksums and super-packets of
+     * two flows, a full 64 KiB one every 32nd round; every 32nd round a packet nobody routes (ICMP unreachable).
+     * The variety matters: the JIT compiles only the branches it saw taken, and a branch first taken by live traffic
+     * costs a deoptimisation and a recompilation (some remain: live flows are never quite synthetic ones).
+     */
+    private static ByteBuffer[][] schedule(int mtu, boolean vnet) {
         int hdr = vnet ? VirtioNetHeader.LENGTH : 0;
         int src = SENDER_NET | 2;
         int dst = RECEIVER_NET | 3;
+        int udpLength = Math.min(1400, mtu - 28);
         ByteBuffer icmp = packet(hdr, src, dst, Ipv4Header.PROTOCOL_ICMP, 64);
-        ByteBuffer udp = packet(hdr, src, dst, Ipv4Header.PROTOCOL_UDP, Math.min(1400, mtu - 28));
-        if (!vnet) {
-            return new ByteBuffer[] {icmp, udp};
+        ByteBuffer udp = packet(hdr, src, dst, Ipv4Header.PROTOCOL_UDP, udpLength);
+        ByteBuffer udpShort = packet(hdr, src, dst, Ipv4Header.PROTOCOL_UDP, udpLength / 2 + 1);
+        ByteBuffer unrouted = packet(hdr, src, 0xc6127f03, Ipv4Header.PROTOCOL_UDP, 101);
+        if (vnet) {
+            // As the kernel hands UDP over to a TUN with TUN_F_CSUM: the checksum left for us to finish.
+            partialUdp(udp, hdr, src, dst, udpLength);
+            partialUdp(udpShort, hdr, src, dst, udpLength / 2 + 1);
         }
+        ByteBuffer[][] schedule = new ByteBuffer[32][];
         int mss = mtu - 40;
-        int segments = Math.max(2, Math.min(4, 65000 / mss));
-        ByteBuffer tso = packet(hdr, src, dst, TcpHeader.PROTOCOL_TCP, 20 + segments * mss);
-        int ip = hdr;
-        int tcp = ip + 20;
-        tso.put(tcp + TcpHeader.DATA_OFFSET_OFFSET, (byte) 0x50);
-        tso.put(tcp + TcpHeader.FLAGS_OFFSET, (byte) TcpHeader.FLAG_ACK);
-        Ipv4Header.putShort(tso, tcp + TcpHeader.WINDOW_OFFSET, 0xffff);
-        // Partial checksum: the pseudo-header sum, as the kernel leaves it for NEEDS_CSUM.
-        long pseudo = Checksums.pseudoHeaderSum(src, dst, TcpHeader.PROTOCOL_TCP, 20 + segments * mss);
-        Ipv4Header.putShort(tso, tcp + TcpHeader.CHECKSUM_OFFSET, Checksums.fold(pseudo));
-        VirtioNetHeader.set(tso, 0, VirtioNetHeader.FLAG_NEEDS_CSUM, VirtioNetHeader.GSO_TCPV4, 40, mss, 20,
-                VirtioNetHeader.TCP_CSUM_OFFSET);
-        return new ByteBuffer[] {icmp, udp, tso};
+        ByteBuffer ack = vnet ? tcp(hdr, src, dst, 40001, 0, 0, TcpHeader.FLAG_ACK) : null;
+        ByteBuffer flowA = vnet ? tcp(hdr, src, dst, 40002, 4, mss, TcpHeader.FLAG_ACK) : null;
+        ByteBuffer flowB = vnet ? tcp(hdr, src, dst, 40003, 4, mss, TcpHeader.FLAG_ACK | TcpHeader.FLAG_PSH) : null;
+        ByteBuffer full = vnet ? tcp(hdr, src, dst, 40004, Math.max(2, 65000 / mss), mss, TcpHeader.FLAG_ACK) : null;
+        for (int r = 0; r < schedule.length; r++) {
+            java.util.List<ByteBuffer> round = new java.util.ArrayList<>();
+            round.add(icmp);
+            round.add(udp);
+            round.add(udp);
+            round.add(r % 4 == 3 ? udpShort : udp);
+            if (vnet) {
+                round.add(ack);
+                round.add(r % 32 == 0 ? full : r % 2 == 0 ? flowA : flowB);
+            }
+            if (r % 32 == 31) {
+                round.add(unrouted);
+            }
+            schedule[r] = round.toArray(new ByteBuffer[0]);
+        }
+        return schedule;
+    }
+
+    private static void partialUdp(ByteBuffer b, int hdr, int src, int dst, int l4) {
+        long pseudo = Checksums.pseudoHeaderSum(src, dst, Ipv4Header.PROTOCOL_UDP, l4);
+        Ipv4Header.putShort(b, hdr + 20 + VirtioNetHeader.UDP_CSUM_OFFSET, Checksums.fold(pseudo));
+        VirtioNetHeader.set(b, 0, VirtioNetHeader.FLAG_NEEDS_CSUM, VirtioNetHeader.GSO_NONE, 0, 0, 20,
+                VirtioNetHeader.UDP_CSUM_OFFSET);
+    }
+
+    /**
+     * A TCP/IPv4 packet from port {@code sport} as a TUN with offloads hands it over: a partial checksum (the
+     * pseudo-header sum, {@code NEEDS_CSUM}) and, with {@code segments} > 0, a {@code GSO_TCPV4} super-packet of that
+     * many {@code mss}-byte segments; else a bare header (an ACK).
+     */
+    private static ByteBuffer tcp(int hdr, int src, int dst, int sport, int segments, int mss, int flags) {
+        int l4 = 20 + segments * mss;
+        ByteBuffer b = packet(hdr, src, dst, TcpHeader.PROTOCOL_TCP, l4);
+        int tcp = hdr + 20;
+        Ipv4Header.putShort(b, tcp + TcpHeader.SOURCE_PORT_OFFSET, sport);
+        Ipv4Header.putShort(b, tcp + TcpHeader.DESTINATION_PORT_OFFSET, 5201);
+        Ipv4Header.putIntBigEndian(b, tcp + TcpHeader.SEQUENCE_OFFSET, 1000);
+        Ipv4Header.putIntBigEndian(b, tcp + TcpHeader.ACKNOWLEDGMENT_OFFSET, 2000);
+        b.put(tcp + TcpHeader.DATA_OFFSET_OFFSET, (byte) 0x50);
+        b.put(tcp + TcpHeader.FLAGS_OFFSET, (byte) flags);
+        Ipv4Header.putShort(b, tcp + TcpHeader.WINDOW_OFFSET, 0xffff);
+        Ipv4Header.putShort(b, tcp + TcpHeader.URGENT_POINTER_OFFSET, 0);
+        long pseudo = Checksums.pseudoHeaderSum(src, dst, TcpHeader.PROTOCOL_TCP, l4);
+        Ipv4Header.putShort(b, tcp + TcpHeader.CHECKSUM_OFFSET, Checksums.fold(pseudo));
+        VirtioNetHeader.set(b, 0, VirtioNetHeader.FLAG_NEEDS_CSUM,
+                segments > 0 ? VirtioNetHeader.GSO_TCPV4 : VirtioNetHeader.GSO_NONE, segments > 0 ? 40 : 0,
+                segments > 0 ? mss : 0, 20, VirtioNetHeader.TCP_CSUM_OFFSET);
+        return b;
     }
 
     /** An IPv4 packet of {@code l4Length} payload bytes after {@code hdr} zero bytes (the virtio header). */
