@@ -427,6 +427,16 @@ declare -A O4J_PID=() O4J_LAUNCH=()   # JVM pid (signals, CPU) and launcher pid 
 
 proc_state() { awk '{sub(/^.*\) /, ""); print $1}' "/proc/$1/stat" 2>/dev/null || true; }
 proc_ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# utime+stime of the JIT compiler threads of JVM $1 (thread names "C1 CompilerThre..." and "C2 CompilerThre...")
+jit_ticks() {
+    local t sum=0 comm
+    for t in /proc/"$1"/task/*; do
+        comm=$(cat "$t/comm" 2>/dev/null) || continue
+        [[ $comm == C[12]\ CompilerThre* ]] || continue
+        sum=$((sum + $(awk '{sub(/^.*\) /, ""); print $12 + $13}' "$t/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$sum"
+}
 
 # `ip netns exec` (iproute2 6.1) forks and waits, so the JVM is a child of $!: follow children.
 java_pid() {
@@ -625,15 +635,21 @@ measure_ping() {
 }
 
 measure_tcp() {
-    local cli=$1 srv=$2 dst=$3 json="$RUN_DIR/tcp.json" t0=0 t1=0 n gbps retr bytes
+    local cli=$1 srv=$2 dst=$3 json="$RUN_DIR/tcp.json" t0=0 t1=0 j0=0 j1=0 n gbps retr bytes
     if is_o4j "$MODE"; then
-        for n in "${!O4J_PID[@]}"; do t0=$((t0 + $(proc_ticks "${O4J_PID[$n]}"))); done
+        for n in "${!O4J_PID[@]}"; do
+            t0=$((t0 + $(proc_ticks "${O4J_PID[$n]}")))
+            j0=$((j0 + $(jit_ticks "${O4J_PID[$n]}")))
+        done
     fi
     trace_start tcp
     iperf_run "$cli" "$srv" "$dst" "$json" -t "$DURATION"
     trace_stop
     if is_o4j "$MODE"; then
-        for n in "${!O4J_PID[@]}"; do t1=$((t1 + $(proc_ticks "${O4J_PID[$n]}"))); done
+        for n in "${!O4J_PID[@]}"; do
+            t1=$((t1 + $(proc_ticks "${O4J_PID[$n]}")))
+            j1=$((j1 + $(jit_ticks "${O4J_PID[$n]}")))
+        done
     fi
     read -r gbps retr bytes < <(jq -r '[.end.sum_received.bits_per_second / 1e9,
         (.end.sum_sent.retransmits // 0), .end.sum_received.bytes] | map(tostring) | join(" ")' "$json")
@@ -641,12 +657,16 @@ measure_tcp() {
     emit tcp_retrans "$retr"
     emit tcp_bytes "$bytes"
     if is_o4j "$MODE"; then
-        local cpu_s per_gbit
+        local cpu_s per_gbit jit_s jit_per_gbit
         cpu_s=$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", t / hz }')
         per_gbit=$(awk -v c="$cpu_s" -v b="$bytes" 'BEGIN { if (b > 0) printf "%.4f", c / (b * 8 / 1e9); else print "nan" }')
+        jit_s=$(awk -v t=$((j1 - j0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", t / hz }')
+        jit_per_gbit=$(awk -v c="$jit_s" -v b="$bytes" 'BEGIN { if (b > 0) printf "%.4f", c / (b * 8 / 1e9); else print "nan" }')
         emit java_cpu_s "$cpu_s"
         emit java_cpu_s_per_gbit "$per_gbit"
-        log "  TCP       $(printf '%.2f' "$gbps") Gb/s, $retr retransmits; java CPU ${cpu_s} s = ${per_gbit} s/Gbit"
+        emit java_jit_cpu_s "$jit_s"
+        emit java_jit_cpu_s_per_gbit "$jit_per_gbit"
+        log "  TCP       $(printf '%.2f' "$gbps") Gb/s, $retr retransmits; java CPU ${cpu_s} s = ${per_gbit} s/Gbit (JIT compiler threads ${jit_s} s)"
     else
         log "  TCP       $(printf '%.2f' "$gbps") Gb/s, $retr retransmits"
     fi
@@ -888,6 +908,7 @@ ok_runs() { awk -F, -v m="$1" '$2 == m && $3 == "ok" && $4 == 1 { n++ } END { pr
     print_row "ping avg ms, after the TCP/UDP tests (JIT-compiled)" ping_warm_avg_ms 3
     if ((WANT_O4J)); then
         print_row "overlay4j CPU s/Gbit (both JVMs, TCP)" java_cpu_s_per_gbit 3
+        print_row "… of which the JIT compiler threads, s/Gbit" java_jit_cpu_s_per_gbit 3
     fi
     r="| runs ok |"
     for m in "${MODES[@]}"; do r+=" $(ok_runs "$m")/$REPEAT |"; done

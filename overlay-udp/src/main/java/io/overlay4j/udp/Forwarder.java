@@ -448,25 +448,31 @@ public final class Forwarder implements AutoCloseable {
         try {
             while (running) {
                 try {
-                    int work;
+                    int own;
                     ownLock.lock();
                     try {
-                        work = ownIsEgress ? egress.drain(EGRESS_TURN) : ingress.drain(INGRESS_TURN);
+                        own = ownIsEgress ? egress.drain(EGRESS_TURN) : ingress.drain(INGRESS_TURN);
                     } finally {
                         ownLock.unlock();
                     }
+                    int other = 0;
                     if (otherLock.tryLock()) {
                         try {
-                            work += ownIsEgress ? ingress.drain(INGRESS_TURN) : egress.drain(EGRESS_TURN);
+                            other = ownIsEgress ? ingress.drain(INGRESS_TURN) : egress.drain(EGRESS_TURN);
                         } finally {
                             otherLock.unlock();
                         }
                     }
-                    if (work > 0) {
+                    if (own + other > 0) {
                         idleSince = System.nanoTime();
-                        continue;
-                    }
-                    if (spinNanos > 0 && System.nanoTime() - idleSince < spinNanos) {
+                        // Both drains stopped at an empty queue: block at once rather than probe both again (two
+                        // system calls that find nothing); poll(2) returns at once if something came meanwhile.
+                        boolean drained = own < (ownIsEgress ? EGRESS_TURN : INGRESS_TURN)
+                                && other < (ownIsEgress ? INGRESS_TURN : EGRESS_TURN);
+                        if (!drained || spinNanos > 0) {
+                            continue;
+                        }
+                    } else if (spinNanos > 0 && System.nanoTime() - idleSince < spinNanos) {
                         Thread.onSpinWait();
                         continue;
                     }
