@@ -34,10 +34,18 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The userspace data plane between a TUN device and a UDP socket, for any {@link Encapsulator}: one thread moves
- * packets TUN → validate → peer lookup → encapsulate → UDP (egress), another UDP → admit → decapsulate → TUN
- * (ingress). Nothing is allocated, boxed or logged per packet; every dropped packet is counted under one
- * {@link io.overlay4j.DropReason}; unexpected exceptions go to the error handler and the loop goes on.
+ * The userspace data plane between a TUN device and a UDP socket, for any {@link Encapsulator}: packets go TUN →
+ * validate → peer lookup → encapsulate → UDP (egress) and UDP → admit → decapsulate → TUN (ingress), on two threads.
+ * Each thread waits on its own source (the egress thread on the TUN, the ingress thread on the socket), drains what
+ * is queued without waiting, then takes a turn on the other direction if it is free: the ingress thread sends at once
+ * the replies its TUN writes caused (a ping's echo reply, TCP's ACKs), which would otherwise cost a wake-up of the
+ * egress thread. One thread at a time works on a direction, so a flow's packets keep their order. Nothing is
+ * allocated, boxed or logged per packet; every dropped packet is counted under one {@link io.overlay4j.DropReason};
+ * unexpected exceptions go to the error handler and the loop goes on.
+ *
+ * <p>Single packets that follow each other to one peer with one datagram length leave together with one segmented
+ * send (UDP GSO). Before the first packet, {@link #start()} warms the JIT up on synthetic loopback traffic
+ * ({@link Builder#warmUp}), so that a fresh node's first packets do not run interpreted.
  *
  * <p><b>Offloads are capabilities of the devices, negotiated when they were opened</b>, each falling back on its
  * own: a TUN opened with offloads that the kernel granted ({@link TunDevice#vnetHeader()}) hands over TCP/UDP
