@@ -8,7 +8,18 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ensure_build_tools
 mvn -B -ntp verify "$@"
+# overlayd's distribution as a host gets it: the launcher runs from the unpacked tarball and the unit file verifies.
+version=$(sed -n "s:.*<version>\(.*\)</version>.*:\1:p" pom.xml | head -1)
+dist=$(mktemp -d)
+trap 'rm -rf "$dist"' EXIT
+tar -xzf overlayd/target/overlayd-*.tar.gz -C "$dist"
+home=$(echo "$dist"/overlayd-*)
+[ "$("$home/bin/overlayd" -version)" = "$version" ] || { echo "overlayd -version is not $version" >&2; exit 1; }
+if command -v systemd-analyze >/dev/null 2>&1; then
+  sed "s#/opt/overlayd/bin/overlayd#$home/bin/overlayd#" "$home/systemd/overlayd.service" > "$dist/overlayd.service"
+  systemd-analyze verify "$dist/overlayd.service"
+fi
+echo "overlayd distribution: $(basename "$home").tar.gz unpacks, bin/overlayd -version = $version, unit file verified"
 echo "JMH smoke run (one 100 ms iteration per benchmark, to prove they run; not a measurement):"
-# ignoreLock: a smoke run need not wait for (or fail on) a measurement another process is running.
 java -Djmh.ignoreLock=true -jar overlay-bench/target/benchmarks.jar -f 1 -wi 0 -i 1 -r 100ms -foe true -rf text -rff /dev/null \
   | grep -E '^(Benchmark|[A-Za-z]+Benchmark\.)' | tail -n +1
