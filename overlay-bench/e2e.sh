@@ -9,6 +9,7 @@
 #   overlay4j-plain    the same with --offloads=false: one packet per system call
 #   overlay4j-offload  the same with --offloads (the default now; kept to compare with older jars)
 #   overlay4j-vxlan    overlay4j's kernel vxlan backend (OverlayHostMain --backend vxlan): flannel.1 over rtnetlink
+#   overlay4j-vxlan-userspace  the same vxlan backend on overlay4j's userspace data plane (--vxlan-dataplane=userspace)
 #   overlay4j-host-gw  overlay4j's host-gw backend (OverlayHostMain --backend host-gw): routes over rtnetlink
 #   vxlan      the kernel's VXLAN device, programmed exactly as flannel's vxlan backend does it
 #   host-gw    plain routing between the hosts, no encapsulation
@@ -22,7 +23,7 @@ set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 readonly SCRIPT_DIR REPO_ROOT
-readonly ALL_MODES="overlay4j,overlay4j-plain,vxlan,overlay4j-vxlan,host-gw,overlay4j-host-gw,veth,overlayd"
+readonly ALL_MODES="overlay4j,overlay4j-plain,vxlan,overlay4j-vxlan,overlay4j-vxlan-userspace,host-gw,overlay4j-host-gw,veth,overlayd"
 readonly MAIN_CLASS="io.overlay4j.examples.OverlayHostMain"
 readonly OVERLAY_NET="100.96.0.0/16"
 readonly UL_IF="eth0"             # underlay veth name inside each host namespace
@@ -49,6 +50,9 @@ Modes (comma-separated, default: $ALL_MODES):
   overlay4j-offload  the same with --offloads (same as the default; for jars older than the default)
   overlay4j-vxlan  overlay4j's vxlan backend ('$MAIN_CLASS --backend vxlan'): the kernel's
              flannel.1 set up over rtnetlink as flanneld does; the same kernel path as 'vxlan'; MTU 1450
+  overlay4j-vxlan-userspace  the same vxlan network on overlay4j's userspace data plane
+             ('--backend vxlan --vxlan-dataplane=userspace'): TUN flannel.1, VXLAN to UDP 8472 built in
+             the JVM (offloads on, as overlay4j's); the same wire format as 'vxlan'; MTU 1450
   overlay4j-host-gw  overlay4j's host-gw backend ('--backend host-gw'): the routes of 'host-gw', set
              over rtnetlink; MTU 1500
   vxlan      kernel VXLAN as flannel's vxlan backend programs it (flannel.1, VNI 1, port 8472,
@@ -180,7 +184,7 @@ IFS=, read -r -a MODES <<<"$opt_modes"
 ((${#MODES[@]} > 0)) || die "--modes is empty"
 declare -A seen=()
 for m in "${MODES[@]}"; do
-    case ${m%%@*} in overlay4j | overlay4j-plain | overlay4j-offload | overlay4j-vxlan | overlay4j-host-gw | vxlan | host-gw | veth | overlayd) ;; *) die "unknown mode '$m' (modes: $ALL_MODES)" ;; esac
+    case ${m%%@*} in overlay4j | overlay4j-plain | overlay4j-offload | overlay4j-vxlan | overlay4j-vxlan-userspace | overlay4j-host-gw | vxlan | host-gw | veth | overlayd) ;; *) die "unknown mode '$m' (modes: $ALL_MODES)" ;; esac
     if [[ $m == *@* ]]; then
         label=${m#*@}
         [[ -n ${ALT_JAR[$label]+x}${ALT_OPTS[$label]+x} ]] || die "mode '$m': no --alt or --alt-opts for label '$label'"
@@ -807,7 +811,7 @@ run_one() {
     local cmtu=1500 cli=$C1 srv=$C2 dst=100.96.2.3 reach=10 rate
     case $BASE in
         overlay4j | overlay4j-plain | overlay4j-offload | overlayd) cmtu=1472 reach=30 ;;
-        overlay4j-vxlan) cmtu=1450 reach=30 ;;
+        overlay4j-vxlan | overlay4j-vxlan-userspace) cmtu=1450 reach=30 ;;
         overlay4j-host-gw) reach=30 ;;
         vxlan) cmtu=1450 ;;
         veth) cli=$H1 srv=$H2 dst=10.168.0.3 ;;
@@ -817,6 +821,7 @@ run_one() {
         overlay4j-offload) O4J_EXTRA="--offloads" ;;
         overlay4j-plain) O4J_EXTRA="--offloads=false" ;;
         overlay4j-vxlan) O4J_EXTRA="--backend vxlan" ;;
+        overlay4j-vxlan-userspace) O4J_EXTRA="--backend vxlan --vxlan-dataplane=userspace" ;;
         overlay4j-host-gw) O4J_EXTRA="--backend host-gw" ;;
     esac
     if is_o4j "$MODE" && [[ $MODE != overlayd && -n $O4J_UNAVAILABLE ]]; then
@@ -993,7 +998,7 @@ ok_runs() { awk -F, -v m="$1" '$2 == m && $3 == "ok" && $4 == 1 { n++ } END { pr
     for m in "${MODES[@]}"; do r+=" $(ok_runs "$m")/$REPEAT |"; done
     echo "$r"
     echo
-    echo "Cells: median (min–max) over the successful repetitions. Container MTU: overlay4j, overlay4j-plain, overlay4j-offload and overlayd 1472, vxlan and overlay4j-vxlan 1450, host-gw, overlay4j-host-gw and veth 1500."
+    echo "Cells: median (min–max) over the successful repetitions. Container MTU: overlay4j, overlay4j-plain, overlay4j-offload and overlayd 1472, vxlan, overlay4j-vxlan and overlay4j-vxlan-userspace 1450, host-gw, overlay4j-host-gw and veth 1500."
     loads=$(awk -F, '$3 == "load1" { printf "%s%s", sep, $4; sep = ", " }' "$CSV")
     [[ -z $loads ]] || echo "1-min load average after each run: $loads on $(nproc) cores (iperf3 client and server alone add about 2; more means other work competed)."
     [[ " ${MODES[*]} " == *" vxlan "* ]] || echo "No TCP ratio to kernel vxlan: vxlan was not among the modes."

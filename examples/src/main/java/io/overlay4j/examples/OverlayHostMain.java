@@ -4,6 +4,7 @@ import io.overlay4j.Ipv4Prefix;
 import io.overlay4j.LocalSubnetAllocator;
 import io.overlay4j.NetworkConfig;
 import io.overlay4j.OverlayNode;
+import io.overlay4j.vxlan.VxlanBackend;
 import java.nio.file.Path;
 import java.util.concurrent.CountDownLatch;
 
@@ -14,9 +15,11 @@ import java.util.concurrent.CountDownLatch;
  * <pre>
  * OverlayHostMain --network 100.96.0.0/16 --allocator-file /tmp/leases.json --iface eth0
  *                 [--public-ip 10.168.0.2] [--subnet-file /run/flannel/subnet.env] [--prefer-subnet 100.96.1.0/24]
- *                 [--backend udp|vxlan|host-gw] [--offloads=true|false]
+ *                 [--backend udp|vxlan|host-gw] [--vxlan-dataplane=kernel|userspace|auto] [--offloads=true|false]
  * </pre>
- * Offloads are on by default for udp (as in {@code UdpBackend}); {@code --offloads=false} runs the plain data path.
+ * {@code --vxlan-dataplane} picks the vxlan backend's data plane (default the kernel's). Offloads are on by default
+ * for the userspace data planes (udp, userspace vxlan; as in their backends); {@code --offloads=false} runs the plain
+ * data path.
  * Prints {@code READY} once the backend's device and routes are up and peers are being followed; on SIGTERM it prints
  * the node's counters, removes what its backend made (also the kernel backends' device and routes) and exits 0.
  */
@@ -35,6 +38,7 @@ public final class OverlayHostMain {
         boolean offloads = true;
         boolean offloadsGiven = false;
         BackendChoice backend = BackendChoice.UDP;
+        VxlanBackend.DataPlane dataPlane = null;
         for (int i = 0; i < args.length; i++) {
             if (args[i].equals("--offloads") || args[i].equals("--offloads=true")) {
                 offloads = true;
@@ -44,6 +48,14 @@ public final class OverlayHostMain {
             if (args[i].equals("--offloads=false") || args[i].equals("--no-offloads")) {
                 offloads = false;
                 offloadsGiven = true;
+                continue;
+            }
+            if (args[i].startsWith("--vxlan-dataplane=")) {
+                try {
+                    dataPlane = BackendChoice.vxlanDataPlane(args[i].substring("--vxlan-dataplane=".length()));
+                } catch (IllegalArgumentException e) {
+                    usage(e.getMessage());
+                }
                 continue;
             }
             String v = i + 1 < args.length ? args[i + 1] : null;
@@ -61,6 +73,13 @@ public final class OverlayHostMain {
                         usage(e.getMessage());
                     }
                 }
+                case "--vxlan-dataplane" -> {
+                    try {
+                        dataPlane = BackendChoice.vxlanDataPlane(v);
+                    } catch (IllegalArgumentException e) {
+                        usage(e.getMessage());
+                    }
+                }
                 default -> usage("unknown option " + args[i]);
             }
             if (v == null) {
@@ -71,14 +90,16 @@ public final class OverlayHostMain {
         if (network == null || allocatorFile == null) {
             usage("--network and --allocator-file are required");
         }
-        if (offloadsGiven && backend != BackendChoice.UDP) {
-            usage("--offloads is an option of the udp backend");
+        try {
+            backend.check(offloadsGiven, dataPlane);
+        } catch (IllegalArgumentException e) {
+            usage(e.getMessage());
         }
         NetworkConfig config = NetworkConfig.parse(backend.config(network));
         LocalSubnetAllocator allocator = LocalSubnetAllocator.builder().file(Path.of(allocatorFile)).network(config)
                 .build();
         OverlayNode.Builder b = OverlayNode.builder().allocator(allocator)
-                .backend(backend.create(offloads))
+                .backend(backend.create(offloads, dataPlane))
                 .releaseOnClose(true).subnetFile(subnetFile == null ? null : Path.of(subnetFile));
         if (iface != null) {
             b.underlayInterface(iface);
@@ -107,7 +128,7 @@ public final class OverlayHostMain {
         System.err.println(problem);
         System.err.println("usage: OverlayHostMain --network CIDR --allocator-file FILE [--iface NAME] "
                 + "[--public-ip IP] [--subnet-file FILE] [--prefer-subnet CIDR] [--backend udp|vxlan|host-gw] "
-                + "[--offloads=true|false]");
+                + "[--vxlan-dataplane=kernel|userspace|auto] [--offloads=true|false]");
         System.exit(2);
     }
 }

@@ -17,6 +17,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
@@ -46,6 +47,8 @@ final class Daemon {
     private final RateLimitedLog configWarnings = new RateLimitedLog(log, 60_000);
     private final Commands commands = new Commands();
     private volatile int exitCode;
+    /** The backend of the node started last. */
+    private Backend started;
     /** Readiness and the node's log lines; a lost lease ends the daemon with status 1. */
     private final NodeMonitor monitor = new NodeMonitor(message -> {
         exitCode = EXIT_FAILURE;
@@ -115,8 +118,8 @@ final class Daemon {
             if (node == null) {
                 return exitCode;
             }
-            log.info("backend {} started on {}: subnet {}, mtu {}", config.backendType(), iface.name(),
-                    node.lease().subnet(), node.mtu());
+            log.info("backend {} started on {}: subnet {}, mtu {}{}", config.backendType(), iface.name(),
+                    node.lease().subnet(), node.mtu(), dataPlaneNote());
 
             if (rules != null) {
                 rules.cleanUpOther();
@@ -237,7 +240,19 @@ final class Daemon {
         }
     }
 
-    /** The backend the config names; udp and vxlan with overlayd's options (flannel0 and offloads; data plane). */
+    /** For vxlan: which data plane runs (what {@code -vxlan-dataplane=auto} chose), e.g. {@code , kernel data plane}. */
+    private String dataPlaneNote() {
+        if (started instanceof VxlanBackend vxlan) {
+            return vxlan.activeDataPlane().map(d -> ", " + d.name().toLowerCase(Locale.ROOT) + " data plane")
+                    .orElse("");
+        }
+        return "";
+    }
+
+    /**
+     * The backend the config names; udp and vxlan with overlayd's options (udp: flannel0 and offloads; vxlan: the data
+     * plane, and the offloads of its userspace one).
+     */
     private Backend backendFor(NetworkConfig config) {
         if (UdpBackend.TYPE.equals(config.backendType())) {
             UdpBackend.Builder b = UdpBackend.builder().tunName("flannel0");
@@ -247,7 +262,11 @@ final class Daemon {
             return b.build();
         }
         if (VxlanBackend.TYPE.equals(config.backendType())) {
-            return VxlanBackend.builder().dataPlane(options.vxlanDataPlane).build();
+            VxlanBackend.Builder b = VxlanBackend.builder().dataPlane(options.vxlanDataPlane);
+            if (options.udpOffloads != null) {
+                b.offloads(options.udpOffloads);
+            }
+            return b.build();
         }
         return Backends.create(config.backendType());
     }
@@ -261,9 +280,10 @@ final class Daemon {
                                   Ipv4Prefix previousSubnet) throws InterruptedException {
         OverlayNode node;
         try {
+            started = backendFor(config);
             OverlayNode.Builder b = OverlayNode.builder()
                     .allocator(allocator)
-                    .backend(backendFor(config))
+                    .backend(started)
                     .underlayInterface(iface.name())
                     .underlayAddress(iface.address())
                     .publicAddress(iface.publicIp())

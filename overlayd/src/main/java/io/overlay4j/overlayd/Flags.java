@@ -115,10 +115,13 @@ final class Flags {
                     "stack traces at a log line are klog's and not supported"),
             f("log-level", Kind.STRING, "", Status.OVERLAYD,
                     "error, warn, info, debug or trace; wins over -v (default info)"),
-            f("udp-offloads", Kind.BOOL, "", Status.OVERLAYD, "udp backend: TUN/UDP segmentation offloads "
-                    + "(TSO, GSO, GRO); -udp-offloads=false turns them off (default: overlay4j's, on)"),
-            f("vxlan-dataplane", Kind.STRING, "kernel", Status.OVERLAYD, "vxlan backend: which data plane carries "
-                    + "the traffic: kernel (the flannel.<VNI> device, as flanneld), or userspace when this build has it"),
+            f("udp-offloads", Kind.BOOL, "", Status.OVERLAYD, "udp backend and vxlan's userspace data plane: TUN/UDP "
+                    + "segmentation offloads (TSO, GSO, GRO); -udp-offloads=false turns them off (default: overlay4j's, "
+                    + "on)"),
+            f("vxlan-dataplane", Kind.STRING, "auto", Status.OVERLAYD, "vxlan backend: which data plane carries "
+                    + "the traffic: kernel (the flannel.<VNI> device, as flanneld), userspace (overlay4j's TUN data "
+                    + "plane speaking the same VXLAN), or auto: the kernel's, and userspace where the kernel cannot "
+                    + "create vxlan devices (logged)"),
             f("version", Kind.BOOL, "false", Status.IMPLEMENTED, "print version and exit"),
             f("help", Kind.BOOL, "false", Status.IMPLEMENTED, "print this message and exit (also -h)"));
 

@@ -47,7 +47,8 @@ final class Options {
     String logLevel = "info";
     /** null: the udp backend's default. */
     Boolean udpOffloads;
-    VxlanBackend.DataPlane vxlanDataPlane = VxlanBackend.DataPlane.KERNEL;
+    /** auto: the kernel's, and the userspace one where the kernel cannot create vxlan devices. */
+    VxlanBackend.DataPlane vxlanDataPlane = VxlanBackend.DataPlane.AUTO;
     boolean version;
     boolean help;
     /** Kubernetes-only flags that were set (they have no effect; the daemon warns). */
@@ -251,17 +252,11 @@ final class Options {
         }
 
         VxlanBackend.DataPlane dataPlane() {
-            for (VxlanBackend.DataPlane p : VxlanBackend.DataPlane.values()) {
-                if (p.name().equalsIgnoreCase(text)) {
-                    return p;
-                }
+            try {
+                return VxlanBackend.DataPlane.parse(text);
+            } catch (IllegalArgumentException e) {
+                throw bad("want kernel, userspace or auto");
             }
-            String have = java.util.Arrays.stream(VxlanBackend.DataPlane.values())
-                    .map(p -> p.name().toLowerCase(Locale.ROOT)).collect(java.util.stream.Collectors.joining(", "));
-            if ("userspace".equalsIgnoreCase(text)) {
-                throw bad("this build's vxlan backend has no userspace data plane yet (it has: " + have + ")");
-            }
-            throw bad("want kernel or userspace (this build has: " + have + ")");
         }
 
         String logLevel() {

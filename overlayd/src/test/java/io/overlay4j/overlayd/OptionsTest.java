@@ -57,6 +57,19 @@ class OptionsTest {
         assertNull(o.publicIp);
         assertNull(o.udpOffloads);
         assertTrue(o.ifaces.isEmpty());
+        assertEquals(VxlanBackend.DataPlane.AUTO, o.vxlanDataPlane, "the kernel's, userspace where it has no vxlan");
+    }
+
+    @Test
+    void vxlanDataPlanes() {
+        assertEquals(VxlanBackend.DataPlane.KERNEL, parse(Map.of(), "-vxlan-dataplane=kernel").vxlanDataPlane);
+        assertEquals(VxlanBackend.DataPlane.USERSPACE, parse(Map.of(), "--vxlan-dataplane", "userspace")
+                .vxlanDataPlane);
+        assertEquals(VxlanBackend.DataPlane.AUTO, parse(Map.of(), "-vxlan-dataplane=auto").vxlanDataPlane);
+        assertEquals(VxlanBackend.DataPlane.USERSPACE, parse(Map.of("FLANNELD_VXLAN_DATAPLANE", "Userspace"))
+                .vxlanDataPlane);
+        assertEquals(VxlanBackend.DataPlane.KERNEL, parse(Map.of("FLANNELD_VXLAN_DATAPLANE", "userspace"),
+                "-vxlan-dataplane=kernel").vxlanDataPlane, "the flag wins over the variable");
     }
 
     @Test
@@ -126,6 +139,7 @@ class OptionsTest {
         SAMPLE.put("v", "4");
         SAMPLE.put("log-level", "error");
         SAMPLE.put("udp-offloads", "false");
+        SAMPLE.put("vxlan-dataplane", "userspace");
         SAMPLE.put("version", "true");
         SAMPLE.put("help", "true");
     }
@@ -148,10 +162,6 @@ class OptionsTest {
         for (Flag flag : Flags.ALL) {
             if (flag.status() == Status.REFUSED || flag.status() == Status.KUBERNETES_ONLY) {
                 continue;
-            }
-            if (flag.name().equals("vxlan-dataplane") && VxlanBackend.DataPlane.values().length == 1) {
-                assertEquals(VxlanBackend.DataPlane.KERNEL, parse(Map.of(flag.env(), "kernel")).vxlanDataPlane);
-                continue; // no other value to set yet
             }
             String value = SAMPLE.get(flag.name());
             assertTrue(value != null, "no sample value for -" + flag.name());
@@ -221,10 +231,8 @@ class OptionsTest {
         assertUsage(run(none, "-healthz-ip=localhost"), "not an IP address");
         assertUsage(run(none, "-iptables-resync=0"), "out of range 1..86400");
         assertUsage(run(none, "-log-level=loud"), "want error, warn, info, debug or trace");
-        assertUsage(run(none, "-vxlan-dataplane=fast"), "want kernel or userspace");
-        if (VxlanBackend.DataPlane.values().length == 1) {
-            assertUsage(run(none, "-vxlan-dataplane=userspace"), "has no userspace data plane yet");
-        }
+        assertUsage(run(none, "-vxlan-dataplane=fast"), "want kernel, userspace or auto");
+        assertUsage(run(Map.of("FLANNELD_VXLAN_DATAPLANE", "tun")), "want kernel, userspace or auto");
     }
 
     @Test

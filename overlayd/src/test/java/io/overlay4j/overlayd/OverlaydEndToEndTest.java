@@ -92,9 +92,15 @@ class OverlaydEndToEndTest {
         throw new AssertionError("no ping reply from " + to + " " + when + ": " + out);
     }
 
+    /**
+     * @param variant the config's backend type, or {@code vxlan-userspace}: a vxlan network where host1 runs
+     *                {@code -vxlan-dataplane=userspace} and host2 the default (the kernel's), a mixed pair
+     */
     @ParameterizedTest(name = "backend {0}")
-    @ValueSource(strings = {"udp", "vxlan", "host-gw"})
-    void aFlanneldHostRunsOverlaydUnchanged(String backend) throws Exception {
+    @ValueSource(strings = {"udp", "vxlan", "host-gw", "vxlan-userspace"})
+    void aFlanneldHostRunsOverlaydUnchanged(String variant) throws Exception {
+        boolean userspace = variant.equals("vxlan-userspace");
+        String backend = userspace ? "vxlan" : variant;
         lan.etcdctl("put", "/coreos.com/network/config",
                 "{\"Network\":\"100.96.0.0/16\",\"Backend\":{\"Type\":\"" + backend + "\"}}");
         NetworkNamespace host1 = lan.addHost(1);
@@ -106,10 +112,13 @@ class OverlaydEndToEndTest {
         Path env2 = dir.resolve("host2-subnet.env");
         String notify = dir.resolve("notify.sock").toString();
         try (NotifySocket systemd = NotifySocket.bind(notify)) {
-            NamespacedProcess d1 = lan.overlayd("overlayd-host1", host1, List.of("-etcd-endpoints=" + Lan.ETCD,
+            List<String> flags1 = new java.util.ArrayList<>(List.of("-etcd-endpoints=" + Lan.ETCD,
                     "-iface=eth0", "-ip-masq", "-v=2", "-iptables-forward-rules=true", "-subnet-file=" + env1,
-                    "-healthz-ip=127.0.0.1", "-healthz-port=" + HEALTHZ, "-iptables-resync=1"),
-                    Map.of("NOTIFY_SOCKET", notify));
+                    "-healthz-ip=127.0.0.1", "-healthz-port=" + HEALTHZ, "-iptables-resync=1"));
+            if (userspace) {
+                flags1.add("-vxlan-dataplane=userspace");
+            }
+            NamespacedProcess d1 = lan.overlayd("overlayd-host1", host1, flags1, Map.of("NOTIFY_SOCKET", notify));
             NamespacedProcess d2 = lan.overlayd("overlayd-host2", host2, List.of(), Map.of(
                     "FLANNELD_ETCD_ENDPOINTS", Lan.ETCD, "FLANNELD_IP_MASQ", "true", "FLANNELD_SUBNET_FILE",
                     env2.toString(), "FLANNELD_HEALTHZ_PORT", String.valueOf(HEALTHZ),
@@ -215,6 +224,12 @@ class OverlaydEndToEndTest {
                 assertTrue(log1.contains(line), line + " missing from\n" + log1);
             }
             assertTrue(!log1.contains("\tat "), "no stack traces:\n" + log1);
+            if (backend.equals("vxlan")) {
+                String plane = userspace ? "userspace" : "kernel";
+                assertTrue(log1.contains("started on eth0: subnet " + s1.subnet() + ", mtu 1450, " + plane
+                        + " data plane"), log1);
+                assertTrue(d2.log().contains(", mtu 1450, kernel data plane"), "host2's auto: " + d2.log());
+            }
 
             // SIGTERM: STOPPING=1, exit 0 (as flanneld, the rules stay).
             assertEquals(0, d1.terminate(30), d1.log());
