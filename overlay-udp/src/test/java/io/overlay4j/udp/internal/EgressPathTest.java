@@ -88,6 +88,7 @@ class EgressPathTest {
     private final RecordingPort port = new RecordingPort();
     private final TrafficCounters counters = new TrafficCounters();
     private final EgressPath path;
+    private final PeerTable table;
 
     EgressPathTest() {
         Instant expiry = Instant.now().plusSeconds(60);
@@ -97,6 +98,7 @@ class EgressPathTest {
                 .put(new Lease(Ipv4Prefix.parse("10.7.3.0/24"), LeaseAttributes.udp(Ipv4Prefix.fromInt(PEER_B)),
                         expiry), 8285)
                 .build();
+        this.table = table;
         path = new EgressPath(tun, port, FlannelUdpEncapsulator.INSTANCE, MTU, addr(10, 7, 1, 0),
                 new AtomicReference<>(table), counters, e -> { });
     }
@@ -131,6 +133,13 @@ class EgressPathTest {
         assertEquals(in.size(), counters.packets());
         long bytes = in.stream().mapToLong(p -> p.length).sum();
         assertEquals(bytes, counters.bytes());
+        // Batched packets count for their peer too.
+        PeerCounters a = PeerCounters.of(table.get(Ipv4Prefix.parse("10.7.2.0/24")));
+        PeerCounters b = PeerCounters.of(table.get(Ipv4Prefix.parse("10.7.3.0/24")));
+        assertEquals(8, a.egressPackets());
+        assertEquals(5 * 1400 + 900 + 1400 + 1200, a.egressBytes());
+        assertEquals(2, b.egressPackets());
+        assertEquals(2 * 1400, b.egressBytes());
     }
 
     @Test
