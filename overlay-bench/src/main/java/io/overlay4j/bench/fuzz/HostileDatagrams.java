@@ -257,7 +257,9 @@ public final class HostileDatagrams {
         }
         int src = hostIn(target.senderSubnet);
         int dst = target.victim;
-        int ttl = 2 + random.nextInt(254);
+        // At least 3: flannel udp's receiver decrements once and the receiving host's kernel once more on its way to
+        // the container, which must still get it.
+        int ttl = 3 + random.nextInt(253);
         int flags = FLAG_DF;
         int total = length;
         int ihl = 5;
