@@ -11,3 +11,14 @@ mvn -B -ntp verify "$@"
 echo "JMH smoke run (one 100 ms iteration per benchmark, to prove they run; not a measurement):"
 java -jar overlay-bench/target/benchmarks.jar -f 1 -wi 0 -i 1 -r 100ms -foe true -rf text -rff /dev/null \
   | grep -E '^(Benchmark|[A-Za-z]+Benchmark\.)' | tail -n +1
+# The soak's short run: three nodes, a real etcd, traffic, churn, an etcd and a node restart, the fuzzer; its verdict
+# line ends the output (the full run is ten minutes: bash overlay-bench/soak.sh).
+if [ "$(id -u)" -eq 0 ]; then
+  echo "Soak, short run:"
+  bash overlay-bench/soak.sh --duration 75 --no-build
+elif [ "${CI:-}" = "true" ]; then
+  echo "the soak needs root (network namespaces)" >&2
+  exit 1
+else
+  echo "Soak skipped: it needs root (network namespaces)."
+fi

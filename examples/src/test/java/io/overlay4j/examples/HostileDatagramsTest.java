@@ -129,12 +129,19 @@ class HostileDatagramsTest {
     private WalkthroughTopology topology(int containerMtu) throws IOException {
         String prefix = "o4jf" + Integer.toHexString(ThreadLocalRandom.current().nextInt(0x10000)) + "-";
         topology = WalkthroughTopology.create(prefix, containerMtu);
-        // The fuzzer's two extra addresses on host1's underlay interface: one leased, one not.
-        WalkthroughTopology.inside(topology.host1(), nl -> {
+        return topology;
+    }
+
+    /**
+     * The fuzzer's two extra addresses on host1's underlay interface: one leased, one not. Added once host1's node has
+     * bound its socket: a node started on an interface with several addresses takes the one Java lists first, the
+     * newest secondary, not the primary that flanneld would take.
+     */
+    private static void addFuzzerAddresses(WalkthroughTopology t) throws IOException {
+        WalkthroughTopology.inside(t.host1(), nl -> {
             nl.addAddress(WalkthroughTopology.UNDERLAY, FUZZ_LEASED, 24);
             nl.addAddress(WalkthroughTopology.UNDERLAY, FUZZ_STRANGER, 24);
         });
-        return topology;
     }
 
     @ParameterizedTest(name = "offloads {0}")
@@ -145,6 +152,9 @@ class HostileDatagramsTest {
                 .network(NetworkConfig.parse(CONFIG)).build());
         OverlayNode node1 = closeLater(node(allocator, t.host1(), WalkthroughTopology.SUBNET1, offloads));
         OverlayNode node2 = closeLater(node(allocator, t.host2(), WalkthroughTopology.SUBNET2, offloads));
+        assertEquals(WalkthroughTopology.HOST1_IP, node1.publicAddress());
+        assertEquals(WalkthroughTopology.HOST2_IP, node2.publicAddress());
+        addFuzzerAddresses(t);
         Lease fuzzLease = allocator.acquire(LeaseAttributes.udp(FUZZ_LEASED), FUZZ_SUBNET);
         assertEquals(FUZZ_SUBNET, fuzzLease.subnet());
         await(() -> node1.peers().size() == 2 && node2.peers().size() == 2, "both nodes to know 2 peers", 20);
@@ -158,6 +168,7 @@ class HostileDatagramsTest {
         Requirements.requireBinary("bridge");
         Requirements.requireBinary("ethtool");
         WalkthroughTopology t = topology(1450);
+        addFuzzerAddresses(t);
         String h1 = t.host1().name();
         // host1: flannel's vxlan backend by hand, towards host2's userspace VTEP.
         run("ip", "-n", h1, "link", "add", "flannel.1", "address", KERNEL_MAC, "type", "vxlan", "id", "1", "local",
