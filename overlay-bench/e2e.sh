@@ -8,6 +8,8 @@
 #              shipped, no flags: offloads on (TUN TSO + coalescing, UDP GSO/GRO; same wire format)
 #   overlay4j-plain    the same with --offloads=false: one packet per system call
 #   overlay4j-offload  the same with --offloads (the default now; kept to compare with older jars)
+#   overlay4j-vxlan    overlay4j's kernel vxlan backend (OverlayHostMain --backend vxlan): flannel.1 over rtnetlink
+#   overlay4j-host-gw  overlay4j's host-gw backend (OverlayHostMain --backend host-gw): routes over rtnetlink
 #   vxlan      the kernel's VXLAN device, programmed exactly as flannel's vxlan backend does it
 #   host-gw    plain routing between the hosts, no encapsulation
 #   veth       the raw underlay between the two hosts (the ceiling)
@@ -18,7 +20,7 @@ set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 readonly SCRIPT_DIR REPO_ROOT
-readonly ALL_MODES="overlay4j,overlay4j-plain,vxlan,host-gw,veth"
+readonly ALL_MODES="overlay4j,overlay4j-plain,vxlan,overlay4j-vxlan,host-gw,overlay4j-host-gw,veth"
 readonly MAIN_CLASS="io.overlay4j.examples.OverlayHostMain"
 readonly OVERLAY_NET="100.96.0.0/16"
 readonly UL_IF="eth0"             # underlay veth name inside each host namespace
@@ -43,6 +45,10 @@ Modes (comma-separated, default: $ALL_MODES):
              receives; still one inner packet per datagram on the wire
   overlay4j-plain  the same with --offloads=false: one packet per read, send, receive and write
   overlay4j-offload  the same with --offloads (same as the default; for jars older than the default)
+  overlay4j-vxlan  overlay4j's vxlan backend ('$MAIN_CLASS --backend vxlan'): the kernel's
+             flannel.1 set up over rtnetlink as flanneld does; the same kernel path as 'vxlan'; MTU 1450
+  overlay4j-host-gw  overlay4j's host-gw backend ('--backend host-gw'): the routes of 'host-gw', set
+             over rtnetlink; MTU 1500
   vxlan      kernel VXLAN as flannel's vxlan backend programs it (flannel.1, VNI 1, port 8472,
              <subnet>/32 address, neighbour + FDB + 'via <subnet> onlink' routes); MTU 1450
   host-gw    routes '100.96.M.0/24 via <peer host IP>', no encapsulation; MTU 1500
@@ -143,7 +149,7 @@ IFS=, read -r -a MODES <<<"$opt_modes"
 ((${#MODES[@]} > 0)) || die "--modes is empty"
 declare -A seen=()
 for m in "${MODES[@]}"; do
-    case $m in overlay4j | overlay4j-plain | overlay4j-offload | vxlan | host-gw | veth) ;; *) die "unknown mode '$m' (modes: $ALL_MODES)" ;; esac
+    case $m in overlay4j | overlay4j-plain | overlay4j-offload | overlay4j-vxlan | overlay4j-host-gw | vxlan | host-gw | veth) ;; *) die "unknown mode '$m' (modes: $ALL_MODES)" ;; esac
     [[ -z ${seen[$m]:-} ]] || die "mode '$m' given twice"
     seen[$m]=1
 done
@@ -215,7 +221,7 @@ fi
 # ---------------------------------------------------------------------------------------------
 # tools
 # Whether a mode runs overlay4j's own node processes.
-is_o4j() { [[ $1 == overlay4j || $1 == overlay4j-plain || $1 == overlay4j-offload ]]; }
+is_o4j() { [[ $1 == overlay4j || $1 == overlay4j-* ]]; }
 WANT_O4J=0
 for m in "${MODES[@]}"; do if is_o4j "$m"; then WANT_O4J=1; fi; done
 JAR=""
@@ -454,7 +460,7 @@ o4j_up() {
 
 # SIGTERM both JVMs and wait for them (they remove their own devices); KILL after 15 s.
 o4j_stop() {
-    local n pid rc i
+    local n pid rc i dev
     for n in "${!O4J_PID[@]}"; do kill -TERM "${O4J_PID[$n]}" 2>/dev/null || true; done
     for n in "${!O4J_PID[@]}"; do
         pid=${O4J_PID[$n]}
@@ -470,8 +476,13 @@ o4j_stop() {
         rc=0
         wait "${O4J_LAUNCH[$n]}" 2>/dev/null || rc=$?
         ((rc == 0)) || warn "overlay4j host$n exited with status $rc after SIGTERM (expected 0)"
-        if ip -n "${HOST_NS[$n]}" link show flannel0 >/dev/null 2>&1; then
-            warn "overlay4j host$n left flannel0 behind after exiting"
+        for dev in flannel0 flannel.1; do
+            if ip -n "${HOST_NS[$n]}" link show "$dev" >/dev/null 2>&1; then
+                warn "overlay4j host$n left $dev behind after exiting"
+            fi
+        done
+        if ip -n "${HOST_NS[$n]}" route show via "${HOST_IP[$((3 - n))]}" 2>/dev/null | grep -q '^100\.96\.'; then
+            warn "overlay4j host$n left its host-gw route behind after exiting"
         fi
         unset "O4J_PID[$n]" "O4J_LAUNCH[$n]"
     done
@@ -621,19 +632,25 @@ run_one() {
     local cmtu=1500 cli=$C1 srv=$C2 dst=100.96.2.3 reach=10 rate
     case $MODE in
         overlay4j | overlay4j-plain | overlay4j-offload) cmtu=1472 reach=30 ;;
+        overlay4j-vxlan) cmtu=1450 reach=30 ;;
+        overlay4j-host-gw) reach=30 ;;
         vxlan) cmtu=1450 ;;
         veth) cli=$H1 srv=$H2 dst=10.168.0.3 ;;
     esac
     O4J_EXTRA=""
-    if [[ $MODE == overlay4j-offload ]]; then O4J_EXTRA="--offloads"; fi
-    if [[ $MODE == overlay4j-plain ]]; then O4J_EXTRA="--offloads=false"; fi
+    case $MODE in
+        overlay4j-offload) O4J_EXTRA="--offloads" ;;
+        overlay4j-plain) O4J_EXTRA="--offloads=false" ;;
+        overlay4j-vxlan) O4J_EXTRA="--backend vxlan" ;;
+        overlay4j-host-gw) O4J_EXTRA="--backend host-gw" ;;
+    esac
     if is_o4j "$MODE" && [[ -n $O4J_UNAVAILABLE ]]; then
         echo "overlay4j unavailable: $O4J_UNAVAILABLE" >&2
         return 1
     fi
     topo_up "$cmtu"
     case $MODE in
-        overlay4j | overlay4j-plain | overlay4j-offload) o4j_up ;;
+        overlay4j*) o4j_up ;;
         vxlan) vxlan_up ;;
         host-gw) hostgw_up ;;
         veth) : ;;
@@ -720,6 +737,12 @@ summary_tsv() {
                     print p[2] "\t" "tcp_vs_vxlan" "\t" val[rk] / val[p[1] ",vxlan,tcp_gbps"]
                 if (p[3] == "tcp_gbps" && p[2] == "vxlan")
                     print p[2] "\t" "tcp_vs_vxlan" "\t" 1
+                # overlay4j kernel backends against the scripted setup of the same kernel path, same repetition
+                if (p[3] == "tcp_gbps" && p[2] ~ /^overlay4j-(vxlan|host-gw)$/) {
+                    k = substr(p[2], 11)
+                    if (ok[p[1] "," k] == 1 && val[p[1] "," k ",tcp_gbps"] > 0)
+                        print p[2] "\t" "tcp_vs_scripted" "\t" val[rk] / val[p[1] "," k ",tcp_gbps"]
+                }
             }
         }' "$CSV" | sort -t$'\t' -k1,1 -k2,2 -k3,3g | awk -F'\t' '
         function flush() {
@@ -767,6 +790,9 @@ ok_runs() { awk -F, -v m="$1" '$2 == m && $3 == "ok" && $4 == 1 { n++ } END { pr
     if [[ " ${MODES[*]} " == *" vxlan "* ]]; then
         print_row "TCP vs kernel vxlan (same run, per rep)" tcp_vs_vxlan 2
     fi
+    if [[ " ${MODES[*]} " == *" overlay4j-vxlan "* || " ${MODES[*]} " == *" overlay4j-host-gw "* ]]; then
+        print_row "TCP vs the scripted kernel mode (overlay4j-X / X, same rep)" tcp_vs_scripted 2
+    fi
     print_row "TCP retransmits" tcp_retrans 0
     for r in "${RATES[@]}"; do
         print_row "UDP $r offered: Gb/s sent (iperf3 sender limit if < offered)" "udp_${r}_sent_gbps" 2
@@ -782,7 +808,7 @@ ok_runs() { awk -F, -v m="$1" '$2 == m && $3 == "ok" && $4 == 1 { n++ } END { pr
     for m in "${MODES[@]}"; do r+=" $(ok_runs "$m")/$REPEAT |"; done
     echo "$r"
     echo
-    echo "Cells: median (min–max) over the successful repetitions. Container MTU: overlay4j 1472, vxlan 1450, host-gw/veth 1500."
+    echo "Cells: median (min–max) over the successful repetitions. Container MTU: overlay4j, overlay4j-plain and overlay4j-offload 1472, vxlan and overlay4j-vxlan 1450, host-gw, overlay4j-host-gw and veth 1500."
     loads=$(awk -F, '$3 == "load1" { printf "%s%s", sep, $4; sep = ", " }' "$CSV")
     [[ -z $loads ]] || echo "1-min load average after each run: $loads on $(nproc) cores (iperf3 client and server alone add about 2; more means other work competed)."
     [[ " ${MODES[*]} " == *" vxlan "* ]] || echo "No TCP ratio to kernel vxlan: vxlan was not among the modes."

@@ -24,7 +24,7 @@ ensure_tools() {
 # The JDK 17 and Maven the build needs, plus the kernel tools and the etcd server the tests and the demo use.
 ensure_build_tools() {
   ensure_tools java:openjdk-17-jdk-headless javac:openjdk-17-jdk-headless mvn:maven \
-    ip:iproute2 ping:iputils-ping modprobe:kmod etcd:etcd-server etcdctl:etcd-client ethtool:ethtool
+    ip:iproute2 bridge:iproute2 ping:iputils-ping modprobe:kmod etcd:etcd-server etcdctl:etcd-client ethtool:ethtool
   # The TUN driver is usually built in or loaded on demand; try to load it, the tests say if it is missing.
   [ -e /dev/net/tun ] || modprobe tun 2>/dev/null || true
 }

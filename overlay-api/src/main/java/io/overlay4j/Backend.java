@@ -78,7 +78,12 @@ public interface Backend {
         /** The data plane's counters, or all zeros for a kernel-only backend. */
         TrafficStats stats();
 
-        /** Stops traffic and removes the devices and routes this backend created. Idempotent. */
+        /**
+         * Stops following peers and releases the backend's resources. A userspace backend (udp) stops traffic and
+         * removes its device and routes; a kernel backend (vxlan, host-gw) by default leaves the kernel forwarding
+         * as it is, as flanneld does, so that a restarted node takes over without interrupting flows (each offers a
+         * {@code cleanUpOnClose} option). Idempotent.
+         */
         @Override
         void close();
     }

@@ -44,7 +44,8 @@ import org.slf4j.LoggerFactory;
  * previous subnet from the subnet file) and set up its device and routes, writes flannel's {@code subnet.env} if asked
  * to, watches the other hosts' leases and feeds them to the backend, and renews the lease before it expires.
  * {@link #startAsync()} does the same but keeps retrying while the store is unreachable or holds no valid config.
- * {@link #close()} stops all of it and removes what the backend created; the lease stays in the store until it
+ * {@link #close()} stops all of it and closes the backend (the udp backend removes its device; the kernel backends
+ * leave the kernel's forwarding in place by default, as flanneld does); the lease stays in the store until it
  * expires (as with flanneld) unless {@link Builder#releaseOnClose(boolean)} is set.
  *
  * <p><b>State and events.</b> {@link #state()} is one of {@link State}; a {@link Listener} (given to the builder, or
@@ -386,8 +387,8 @@ public final class OverlayNode implements AutoCloseable {
     }
 
     /**
-     * Leaves the network: stops the watch and renewals, removes the backend's devices and routes and, if so built,
-     * releases the lease. Stops a {@link #startAsync()} in progress. Idempotent; may be called from a listener.
+     * Leaves the network: stops the watch and renewals, closes the backend (see {@link Backend.Network#close()}) and,
+     * if so built, releases the lease. Stops a {@link #startAsync()} in progress. Idempotent; may be called from a listener.
      */
     @Override
     public void close() {

@@ -7,7 +7,6 @@ import io.overlay4j.OverlayException;
 import io.overlay4j.OverlayNode;
 import io.overlay4j.SubnetAllocator;
 import io.overlay4j.etcd.EtcdSubnetAllocator;
-import io.overlay4j.udp.UdpBackend;
 import java.nio.file.Path;
 import java.util.concurrent.CountDownLatch;
 
@@ -19,14 +18,15 @@ import java.util.concurrent.CountDownLatch;
  * <pre>
  * OverlayHostMain --network 100.96.0.0/16 --allocator-file /tmp/leases.json --iface eth0
  *                 [--public-ip 10.168.0.2] [--subnet-file /run/flannel/subnet.env] [--prefer-subnet 100.96.1.0/24]
- *                 [--offloads=true|false]
+ *                 [--backend udp|vxlan|host-gw] [--offloads=true|false]
  * OverlayHostMain --etcd-endpoints http://10.168.0.10:2379 [--etcd-prefix /coreos.com/network] --iface eth0 ...
  * </pre>
- * With etcd the network config is etcd's, and the node keeps retrying while etcd is unreachable at start. On SIGTERM
- * the lease is released; if the store cannot be reached then, the node still exits 0 (the lease expires by its TTL).
- * Offloads are on by default (as in {@code UdpBackend}); {@code --offloads=false} runs the plain data path.
- * Prints {@code READY} once the TUN device and its route are up and peers are being followed; on SIGTERM it prints
- * the node's counters, removes its device and exits 0.
+ * With etcd the network config is etcd's (its {@code Backend.Type} should match {@code --backend}), and the node keeps
+ * retrying while etcd is unreachable at start. On SIGTERM the lease is released; if the store cannot be reached then,
+ * the node still exits 0 (the lease expires by its TTL).
+ * Offloads are on by default for udp (as in {@code UdpBackend}); {@code --offloads=false} runs the plain data path.
+ * Prints {@code READY} once the backend's device and routes are up and peers are being followed; on SIGTERM it prints
+ * the node's counters, removes what its backend made (also the kernel backends' device and routes) and exits 0.
  */
 public final class OverlayHostMain {
     private OverlayHostMain() {
@@ -43,13 +43,17 @@ public final class OverlayHostMain {
         String etcd = null;
         String etcdPrefix = null;
         boolean offloads = true;
+        boolean offloadsGiven = false;
+        BackendChoice backend = BackendChoice.UDP;
         for (int i = 0; i < args.length; i++) {
             if (args[i].equals("--offloads") || args[i].equals("--offloads=true")) {
                 offloads = true;
+                offloadsGiven = true;
                 continue;
             }
             if (args[i].equals("--offloads=false") || args[i].equals("--no-offloads")) {
                 offloads = false;
+                offloadsGiven = true;
                 continue;
             }
             String v = i + 1 < args.length ? args[i + 1] : null;
@@ -62,6 +66,13 @@ public final class OverlayHostMain {
                 case "--prefer-subnet" -> prefer = v;
                 case "--etcd-endpoints" -> etcd = v;
                 case "--etcd-prefix" -> etcdPrefix = v;
+                case "--backend" -> {
+                    try {
+                        backend = BackendChoice.parse(v == null ? "" : v);
+                    } catch (IllegalArgumentException e) {
+                        usage(e.getMessage());
+                    }
+                }
                 default -> usage("unknown option " + args[i]);
             }
             if (v == null) {
@@ -72,6 +83,9 @@ public final class OverlayHostMain {
         if ((etcd == null) == (network == null || allocatorFile == null)) {
             usage("either --network and --allocator-file, or --etcd-endpoints");
         }
+        if (offloadsGiven && backend != BackendChoice.UDP) {
+            usage("--offloads is an option of the udp backend");
+        }
         SubnetAllocator allocator;
         if (etcd != null) {
             EtcdSubnetAllocator.Builder eb = EtcdSubnetAllocator.builder().endpoints(etcd.split(","));
@@ -80,11 +94,11 @@ public final class OverlayHostMain {
             }
             allocator = eb.build();
         } else {
-            NetworkConfig config = NetworkConfig.parse("{\"Network\":\"" + network + "\"}");
+            NetworkConfig config = NetworkConfig.parse(backend.config(network));
             allocator = LocalSubnetAllocator.builder().file(Path.of(allocatorFile)).network(config).build();
         }
         OverlayNode.Builder b = OverlayNode.builder().allocator(allocator)
-                .backend(UdpBackend.builder().offloads(offloads).build())
+                .backend(backend.create(offloads))
                 .releaseOnClose(true).subnetFile(subnetFile == null ? null : Path.of(subnetFile));
         if (iface != null) {
             b.underlayInterface(iface);
@@ -118,8 +132,8 @@ public final class OverlayHostMain {
     private static void usage(String problem) {
         System.err.println(problem);
         System.err.println("usage: OverlayHostMain (--network CIDR --allocator-file FILE | --etcd-endpoints URLS "
-                + "[--etcd-prefix PATH]) [--iface NAME] "
-                + "[--public-ip IP] [--subnet-file FILE] [--prefer-subnet CIDR] [--offloads=true|false]");
+                + "[--etcd-prefix PATH]) [--iface NAME] [--public-ip IP] [--subnet-file FILE] [--prefer-subnet CIDR] "
+                + "[--backend udp|vxlan|host-gw] [--offloads=true|false]");
         System.exit(2);
     }
 }

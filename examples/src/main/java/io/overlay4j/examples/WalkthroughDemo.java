@@ -4,9 +4,11 @@ import io.overlay4j.LocalSubnetAllocator;
 import io.overlay4j.NetworkConfig;
 import io.overlay4j.OverlayNode;
 import io.overlay4j.Route;
+import io.overlay4j.tun.FdbEntry;
+import io.overlay4j.tun.Neighbour;
 import io.overlay4j.tun.NetworkNamespace;
 import io.overlay4j.tun.TunCapabilities;
-import io.overlay4j.udp.UdpBackend;
+import io.overlay4j.tun.VxlanLink;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
@@ -19,16 +21,20 @@ import java.util.stream.Stream;
 
 /**
  * Replays the flannel walk-through live: two hosts and two containers in network namespaces, one overlay4j node per
- * host on the embedded allocator, then a ping and a TCP stream from c1 to c2 across the udp overlay. Everything it
+ * host on the embedded allocator, then a ping and a TCP stream from c1 to c2 across the overlay. Everything it
  * creates is removed at the end, on failure and on Ctrl-C.
  *
- * <p>Options: {@code --seconds N} (TCP stream length, default 5), {@code --prefix P} (namespace name prefix, default
- * {@code o4j-}), {@code --offloads=false} (the plain data path, one packet per system call; by default the nodes
- * run with offloads: TUN TSO/coalescing, UDP GSO/GRO, each falling back on its own where the kernel refuses it).
+ * <p>Options: {@code --backend udp|vxlan|host-gw} (default udp, the walk-through's), {@code --seconds N} (TCP stream
+ * length, default 5), {@code --prefix P} (namespace name prefix, default {@code o4j-}), {@code --offloads=false} (udp
+ * only: the plain data path, one packet per system call; by default the udp nodes run with offloads: TUN
+ * TSO/coalescing, UDP GSO/GRO, each falling back on its own where the kernel refuses it). With vxlan and host-gw it
+ * prints the kernel objects the backend made (the vxlan device, neighbours, FDB entries, routes) next to the route
+ * tables.
  */
 public final class WalkthroughDemo {
     private static final PrintStream out = System.out;
-    private static final String CONFIG = "{\"Network\":\"100.96.0.0/16\",\"Backend\":{\"Type\":\"udp\"}}";
+    private static final String USAGE = "usage: WalkthroughDemo [--backend udp|vxlan|host-gw] [--seconds N] "
+            + "[--prefix P] [--offloads=true|false]";
 
     private WalkthroughDemo() {
     }
@@ -38,24 +44,40 @@ public final class WalkthroughDemo {
         int seconds = 5;
         String prefix = "o4j-";
         boolean offloads = true;
-        for (int i = 0; i < args.length; i++) {
-            switch (args[i]) {
-                case "--seconds" -> seconds = Integer.parseInt(args[++i]);
-                case "--prefix" -> prefix = args[++i];
-                case "--offloads", "--offloads=true" -> offloads = true;
-                case "--offloads=false", "--no-offloads" -> offloads = false;
-                default -> {
-                    System.err.println("usage: WalkthroughDemo [--seconds N] [--prefix P] [--offloads=true|false]");
-                    System.exit(2);
+        boolean offloadsGiven = false;
+        BackendChoice backend = BackendChoice.UDP;
+        try {
+            for (int i = 0; i < args.length; i++) {
+                switch (args[i]) {
+                    case "--seconds" -> seconds = Integer.parseInt(args[++i]);
+                    case "--prefix" -> prefix = args[++i];
+                    case "--offloads", "--offloads=true" -> {
+                        offloads = true;
+                        offloadsGiven = true;
+                    }
+                    case "--offloads=false", "--no-offloads" -> {
+                        offloads = false;
+                        offloadsGiven = true;
+                    }
+                    case "--backend" -> backend = BackendChoice.parse(args[++i]);
+                    default -> throw new IllegalArgumentException("unknown option " + args[i]);
                 }
             }
+            if (offloadsGiven && backend != BackendChoice.UDP) {
+                throw new IllegalArgumentException("--offloads is an option of the udp backend");
+            }
+        } catch (IllegalArgumentException | ArrayIndexOutOfBoundsException e) {
+            System.err.println(e instanceof ArrayIndexOutOfBoundsException ? "an option needs a value"
+                    : e.getMessage());
+            System.err.println(USAGE);
+            System.exit(2);
         }
         Optional<String> missing = TunCapabilities.unavailabilityCause();
         if (missing.isPresent()) {
             System.err.println("overlay4j cannot run here: " + missing.get());
             System.exit(1);
         }
-        Demo demo = new Demo(prefix, seconds, offloads);
+        Demo demo = new Demo(prefix, seconds, offloads, backend);
         Thread hook = new Thread(demo::cleanup, "demo-cleanup");
         Runtime.getRuntime().addShutdownHook(hook);
         boolean ok = false;
@@ -75,6 +97,7 @@ public final class WalkthroughDemo {
         private final String prefix;
         private final int seconds;
         private final boolean offloads;
+        private final BackendChoice backend;
         private Path dir;
         private WalkthroughTopology topology;
         private LocalSubnetAllocator allocator;
@@ -82,16 +105,17 @@ public final class WalkthroughDemo {
         private OverlayNode node2;
         private boolean cleaned;
 
-        Demo(String prefix, int seconds, boolean offloads) {
+        Demo(String prefix, int seconds, boolean offloads, BackendChoice backend) {
             this.prefix = prefix;
             this.seconds = seconds;
             this.offloads = offloads;
+            this.backend = backend;
         }
 
         boolean run() throws Exception {
             dir = Files.createTempDirectory("overlay4j-demo");
-            NetworkConfig config = NetworkConfig.parse(CONFIG);
-            int mtu = 1500 - 28;
+            NetworkConfig config = NetworkConfig.parse(backend.config("100.96.0.0/16"));
+            int mtu = backend.containerMtu(1500);
             step("1. The machines: host1 10.168.0.2 and host2 10.168.0.3 on one underlay, a docker0 bridge on each,"
                     + " container c1 100.96.1.2 behind host1 and c2 100.96.2.3 behind host2");
             topology = WalkthroughTopology.create(prefix, mtu);
@@ -101,7 +125,12 @@ public final class WalkthroughDemo {
             out.println("   " + config.toJson());
             allocator = LocalSubnetAllocator.builder().file(dir.resolve("leases.json")).network(config).build();
 
-            step("3. One overlay4j node per host: lease a subnet, open flannel0, route 100.96.0.0/16 into it");
+            step("3. One overlay4j node per host (" + backend.type + " backend): " + switch (backend) {
+                case UDP -> "lease a subnet, open flannel0, route 100.96.0.0/16 into it";
+                case VXLAN -> "lease a subnet, create the kernel's flannel.1 (VXLAN, VNI 1, port 8472), and per "
+                        + "peer a neighbour, an FDB entry and a route";
+                case HOST_GW -> "lease a subnet, and per peer a route to its subnet via its host";
+            });
             node1 = startNode(topology.host1(), "host1", WalkthroughTopology.SUBNET1);
             node2 = startNode(topology.host2(), "host2", WalkthroughTopology.SUBNET2);
             awaitPeers(node1);
@@ -119,6 +148,11 @@ public final class WalkthroughDemo {
             step("4. Routing tables");
             printRoutes("c1 (walk-through table b1)", topology.c1());
             printRoutes("node1 = host1 (walk-through table b2)", topology.host1());
+            if (backend != BackendChoice.UDP) {
+                step("4b. The kernel objects the " + backend.type + " backend made");
+                printKernelObjects("host1", topology.host1());
+                printKernelObjects("host2", topology.host2());
+            }
 
             step("5. ping c2 from c1 across the overlay");
             Ping.Result ping = Ping.run(topology.c1(), WalkthroughTopology.C2_IP, 3);
@@ -134,7 +168,11 @@ public final class WalkthroughDemo {
             out.printf("   %,d bytes in %.2f s = %.2f Gb/s, %s%n", tcp.bytesReceived(), tcp.seconds(),
                     tcp.gigabitsPerSecond(), tcp.intact() ? "all bytes intact" : "DATA CORRUPTED OR LOST");
 
-            step("7. Counters");
+            step("7. Counters" + switch (backend) {
+                case UDP -> "";
+                case VXLAN -> " (the kernel's, of flannel.1; bytes are inner IP packets)";
+                case HOST_GW -> " (none: host-gw forwards in the kernel without a device of its own)";
+            });
             out.println("   node1: " + node1.stats());
             out.println("   node2: " + node2.stats());
 
@@ -148,7 +186,7 @@ public final class WalkthroughDemo {
                 throws Exception {
             return host.call(() -> OverlayNode.builder()
                     .allocator(allocator)
-                    .backend(UdpBackend.builder().offloads(offloads).build())
+                    .backend(backend.create(offloads))
                     .underlayInterface(WalkthroughTopology.UNDERLAY)
                     .subnetFile(dir.resolve(name).resolve("subnet.env"))
                     .preferredSubnet(subnet)
@@ -169,6 +207,30 @@ public final class WalkthroughDemo {
             for (Route r : WalkthroughTopology.routes(ns)) {
                 out.println("     " + r);
             }
+        }
+
+        /** The vxlan device and its neighbours and FDB entries, and the host's overlay routes, read over rtnetlink. */
+        private void printKernelObjects(String title, NetworkNamespace ns) throws IOException {
+            out.println("   " + title + ":");
+            WalkthroughTopology.inside(ns, nl -> {
+                if (backend == BackendChoice.VXLAN) {
+                    VxlanLink dev = nl.vxlanLink("flannel.1").orElse(null);
+                    out.println("     device     " + (dev == null ? "flannel.1 missing" : dev.toString()
+                            .replace(" dev if" + dev.underlayIndex(), " dev " + WalkthroughTopology.UNDERLAY)));
+                    out.println("     addresses  " + nl.addresses("flannel.1"));
+                    for (Neighbour n : nl.neighbours("flannel.1")) {
+                        out.println("     neighbour  " + n);
+                    }
+                    for (FdbEntry f : nl.fdbEntries("flannel.1")) {
+                        out.println("     fdb        " + f);
+                    }
+                }
+                for (Route r : nl.routes()) {
+                    if (!r.kernel() && WalkthroughTopology.NETWORK.contains(r.destination())) {
+                        out.println("     route      " + r);
+                    }
+                }
+            });
         }
 
         private static void step(String title) {

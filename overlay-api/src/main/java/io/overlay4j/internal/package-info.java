@@ -1,8 +1,9 @@
 /**
  * Internal implementation details of overlay4j's API module; not part of the public API and may change.
  *
- * <p>One documented export: {@link io.overlay4j.internal.Json} is read by {@code overlay-udp}'s
- * {@code VxlanEncapsulator} to parse a lease's {@code BackendData} the way flannel's Go decoder does (keys matched
- * case-insensitively); change both together.
+ * <p>One documented export, to overlay4j's own modules only: {@link io.overlay4j.internal.Json}, with which
+ * {@code overlay-udp}'s {@code VxlanEncapsulator} and {@code overlay-vxlan} read a lease's {@code BackendData} (and
+ * overlay-vxlan the vxlan options) the way flannel's Go decoder does (keys matched case-insensitively); change them
+ * together. Applications must not use this package.
  */
 package io.overlay4j.internal;

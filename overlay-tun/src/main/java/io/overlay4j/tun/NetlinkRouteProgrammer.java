@@ -1,5 +1,10 @@
 package io.overlay4j.tun;
 
+import static io.overlay4j.tun.RtMessages.align;
+import static io.overlay4j.tun.RtMessages.attrType;
+import static io.overlay4j.tun.RtMessages.inet;
+import static io.overlay4j.tun.RtMessages.next;
+import static io.overlay4j.tun.RtMessages.string;
 import static io.overlay4j.tun.internal.Rtnetlink.*;
 import static java.util.Objects.requireNonNull;
 
@@ -36,7 +41,12 @@ import org.slf4j.LoggerFactory;
  * synchronized (one request at a time per socket).
  *
  * <p>Besides the {@link RouteProgrammer} contract it creates and wires links for test and demo topologies:
- * {@link #createBridge}, {@link #createVethPair}, {@link #setMaster}, {@link #moveToNamespace}, {@link #deleteLink}.
+ * {@link #createBridge}, {@link #createVethPair}, {@link #setMaster}, {@link #moveToNamespace}, {@link #deleteLink};
+ * and it programs what the kernel backends (flannel's {@code vxlan} and {@code host-gw}) need: vxlan devices
+ * ({@link #createVxlan}, {@link #vxlanLink}, {@link #setMacAddress}), permanent neighbours
+ * ({@link #replaceNeighbour}, {@link #neighbours}), FDB entries ({@link #replaceFdbEntry}, {@link #fdbEntries}),
+ * {@code onlink} routes ({@link Route#onlink}) and link counters ({@link #linkStats}). {@link NetlinkMonitor} follows
+ * changes to all of these.
  */
 public final class NetlinkRouteProgrammer implements RouteProgrammer {
     private static final Logger LOG = LoggerFactory.getLogger(NetlinkRouteProgrammer.class);
@@ -324,7 +334,7 @@ public final class NetlinkRouteProgrammer implements RouteProgrammer {
         tx.put((byte) (delete ? RTPROT_UNSPEC : route.kernel() ? RTPROT_KERNEL : RTPROT_BOOT));
         tx.put((byte) (delete ? RT_SCOPE_NOWHERE : route.scope()));
         tx.put((byte) (delete ? 0 : RTN_UNICAST));
-        tx.putInt(0);
+        tx.putInt(delete ? 0 : route.flags());
         if (dst.length() > 0) {
             attr(RTA_DST, dst.network());
         }
@@ -350,36 +360,10 @@ public final class NetlinkRouteProgrammer implements RouteProgrammer {
             begin(RTM_GETROUTE, NLM_F_DUMP);
             tx.put((byte) LibC.AF_INET).put(new byte[RTMSG_SIZE - 1]);
         }, out::clear, (b, off, len, type) -> {
-            int body = off + NLMSG_HDRLEN;
-            if (type != RTM_NEWROUTE || b.get(body) != LibC.AF_INET) {
-                return;
+            Route r = type == RTM_NEWROUTE ? RtMessages.route(b, off, len, names) : null;
+            if (r != null) {
+                out.add(r);
             }
-            int dstLen = b.get(body + 1) & 0xff;
-            int table = b.get(body + 4) & 0xff;
-            int protocol = b.get(body + 5) & 0xff;
-            int scope = b.get(body + 6) & 0xff;
-            int rtype = b.get(body + 7) & 0xff;
-            int flags = b.getInt(body + 8);
-            Inet4Address dst = null;
-            Inet4Address gateway = null;
-            Inet4Address src = null;
-            int oif = 0;
-            for (int a = body + RTMSG_SIZE; a + 4 <= off + len; a = next(b, a)) {
-                switch (attrType(b, a)) {
-                    case RTA_DST: dst = inet(b, a + 4); break;
-                    case RTA_GATEWAY: gateway = inet(b, a + 4); break;
-                    case RTA_PREFSRC: src = inet(b, a + 4); break;
-                    case RTA_OIF: oif = b.getInt(a + 4); break;
-                    case RTA_TABLE: table = b.getInt(a + 4); break;
-                    default: break;
-                }
-            }
-            if (table != RT_TABLE_MAIN || rtype != RTN_UNICAST || (flags & RTM_F_CLONED) != 0) {
-                return;
-            }
-            String device = names.getOrDefault(oif, oif == 0 ? "" : "if" + oif);
-            Ipv4Prefix prefix = dst == null ? Ipv4Prefix.of(0, 0) : Ipv4Prefix.of(dst, dstLen);
-            out.add(new Route(prefix, gateway, device, scope, src, protocol == RTPROT_KERNEL));
         });
         return out;
     }
@@ -454,34 +438,9 @@ public final class NetlinkRouteProgrammer implements RouteProgrammer {
             begin(RTM_GETLINK, NLM_F_DUMP);
             ifinfomsg(0, 0, 0);
         }, out::clear, (b, off, len, type) -> {
-            if (type != RTM_NEWLINK) {
-                return;
+            if (type == RTM_NEWLINK) {
+                out.add(RtMessages.link(b, off, len));
             }
-            int body = off + NLMSG_HDRLEN;
-            int index = b.getInt(body + 4);
-            int flags = b.getInt(body + 8);
-            String name = "";
-            String kind = "";
-            String mac = "";
-            int mtu = 0;
-            int master = 0;
-            for (int a = body + IFINFOMSG_SIZE; a + 4 <= off + len; a = next(b, a)) {
-                switch (attrType(b, a)) {
-                    case IFLA_IFNAME: name = string(b, a); break;
-                    case IFLA_MTU: mtu = b.getInt(a + 4); break;
-                    case IFLA_MASTER: master = b.getInt(a + 4); break;
-                    case IFLA_ADDRESS: mac = mac(b, a); break;
-                    case IFLA_LINKINFO:
-                        for (int i = a + 4; i + 4 <= a + (b.getShort(a) & 0xffff); i = next(b, i)) {
-                            if (attrType(b, i) == IFLA_INFO_KIND) {
-                                kind = string(b, i);
-                            }
-                        }
-                        break;
-                    default: break;
-                }
-            }
-            out.add(new Link(index, name, flags, mtu, kind, mac, master));
         });
         out.sort((x, y) -> Integer.compare(x.index(), y.index()));
         return out;
@@ -516,6 +475,256 @@ public final class NetlinkRouteProgrammer implements RouteProgrammer {
             }
         });
         out.sort((x, y) -> Integer.compare(x.index(), y.index())); // stable: the kernel's order within a device
+        return out;
+    }
+
+    // ---- single links, vxlan devices -----------------------------------------------------------------------
+
+    /** The device named {@code name}, or empty if there is none ({@code ip -d link show <name>}). */
+    public synchronized java.util.Optional<Link> link(String name) throws IOException {
+        Link[] found = {null};
+        if (!getLinkMessage(name, (b, off, len, type) -> found[0] = RtMessages.link(b, off, len))) {
+            return java.util.Optional.empty();
+        }
+        return java.util.Optional.ofNullable(found[0]);
+    }
+
+    /**
+     * The settings of the vxlan device {@code name}, or empty if there is no device of that name or it is not a vxlan
+     * device (see {@link #link} for its kind).
+     */
+    public synchronized java.util.Optional<VxlanLink> vxlanLink(String name) throws IOException {
+        VxlanLink[] found = {null};
+        getLinkMessage(name, (b, off, len, type) -> found[0] = RtMessages.vxlan(b, off, len));
+        return java.util.Optional.ofNullable(found[0]);
+    }
+
+    /**
+     * The kernel's traffic counters of a device ({@code ip -s link show <device>}).
+     *
+     * @throws ErrnoException with ENODEV if there is no such device
+     */
+    public synchronized LinkStats linkStats(String device) throws IOException {
+        LinkStats[] found = {null};
+        if (!getLinkMessage(device, (b, off, len, type) -> found[0] = RtMessages.stats(b, off, len))) {
+            throw new ErrnoException("RTM_GETLINK " + device, ErrnoException.ENODEV);
+        }
+        return found[0];
+    }
+
+    /** Runs {@code handler} on the RTM_NEWLINK reply for {@code name}; false if there is no such device. */
+    private boolean getLinkMessage(String name, Handler handler) throws IOException {
+        requireNonNull(name, "name");
+        begin(RTM_GETLINK, NLM_F_ACK);
+        ifinfomsg(0, 0, 0);
+        attr(IFLA_IFNAME, name);
+        boolean[] seen = {false};
+        try {
+            request("RTM_GETLINK " + name, (b, off, len, type) -> {
+                if (type == RTM_NEWLINK) {
+                    seen[0] = true;
+                    handler.accept(b, off, len, type);
+                }
+            });
+        } catch (ErrnoException e) {
+            if (e.errno() == ErrnoException.ENODEV) {
+                return false;
+            }
+            throw e;
+        }
+        return seen[0];
+    }
+
+    /**
+     * Creates a vxlan device (down) with exactly the attributes flanneld's netlink library sends
+     * ({@code vishvananda/netlink} {@code LinkAdd(&netlink.Vxlan{...})}): {@code IFLA_IFNAME}, {@code IFLA_MTU} when
+     * the spec has one, {@code IFLA_TXQLEN} 0, {@code IFLA_ADDRESS} when the spec has a MAC, and in the link info
+     * {@code IFLA_VXLAN_ID}, {@code _LINK} (if an underlay is given), {@code _LOCAL} (if given), {@code _GROUP} (if
+     * given), {@code _TTL} 0 (auto), {@code _TOS} 0, {@code _LEARNING}, {@code _PROXY} 0, {@code _RSC} 0,
+     * {@code _L2MISS}, {@code _L3MISS}, {@code _UDP_ZERO_CSUM6_TX/RX} 0, {@code _GBP} only when set and
+     * {@code _PORT} only when above 0. Like {@code ip link add <name> type vxlan id <vni> local <ip> dev <underlay>
+     * [dstport <port>] [nolearning] [gbp]}.
+     *
+     * @param spec what to create; its {@code index} is ignored
+     * @throws ErrnoException with EEXIST if a device of that name exists
+     */
+    public synchronized void createVxlan(VxlanLink spec) throws IOException {
+        requireNonNull(spec, "spec");
+        byte[] mac = spec.mac() == null ? null : RtMessages.parseMac(spec.mac());
+        begin(RTM_NEWLINK, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
+        ifinfomsg(0, 0, 0);
+        attr(IFLA_IFNAME, spec.name());
+        if (spec.mtu() > 0) {
+            attr(IFLA_MTU, spec.mtu());
+        }
+        // vishvananda/netlink sends the zero TxQLen of flannel's LinkAttrs literal; vxlan devices have no qdisc.
+        attr(IFLA_TXQLEN, 0);
+        if (mac != null) {
+            attr(IFLA_ADDRESS, mac);
+        }
+        int info = nestStart(IFLA_LINKINFO);
+        attrNoNul(IFLA_INFO_KIND, "vxlan");
+        int data = nestStart(IFLA_INFO_DATA);
+        attr(IFLA_VXLAN_ID, spec.vni());
+        if (spec.underlayIndex() > 0) {
+            attr(IFLA_VXLAN_LINK, spec.underlayIndex());
+        }
+        if (spec.local() != null) {
+            attr(IFLA_VXLAN_LOCAL, spec.local());
+        }
+        if (spec.group() != null) {
+            attr(IFLA_VXLAN_GROUP, spec.group());
+        }
+        attrU8(IFLA_VXLAN_TTL, 0);
+        attrU8(IFLA_VXLAN_TOS, 0);
+        attrU8(IFLA_VXLAN_LEARNING, spec.learning() ? 1 : 0);
+        attrU8(IFLA_VXLAN_PROXY, 0);
+        attrU8(IFLA_VXLAN_RSC, 0);
+        attrU8(IFLA_VXLAN_L2MISS, spec.l2miss() ? 1 : 0);
+        attrU8(IFLA_VXLAN_L3MISS, spec.l3miss() ? 1 : 0);
+        attrU8(IFLA_VXLAN_UDP_ZERO_CSUM6_TX, 0);
+        attrU8(IFLA_VXLAN_UDP_ZERO_CSUM6_RX, 0);
+        if (spec.gbp()) {
+            tx.putShort((short) 4).putShort((short) IFLA_VXLAN_GBP);
+        }
+        if (spec.port() > 0) {
+            tx.putShort((short) 6).putShort((short) IFLA_VXLAN_PORT).put((byte) (spec.port() >> 8))
+                    .put((byte) spec.port());
+            pad();
+        }
+        nestEnd(data);
+        nestEnd(info);
+        request("RTM_NEWLINK " + spec.name() + " type vxlan id " + spec.vni(), null);
+    }
+
+    /**
+     * Sets a device's hardware address, like {@code ip link set <device> address <mac>}.
+     *
+     * @param mac lower-case or upper-case colon form, e.g. {@code 0a:58:64:60:01:01}
+     */
+    public synchronized void setMacAddress(String device, String mac) throws IOException {
+        byte[] bytes = RtMessages.parseMac(mac);
+        begin(RTM_NEWLINK, NLM_F_ACK);
+        ifinfomsg(0, 0, 0);
+        attr(IFLA_IFNAME, device);
+        attr(IFLA_ADDRESS, bytes);
+        request("RTM_NEWLINK " + device + " address " + mac, null);
+    }
+
+    // ---- neighbours and FDB entries ------------------------------------------------------------------------
+
+    /**
+     * Adds or replaces a permanent IPv4 neighbour, like {@code ip neigh replace <address> lladdr <mac> dev <device>
+     * nud permanent}: {@code RTM_NEWNEIGH} with {@code NLM_F_CREATE|NLM_F_REPLACE}, family AF_INET, state
+     * {@code NUD_PERMANENT}, type {@code RTN_UNICAST}, {@code NDA_DST} and {@code NDA_LLADDR} (flannel's
+     * {@code AddARP}).
+     */
+    public synchronized void replaceNeighbour(String device, Inet4Address address, String mac) throws IOException {
+        requireNonNull(address, "address");
+        byte[] bytes = RtMessages.parseMac(mac);
+        int index = getLink(device)[0];
+        begin(RTM_NEWNEIGH, NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE);
+        ndmsg(LibC.AF_INET, index, NUD_PERMANENT, 0, RTN_UNICAST);
+        attr(NDA_DST, address);
+        attr(NDA_LLADDR, bytes);
+        request("RTM_NEWNEIGH " + address.getHostAddress() + " lladdr " + mac + " dev " + device, null);
+    }
+
+    /**
+     * Deletes an IPv4 neighbour, like {@code ip neigh del <address> dev <device>} (flannel's {@code DelARP}). A missing
+     * entry or device is not an error.
+     */
+    public synchronized void deleteNeighbour(String device, Inet4Address address) throws IOException {
+        requireNonNull(address, "address");
+        try {
+            int index = getLink(device)[0];
+            begin(RTM_DELNEIGH, NLM_F_ACK);
+            ndmsg(LibC.AF_INET, index, NUD_PERMANENT, 0, RTN_UNICAST);
+            attr(NDA_DST, address);
+            request("RTM_DELNEIGH " + address.getHostAddress() + " dev " + device, null);
+        } catch (ErrnoException e) {
+            if (e.errno() != ErrnoException.ENOENT && e.errno() != ErrnoException.ENODEV) {
+                throw e;
+            }
+        }
+    }
+
+    /**
+     * The IPv4 neighbours of a device ({@code ip neigh show dev <device>}), or of every device if {@code device} is
+     * {@code null}, in the kernel's order.
+     */
+    public synchronized List<Neighbour> neighbours(String device) throws IOException {
+        Map<Integer, String> names = linkNames();
+        int index = device == null ? 0 : getLink(device)[0];
+        List<Neighbour> out = new ArrayList<>();
+        dump("RTM_GETNEIGH", () -> {
+            begin(RTM_GETNEIGH, NLM_F_DUMP);
+            ndmsg(LibC.AF_INET, 0, 0, 0, 0);
+        }, out::clear, (b, off, len, type) -> {
+            Neighbour n = type == RTM_NEWNEIGH ? RtMessages.neighbour(b, off, len, names) : null;
+            if (n != null && (index == 0 || n.index() == index)) {
+                out.add(n);
+            }
+        });
+        return out;
+    }
+
+    /**
+     * Adds or replaces a permanent FDB entry in a device's own table, like {@code bridge fdb replace <mac> dev
+     * <device> dst <destination> self permanent}: {@code RTM_NEWNEIGH} with {@code NLM_F_CREATE|NLM_F_REPLACE},
+     * family AF_BRIDGE, state {@code NUD_PERMANENT}, flags {@code NTF_SELF}, {@code NDA_DST} and {@code NDA_LLADDR}
+     * (flannel's {@code AddFDB}). On a vxlan device this says: frames for {@code mac} go to the VTEP
+     * {@code destination}.
+     */
+    public synchronized void replaceFdbEntry(String device, String mac, Inet4Address destination) throws IOException {
+        requireNonNull(destination, "destination");
+        byte[] bytes = RtMessages.parseMac(mac);
+        int index = getLink(device)[0];
+        begin(RTM_NEWNEIGH, NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE);
+        ndmsg(AF_BRIDGE, index, NUD_PERMANENT, NTF_SELF, 0);
+        attr(NDA_DST, destination);
+        attr(NDA_LLADDR, bytes);
+        request("RTM_NEWNEIGH(fdb) " + mac + " dev " + device + " dst " + destination.getHostAddress(), null);
+    }
+
+    /**
+     * Deletes an FDB entry from a device's own table, like {@code bridge fdb del <mac> dev <device> dst <destination>
+     * self} (flannel's {@code DelFDB}). A missing entry or device is not an error.
+     */
+    public synchronized void deleteFdbEntry(String device, String mac, Inet4Address destination) throws IOException {
+        requireNonNull(destination, "destination");
+        byte[] bytes = RtMessages.parseMac(mac);
+        try {
+            int index = getLink(device)[0];
+            begin(RTM_DELNEIGH, NLM_F_ACK);
+            ndmsg(AF_BRIDGE, index, 0, NTF_SELF, 0);
+            attr(NDA_DST, destination);
+            attr(NDA_LLADDR, bytes);
+            request("RTM_DELNEIGH(fdb) " + mac + " dev " + device + " dst " + destination.getHostAddress(), null);
+        } catch (ErrnoException e) {
+            if (e.errno() != ErrnoException.ENOENT && e.errno() != ErrnoException.ENODEV) {
+                throw e;
+            }
+        }
+    }
+
+    /**
+     * The FDB entries of a device ({@code bridge fdb show dev <device>}), or of every device if {@code device} is
+     * {@code null}, in the kernel's order.
+     */
+    public synchronized List<FdbEntry> fdbEntries(String device) throws IOException {
+        Map<Integer, String> names = linkNames();
+        int index = device == null ? 0 : getLink(device)[0];
+        List<FdbEntry> out = new ArrayList<>();
+        dump("RTM_GETNEIGH(fdb)", () -> {
+            begin(RTM_GETNEIGH, NLM_F_DUMP);
+            ndmsg(AF_BRIDGE, 0, 0, 0, 0);
+        }, out::clear, (b, off, len, type) -> {
+            FdbEntry e = type == RTM_NEWNEIGH ? RtMessages.fdb(b, off, len, names) : null;
+            if (e != null && (index == 0 || e.index() == index)) {
+                out.add(e);
+            }
+        });
         return out;
     }
 
@@ -645,6 +854,28 @@ public final class NetlinkRouteProgrammer implements RouteProgrammer {
 
     private void attr(int type, Inet4Address address) {
         tx.putShort((short) 8).putShort((short) type).put(address.getAddress());
+    }
+
+    private void attr(int type, byte[] value) {
+        tx.putShort((short) (4 + value.length)).putShort((short) type).put(value);
+        pad();
+    }
+
+    private void attrU8(int type, int value) {
+        tx.putShort((short) 5).putShort((short) type).put((byte) value);
+        pad();
+    }
+
+    /** A string attribute without a NUL terminator, as vishvananda/netlink sends {@code IFLA_INFO_KIND}. */
+    private void attrNoNul(int type, String value) {
+        byte[] bytes = value.getBytes(StandardCharsets.US_ASCII);
+        tx.putShort((short) (4 + bytes.length)).putShort((short) type).put(bytes);
+        pad();
+    }
+
+    private void ndmsg(int family, int index, int state, int flags, int type) {
+        tx.put((byte) family).put((byte) 0).putShort((short) 0).putInt(index).putShort((short) state)
+                .put((byte) flags).put((byte) type);
     }
 
     private void attr(int type, String value) {
@@ -782,53 +1013,6 @@ public final class NetlinkRouteProgrammer implements RouteProgrammer {
             }
         }
         return "";
-    }
-
-    // ---- parsing helpers -------------------------------------------------------------------------------------
-
-    private static int align(int len) {
-        return (len + 3) & ~3;
-    }
-
-    private static int next(ByteBuffer b, int attr) {
-        int len = b.getShort(attr) & 0xffff;
-        return attr + Math.max(4, align(len));
-    }
-
-    private static int attrType(ByteBuffer b, int attr) {
-        return b.getShort(attr + 2) & 0x3fff;
-    }
-
-    private static Inet4Address inet(ByteBuffer b, int pos) {
-        int v = (b.get(pos) & 0xff) << 24 | (b.get(pos + 1) & 0xff) << 16 | (b.get(pos + 2) & 0xff) << 8
-                | (b.get(pos + 3) & 0xff);
-        return Ipv4Prefix.fromInt(v);
-    }
-
-    /** A hardware-address attribute as lower-case colon-separated hex. */
-    private static String mac(ByteBuffer b, int attr) {
-        int len = (b.getShort(attr) & 0xffff) - 4;
-        StringBuilder sb = new StringBuilder(len * 3);
-        for (int i = 0; i < len; i++) {
-            if (i > 0) {
-                sb.append(':');
-            }
-            int v = b.get(attr + 4 + i) & 0xff;
-            sb.append(Character.forDigit(v >> 4, 16)).append(Character.forDigit(v & 0xf, 16));
-        }
-        return sb.toString();
-    }
-
-    /** A string attribute's value, without its NUL terminator. */
-    private static String string(ByteBuffer b, int attr) {
-        int len = (b.getShort(attr) & 0xffff) - 4;
-        byte[] bytes = new byte[len];
-        b.get(attr + 4, bytes);
-        int n = 0;
-        while (n < len && bytes[n] != 0) {
-            n++;
-        }
-        return new String(bytes, 0, n, StandardCharsets.UTF_8);
     }
 
     @Override

@@ -14,6 +14,13 @@ package io.overlay4j.tun.internal;
  * struct rtattr (4 + payload, padded to 4)                                                 6 u8 rtm_scope
  *  0 u16 rta_len  2 u16 rta_type                                                           7 u8 rtm_type
  *                                                                                          8 u32 rtm_flags
+ * struct ndmsg (12)                 struct rtnl_link_stats64 (IFLA_STATS64), first fields, u64 each
+ *  0 u8  ndm_family                   0 rx_packets   8 tx_packets  16 rx_bytes   24 tx_bytes
+ *  1 u8  pad, 2 u16 pad              32 rx_errors   40 tx_errors  48 rx_dropped 56 tx_dropped
+ *  4 s32 ndm_ifindex
+ *  8 u16 ndm_state
+ * 10 u8  ndm_flags
+ * 11 u8  ndm_type
  * </pre>
  * All in native byte order; addresses in attributes are in network order.
  */
@@ -56,6 +63,18 @@ public final class Rtnetlink {
     public static final int NLMSGERR_ATTR_MSG = 1;
     /** {@code NLA_F_NESTED}. */
     public static final int NLA_F_NESTED = 0x8000;
+    /** {@code NLM_F_APPEND}. */
+    public static final int NLM_F_APPEND = 0x800;
+
+    // <linux/rtnetlink.h>: multicast groups as bind() masks (RTMGRP_*), for monitor sockets
+    /** {@code RTMGRP_LINK}: link changes (RTNLGRP_LINK). */
+    public static final int RTMGRP_LINK = 0x1;
+    /** {@code RTMGRP_NEIGH}: neighbour and FDB changes (RTNLGRP_NEIGH). */
+    public static final int RTMGRP_NEIGH = 0x4;
+    /** {@code RTMGRP_IPV4_IFADDR}: IPv4 address changes. */
+    public static final int RTMGRP_IPV4_IFADDR = 0x10;
+    /** {@code RTMGRP_IPV4_ROUTE}: IPv4 route changes (RTNLGRP_IPV4_ROUTE). */
+    public static final int RTMGRP_IPV4_ROUTE = 0x40;
 
     // <linux/rtnetlink.h>
     /** {@code RTM_NEWLINK}. */
@@ -100,6 +119,34 @@ public final class Rtnetlink {
     public static final int RTA_PREFSRC = 7;
     /** {@code RTA_TABLE}. */
     public static final int RTA_TABLE = 15;
+    /** {@code RTNH_F_ONLINK}: the gateway is on the link ({@code onlink}). */
+    public static final int RTNH_F_ONLINK = 4;
+    /** {@code RTM_NEWNEIGH}. */
+    public static final int RTM_NEWNEIGH = 28;
+    /** {@code RTM_DELNEIGH}. */
+    public static final int RTM_DELNEIGH = 29;
+    /** {@code RTM_GETNEIGH}. */
+    public static final int RTM_GETNEIGH = 30;
+
+    // <linux/neighbour.h>
+    /** {@code NDA_DST}: the neighbour's network address (for an FDB entry of a vxlan device: the remote VTEP). */
+    public static final int NDA_DST = 1;
+    /** {@code NDA_LLADDR}: the link-layer address. */
+    public static final int NDA_LLADDR = 2;
+    /** {@code NDA_PORT}: a vxlan FDB entry's destination UDP port (network order), when not the device's. */
+    public static final int NDA_PORT = 6;
+    /** {@code NDA_VNI}: a vxlan FDB entry's VNI, when not the device's. */
+    public static final int NDA_VNI = 7;
+    /** {@code NTF_SELF}: the FDB entry belongs to the device itself (a vxlan device's table), not its master. */
+    public static final int NTF_SELF = 0x02;
+    /** {@code NTF_MASTER}: the FDB entry belongs to the device's master (a bridge). */
+    public static final int NTF_MASTER = 0x04;
+    /** {@code NUD_PERMANENT}. */
+    public static final int NUD_PERMANENT = 0x80;
+
+    // <linux/socket.h>
+    /** {@code AF_BRIDGE}: the family of FDB requests. */
+    public static final int AF_BRIDGE = 7;
 
     // <linux/if_addr.h>
     /** {@code IFA_ADDRESS}: the peer address (the local one on non point-to-point links). */
@@ -114,6 +161,10 @@ public final class Rtnetlink {
     public static final int IFLA_IFNAME = 3;
     /** {@code IFLA_MTU}. */
     public static final int IFLA_MTU = 4;
+    /** {@code IFLA_TXQLEN}. */
+    public static final int IFLA_TXQLEN = 13;
+    /** {@code IFLA_STATS64}: a struct rtnl_link_stats64. */
+    public static final int IFLA_STATS64 = 23;
     /** {@code IFLA_MASTER}. */
     public static final int IFLA_MASTER = 10;
     /** {@code IFLA_LINKINFO} (nested). */
@@ -124,6 +175,38 @@ public final class Rtnetlink {
     public static final int IFLA_INFO_KIND = 1;
     /** {@code IFLA_INFO_DATA}, inside IFLA_LINKINFO (nested). */
     public static final int IFLA_INFO_DATA = 2;
+
+    // <linux/if_link.h>: IFLA_VXLAN_*, inside IFLA_INFO_DATA of a vxlan link
+    /** {@code IFLA_VXLAN_ID}: u32 VNI. */
+    public static final int IFLA_VXLAN_ID = 1;
+    /** {@code IFLA_VXLAN_GROUP}: IPv4 multicast group or unicast remote. */
+    public static final int IFLA_VXLAN_GROUP = 2;
+    /** {@code IFLA_VXLAN_LINK}: u32 index of the underlay device. */
+    public static final int IFLA_VXLAN_LINK = 3;
+    /** {@code IFLA_VXLAN_LOCAL}: IPv4 source address. */
+    public static final int IFLA_VXLAN_LOCAL = 4;
+    /** {@code IFLA_VXLAN_TTL}: u8, 0 = auto. */
+    public static final int IFLA_VXLAN_TTL = 5;
+    /** {@code IFLA_VXLAN_TOS}: u8. */
+    public static final int IFLA_VXLAN_TOS = 6;
+    /** {@code IFLA_VXLAN_LEARNING}: u8 bool. */
+    public static final int IFLA_VXLAN_LEARNING = 7;
+    /** {@code IFLA_VXLAN_PROXY}: u8 bool. */
+    public static final int IFLA_VXLAN_PROXY = 11;
+    /** {@code IFLA_VXLAN_RSC}: u8 bool. */
+    public static final int IFLA_VXLAN_RSC = 12;
+    /** {@code IFLA_VXLAN_L2MISS}: u8 bool. */
+    public static final int IFLA_VXLAN_L2MISS = 13;
+    /** {@code IFLA_VXLAN_L3MISS}: u8 bool. */
+    public static final int IFLA_VXLAN_L3MISS = 14;
+    /** {@code IFLA_VXLAN_PORT}: u16 destination port, network byte order. */
+    public static final int IFLA_VXLAN_PORT = 15;
+    /** {@code IFLA_VXLAN_UDP_ZERO_CSUM6_TX}: u8 bool. */
+    public static final int IFLA_VXLAN_UDP_ZERO_CSUM6_TX = 19;
+    /** {@code IFLA_VXLAN_UDP_ZERO_CSUM6_RX}: u8 bool. */
+    public static final int IFLA_VXLAN_UDP_ZERO_CSUM6_RX = 20;
+    /** {@code IFLA_VXLAN_GBP}: a flag (no payload), present when Group Based Policy is on. */
+    public static final int IFLA_VXLAN_GBP = 23;
 
     // <linux/veth.h>
     /** {@code VETH_INFO_PEER}: an ifinfomsg followed by the peer's attributes. */
@@ -139,4 +222,6 @@ public final class Rtnetlink {
     public static final int IFADDRMSG_SIZE = 8;
     /** {@code sizeof(struct rtmsg)}. */
     public static final int RTMSG_SIZE = 12;
+    /** {@code sizeof(struct ndmsg)}. */
+    public static final int NDMSG_SIZE = 12;
 }

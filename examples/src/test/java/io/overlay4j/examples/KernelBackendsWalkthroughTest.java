@@ -1,0 +1,147 @@
+package io.overlay4j.examples;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.overlay4j.Ipv4Prefix;
+import io.overlay4j.LocalSubnetAllocator;
+import io.overlay4j.NetworkConfig;
+import io.overlay4j.OverlayNode;
+import io.overlay4j.Route;
+import io.overlay4j.SubnetAllocator;
+import io.overlay4j.etcd.EtcdSubnetAllocator;
+import io.overlay4j.etcd.testing.EtcdServerExtension;
+import io.overlay4j.hostgw.HostGwBackend;
+import io.overlay4j.testing.Requirements;
+import io.overlay4j.tun.NetworkNamespace;
+import io.overlay4j.vxlan.VxlanBackend;
+import io.overlay4j.vxlan.VxlanLeaseData;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.ThreadLocalRandom;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The flannel walk-through on the kernel backends: two hosts with a container each, a node per host, then ping both
+ * ways and a TCP stream each way checked byte for byte between the containers. The vxlan pair shares a real etcd (and
+ * its lease values are read back from etcd byte for byte); the host-gw pair a lease file.
+ */
+class KernelBackendsWalkthroughTest {
+    @RegisterExtension
+    final EtcdServerExtension etcd = new EtcdServerExtension();
+
+    @TempDir
+    Path dir;
+
+    private String prefix;
+    private WalkthroughTopology topology;
+    private SubnetAllocator allocator;
+    private OverlayNode node1;
+    private OverlayNode node2;
+
+    @BeforeEach
+    void setUp() {
+        Requirements.requireKernelNetworking();
+        Requirements.requireBinary("ping");
+        prefix = "o4jk" + Integer.toHexString(ThreadLocalRandom.current().nextInt(0x10000)) + "-";
+    }
+
+    @AfterEach
+    void tearDown() {
+        for (OverlayNode n : new OverlayNode[] {node1, node2}) {
+            if (n != null) {
+                n.close();
+            }
+        }
+        if (allocator != null) {
+            allocator.close();
+        }
+        if (topology != null) {
+            topology.close();
+        }
+    }
+
+    private OverlayNode start(NetworkNamespace host, Ipv4Prefix subnet, io.overlay4j.Backend backend)
+            throws Exception {
+        return host.call(() -> OverlayNode.builder().allocator(allocator).backend(backend)
+                .underlayInterface(WalkthroughTopology.UNDERLAY).subnetFile(dir.resolve(host.name() + ".env"))
+                .preferredSubnet(subnet).build().start());
+    }
+
+    private static void awaitRoute(NetworkNamespace host, String route) throws Exception {
+        long deadline = System.nanoTime() + 20_000_000_000L;
+        while (WalkthroughTopology.routes(host).stream().map(Route::toString).noneMatch(route::equals)) {
+            assertTrue(System.nanoTime() < deadline, "no route '" + route + "' in " + host.name() + ": "
+                    + WalkthroughTopology.routes(host));
+            Thread.sleep(20);
+        }
+    }
+
+    private void exchange() throws Exception {
+        Ping.Result ping = Ping.run(topology.c1(), WalkthroughTopology.C2_IP, 3);
+        assertEquals(3, ping.received(), ping.output());
+        Ping.Result back = Ping.run(topology.c2(), WalkthroughTopology.C1_IP, 3);
+        assertEquals(3, back.received(), back.output());
+        long size = 64L << 20;
+        TcpStream.Result tcp = TcpStream.run(topology.c1(), topology.c2(), WalkthroughTopology.C2_IP, 5201, size,
+                Duration.ofSeconds(60));
+        assertEquals(size, tcp.bytesReceived());
+        assertTrue(tcp.intact(), "stream c1 -> c2 corrupted");
+        TcpStream.Result reverse = TcpStream.run(topology.c2(), topology.c1(), WalkthroughTopology.C1_IP, 5202, size,
+                Duration.ofSeconds(60));
+        assertEquals(size, reverse.bytesReceived());
+        assertTrue(reverse.intact(), "stream c2 -> c1 corrupted");
+    }
+
+    @Test
+    void vxlanOverEtcd() throws Exception {
+        etcd.etcdctl("put", "/coreos.com/network/config",
+                "{\"Network\":\"100.96.0.0/16\",\"Backend\":{\"Type\":\"vxlan\"}}");
+        topology = WalkthroughTopology.create(prefix, 1450);
+        EtcdSubnetAllocator etcdAllocator = EtcdSubnetAllocator.builder().endpoints(etcd.endpoint())
+                .requestTimeout(Duration.ofSeconds(5)).build();
+        allocator = etcdAllocator;
+        etcdAllocator.networkConfig(); // client threads start here, in the root namespace where etcd listens
+        VxlanBackend backend1 = VxlanBackend.builder().cleanUpOnClose(true).build();
+        node1 = start(topology.host1(), WalkthroughTopology.SUBNET1, backend1);
+        node2 = start(topology.host2(), WalkthroughTopology.SUBNET2, VxlanBackend.builder().cleanUpOnClose(true)
+                .build());
+        awaitRoute(topology.host1(), "100.96.2.0/24 via 100.96.2.0 dev flannel.1 onlink");
+        awaitRoute(topology.host2(), "100.96.1.0/24 via 100.96.1.0 dev flannel.1 onlink");
+        assertEquals(1450, node1.mtu());
+        assertTrue(Files.readString(dir.resolve(topology.host1().name() + ".env")).contains("FLANNEL_MTU=1450\n"));
+
+        // the lease as flanneld would read it from etcd
+        String value = etcd.etcdctl("get", "/coreos.com/network/subnets/100.96.1.0-24", "--print-value-only").trim();
+        String mac = VxlanLeaseData.parse(node1.lease().attributes().backendData()).vtepMac();
+        assertEquals("{\"PublicIP\":\"10.168.0.2\",\"PublicIPv6\":null,\"BackendType\":\"vxlan\","
+                + "\"BackendData\":{\"VNI\":1,\"VtepMAC\":\"" + mac + "\"}}", value);
+
+        exchange();
+        assertTrue(node1.stats().egressBytes() > 64L << 20, node1.stats().toString());
+        assertEquals(1, backend1.stats().peers());
+    }
+
+    @Test
+    void hostGwOverALeaseFile() throws Exception {
+        topology = WalkthroughTopology.create(prefix, 1500);
+        allocator = LocalSubnetAllocator.builder().file(dir.resolve("leases.json"))
+                .network(NetworkConfig.parse("{\"Network\":\"100.96.0.0/16\",\"Backend\":{\"Type\":\"host-gw\"}}"))
+                .pollInterval(Duration.ofMillis(100)).build();
+        node1 = start(topology.host1(), WalkthroughTopology.SUBNET1,
+                HostGwBackend.builder().cleanUpOnClose(true).build());
+        node2 = start(topology.host2(), WalkthroughTopology.SUBNET2,
+                HostGwBackend.builder().cleanUpOnClose(true).build());
+        awaitRoute(topology.host1(), "100.96.2.0/24 via 10.168.0.3 dev eth0");
+        awaitRoute(topology.host2(), "100.96.1.0/24 via 10.168.0.2 dev eth0");
+        assertEquals(1500, node1.mtu());
+        assertEquals(List.of("100.96.2.0/24"), node1.peers().stream().map(l -> l.subnet().toString()).toList());
+        exchange();
+    }
+}
