@@ -120,7 +120,8 @@ echo "t,rss_kb,threads,fds" >"$STATE/samples.csv"
 # ---------------------------------------------------------------------------------------------------------------------
 # namespaces (all ours: named $PREFIX-*) and processes (all ours: started here, stopped by pid)
 NS_SW=$PREFIX-sw NS_ETCD=$PREFIX-etcd NS_FUZZ=$PREFIX-fuzz NS_C1=$PREFIX-c1 NS_C2=$PREFIX-c2
-declare -A HOST_NS=([1]=$PREFIX-host1 [2]=$PREFIX-host2 [3]=$PREFIX-host3) HOST_IP=([1]=10.168.0.2 [2]=10.168.0.3 [3]=10.168.0.4)
+declare -A HOST_NS=([1]=$PREFIX-host1 [2]=$PREFIX-host2 [3]=$PREFIX-host3)
+declare -A HOST_IP=([1]=10.168.0.2 [2]=10.168.0.3 [3]=10.168.0.4)
 declare -A NODE_PID=() BG_PIDS=()
 CREATED_NS=()
 
@@ -131,8 +132,10 @@ ns_create() {
     ip netns add "$ns"
     CREATED_NS+=("$ns")
     nsx "$ns" ip link set lo up
-    nsx "$ns" sh -c 'echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6' 2>/dev/null || true
-    nsx "$ns" sh -c 'for f in /proc/sys/net/bridge/bridge-nf-call-*; do [ -w "$f" ] && echo 0 > "$f"; done' 2>/dev/null || true
+    nsx "$ns" sh -c 'for f in all default; do echo 1 > /proc/sys/net/ipv6/conf/$f/disable_ipv6; done' 2>/dev/null ||
+        true
+    nsx "$ns" sh -c 'for f in /proc/sys/net/bridge/bridge-nf-call-*; do [ -w "$f" ] && echo 0 > "$f"; done' \
+        2>/dev/null || true
 }
 
 # Processes of ours: killed by pid, TERM then KILL.
@@ -261,14 +264,16 @@ node_start 2 || die "node2 failed to start"
 NODE1_PID=${NODE_PID[1]}
 # The fuzzer's lease: the attacker's first address holds 100.96.200.0/24 (a day long, it survives etcd's restarts).
 FUZZ_LEASE_ID=$(ectl lease grant 86400 | awk '{print $2}')
-ectl put --lease="$FUZZ_LEASE_ID" "$KEYS/subnets/${FUZZ_SUBNET/\//-}" "{\"PublicIP\":\"$FUZZ_FROM\",\"PublicIPv6\":null}" >/dev/null
+ectl put --lease="$FUZZ_LEASE_ID" "$KEYS/subnets/${FUZZ_SUBNET/\//-}" \
+    "{\"PublicIP\":\"$FUZZ_FROM\",\"PublicIPv6\":null}" >/dev/null
 sleep 2
 
 START=$(date +%s)
 END=$((START + DURATION))
 at() { echo $((START + DURATION * $1 / 100)); }
 snmp_udp() { # ns field
-    nsx "$1" awk -v f="$2" '/^Udp:/ { if (!h) { for (i = 2; i <= NF; i++) if ($i == f) c = i; h = 1 } else print $c }' /proc/net/snmp
+    nsx "$1" awk -v f="$2" '
+        /^Udp:/ { if (!h) { for (i = 2; i <= NF; i++) if ($i == f) c = i; h = 1 } else print $c }' /proc/net/snmp
 }
 RCVBUF_START=$(snmp_udp "${HOST_NS[1]}" RcvbufErrors)
 
@@ -301,7 +306,8 @@ iperf_loop() {
         ((t >= 5)) || break
         k=$((k + 1))
         rc=0
-        nsx "$NS_C2" timeout $((t + 120)) iperf3 -c 100.96.1.2 -t "$t" -b "$IPERF_RATE" -J >"$STATE/iperf-$k.json" 2>&1 || rc=$?
+        nsx "$NS_C2" timeout $((t + 120)) iperf3 -c 100.96.1.2 -t "$t" -b "$IPERF_RATE" -J \
+            >"$STATE/iperf-$k.json" 2>&1 || rc=$?
         echo "$k $rc" >>"$STATE/iperf-runs"
     done
 }
@@ -340,7 +346,11 @@ lease_churn() {
                 lease=$(ectl lease grant 120 2>/dev/null | awk '{print $2}') || true
             fi
             s=$((100 + RANDOM % 100))
-            if ectl del "$KEYS/subnets/100.96.$s.0-24" >/dev/null 2>&1; then dels=$((dels + 1)); else fails=$((fails + 1)); fi
+            if ectl del "$KEYS/subnets/100.96.$s.0-24" >/dev/null 2>&1; then
+                dels=$((dels + 1))
+            else
+                fails=$((fails + 1))
+            fi
         done
         echo "$puts $dels $fails" >"$STATE/lease-churn"
         sleep 1
@@ -423,7 +433,11 @@ kill -TERM "$CAPTURE_PID" 2>/dev/null || true
 wait "$CAPTURE_PID" 2>/dev/null || true
 RCVBUF_END=$(snmp_udp "${HOST_NS[1]}" RcvbufErrors)
 for n in 1 2; do
-    if [[ -n ${NODE_PID[$n]:-} ]] && kill -0 "${NODE_PID[$n]}" 2>/dev/null; then node_stop "$n"; else echo "node$n was not running at the end" >>"$STATE/failures"; fi
+    if [[ -n ${NODE_PID[$n]:-} ]] && kill -0 "${NODE_PID[$n]}" 2>/dev/null; then
+        node_stop "$n"
+    else
+        echo "node$n was not running at the end" >>"$STATE/failures"
+    fi
 done
 BG_PIDS=()
 stop_pid "$ETCD_PID"
@@ -436,9 +450,17 @@ fail=()
 [[ ! -s $STATE/failures ]] || mapfile -t fail <"$STATE/failures"
 
 # resources: median of 20-40 % of the run against the median of its last fifth
-median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+median() {
+    sort -n | awk '{ v[NR] = $1 }
+        END {
+            if (NR == 0) print 0
+            else if (NR % 2) print v[(NR + 1) / 2]
+            else print int((v[NR / 2] + v[NR / 2 + 1]) / 2)
+        }'
+}
 window_col() { # from% to% column
-    awk -F, -v a=$((DURATION * $1 / 100)) -v b=$((DURATION * $2 / 100)) -v c="$3" 'NR > 1 && $1 >= a && $1 <= b { print $c }' "$STATE/samples.csv" | median
+    awk -F, -v a=$((DURATION * $1 / 100)) -v b=$((DURATION * $2 / 100)) -v c="$3" \
+        'NR > 1 && $1 >= a && $1 <= b { print $c }' "$STATE/samples.csv" | median
 }
 rss0=$(window_col 20 40 2) rss1=$(window_col 80 100 2)
 thr0=$(window_col 20 40 3) thr1=$(window_col 80 100 3)
@@ -527,9 +549,11 @@ verdict=PASS
 ((${#fail[@]} == 0)) || verdict=FAIL
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 gb() { awk -v b="$1" 'BEGIN { printf "%.2f", b / 1e9 }'; }
-line="SOAK $verdict $DURATION s (${cpu:-unknown CPU}, $(nproc) cores): host1's node RSS $(mib "$rss0") -> $(mib "$rss1") MiB"
+line="SOAK $verdict $DURATION s (${cpu:-unknown CPU}, $(nproc) cores): host1's node RSS $(mib "$rss0")"
+line+=" -> $(mib "$rss1") MiB"
 line+=" (max $(mib "$rss_max")), threads $thr0 -> $thr1, fds $fd0 -> $fd1; ping c2->c1 $ping_recv/$ping_sent"
-line+=" (lost $lost_in during $node_restarts node restart, $lost_out otherwise); iperf3 $iperf_ok/$((iperf_ok + iperf_bad))"
+line+=" (lost $lost_in during $node_restarts node restart, $lost_out otherwise);"
+line+=" iperf3 $iperf_ok/$((iperf_ok + iperf_bad))"
 line+=" runs ok, $(gb "$iperf_bytes") GB, median ${iperf_median:-0} Mb/s; churn: host3 joined $joins and left $leaves"
 line+=" times, ${churn_puts:-0} lease puts and ${churn_dels:-0} deletes; etcd restarted $etcd_restarts, node2"
 line+=" restarted $node_restarts; fuzz: $fuzz_sent datagrams at host1's node ($FUZZ_RATE/s, seed $SEED), $fuzz_note,"

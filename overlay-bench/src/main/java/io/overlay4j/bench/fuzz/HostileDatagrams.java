@@ -47,6 +47,8 @@ public final class HostileDatagrams {
     private static final int ETHERTYPE_IPV6 = 0x86dd;
     private static final int FLAG_DF = 0x4000;
     private static final int FLAG_MF = 0x2000;
+    /** No I bit, I with reserved bits, G (group policy) and I, B and I, I with the lowest bit, all bits, G alone. */
+    private static final int[] BAD_VXLAN_FLAGS = {0x00, 0x0c, 0x88, 0x48, 0x09, 0xff, 0x80};
 
     private final Target target;
     private final Encapsulation encapsulation;
@@ -386,8 +388,7 @@ public final class HostileDatagrams {
         int etherType = ETHERTYPE_IPV4;
         switch (c) {
             case VXLAN_BAD_FLAGS:
-                int[] bad = {0x00, 0x0c, 0x88, 0x48, 0x09, 0xff, 0x80};
-                flags = bad[random.nextInt(bad.length)];
+                flags = BAD_VXLAN_FLAGS[random.nextInt(BAD_VXLAN_FLAGS.length)];
                 break;
             case VXLAN_RESERVED_BITS:
                 if (random.nextBoolean()) {

@@ -58,9 +58,9 @@ import java.util.stream.Stream;
  * <ol>
  *   <li><b>learn</b>: the node runs alone, then {@code --hosts} leases are written into etcd (transactions of 100);
  *   measured: until the node lists them all ({@link OverlayNode#peers()}) and until they are programmed, checked by
- *   netlink dumps of the kernel state (vxlan: a permanent neighbour, an FDB entry and an onlink route per peer; host-gw:
- *   a route via the peer's address) or, for udp, by one probe datagram per peer subnet through the TUN, each of which
- *   the forwarder must send (no {@link DropReason#NO_ROUTE});</li>
+ *   netlink dumps of the kernel state (vxlan: a permanent neighbour, an FDB entry and an onlink route per peer;
+ *   host-gw: a route via the peer's address) or, for udp, by one probe datagram per peer subnet through the TUN, each
+ *   of which the forwarder must send (no {@link DropReason#NO_ROUTE});</li>
  *   <li><b>churn</b>: {@code --churn-rate} joins and leaves per second (half each) for {@code --churn-seconds};
  *   measured: the lag until the node's state equals etcd's again, the JVM's CPU per 1,000 events, and its heap after
  *   GC, RSS, threads and file descriptors before and after (flat or not);</li>
@@ -163,7 +163,8 @@ public final class ThousandHosts {
             }
         }
         System.out.printf(Locale.ROOT, "%nthousand hosts: %d leases, churn %d/s for %d s, %s, %d cores, kernel %s%n",
-                hosts, rate, seconds, cpu, Runtime.getRuntime().availableProcessors(), System.getProperty("os.version"));
+                hosts, rate, seconds, cpu, Runtime.getRuntime().availableProcessors(),
+                System.getProperty("os.version"));
         System.out.printf(Locale.ROOT, "CPU per 1,000 churn events is this JVM's (the node's and the benchmark's etcd "
                 + "writer's); the writer alone, with no node watching, took %.2f s per 1,000.%n", writerCpu);
         System.out.println(Result.HEADER);
