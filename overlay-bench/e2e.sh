@@ -9,10 +9,13 @@
 #   overlay4j-plain    the same with --offloads=false: one packet per system call
 #   overlay4j-offload  the same with --offloads (the default now; kept to compare with older jars)
 #   overlay4j-vxlan    overlay4j's kernel vxlan backend (OverlayHostMain --backend vxlan): flannel.1 over rtnetlink
+#   overlay4j-vxlan-userspace  the same vxlan backend on overlay4j's userspace data plane (--vxlan-dataplane=userspace)
 #   overlay4j-host-gw  overlay4j's host-gw backend (OverlayHostMain --backend host-gw): routes over rtnetlink
 #   vxlan      the kernel's VXLAN device, programmed exactly as flannel's vxlan backend does it
 #   host-gw    plain routing between the hosts, no encapsulation
 #   veth       the raw underlay between the two hosts (the ceiling)
+#   overlayd   the daemon as shipped (overlayd/target/overlayd-<version>.tar.gz, its bin/overlayd launcher),
+#              with etcd on the underlay and flanneld's defaults (udp backend, forward rules in iptables)
 # Run `e2e.sh --help` for the options. Needs root. Every namespace it creates carries the per-run
 # prefix o4je<pid>- and is removed on exit, also on failure or Ctrl-C.
 set -euo pipefail
@@ -20,7 +23,7 @@ set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 readonly SCRIPT_DIR REPO_ROOT
-readonly ALL_MODES="overlay4j,overlay4j-plain,vxlan,overlay4j-vxlan,host-gw,overlay4j-host-gw,veth"
+readonly ALL_MODES="overlay4j,overlay4j-plain,vxlan,overlay4j-vxlan,overlay4j-vxlan-userspace,host-gw,overlay4j-host-gw,veth,overlayd"
 readonly MAIN_CLASS="io.overlay4j.examples.OverlayHostMain"
 readonly OVERLAY_NET="100.96.0.0/16"
 readonly UL_IF="eth0"             # underlay veth name inside each host namespace
@@ -47,12 +50,18 @@ Modes (comma-separated, default: $ALL_MODES):
   overlay4j-offload  the same with --offloads (same as the default; for jars older than the default)
   overlay4j-vxlan  overlay4j's vxlan backend ('$MAIN_CLASS --backend vxlan'): the kernel's
              flannel.1 set up over rtnetlink as flanneld does; the same kernel path as 'vxlan'; MTU 1450
+  overlay4j-vxlan-userspace  the same vxlan network on overlay4j's userspace data plane
+             ('--backend vxlan --vxlan-dataplane=userspace'): TUN flannel.1, VXLAN to UDP 8472 built in
+             the JVM (offloads on, as overlay4j's); the same wire format as 'vxlan'; MTU 1450
   overlay4j-host-gw  overlay4j's host-gw backend ('--backend host-gw'): the routes of 'host-gw', set
              over rtnetlink; MTU 1500
   vxlan      kernel VXLAN as flannel's vxlan backend programs it (flannel.1, VNI 1, port 8472,
              <subnet>/32 address, neighbour + FDB + 'via <subnet> onlink' routes); MTU 1450
   host-gw    routes '100.96.M.0/24 via <peer host IP>', no encapsulation; MTU 1500
   veth       iperf3/ping host1 -> host2 (10.168.0.2 -> 10.168.0.3) over the bare underlay
+  overlayd   the daemon as a host runs it: the distribution's bin/overlayd in each host namespace with
+             only -etcd-endpoints (etcd in host1 on the underlay) and -subnet-file; the interface from the
+             default route, the backend from the network config (udp), FORWARD rules in iptables; MTU 1472
 
 Options:
   --modes LIST          modes to run (default: $ALL_MODES)
@@ -68,6 +77,8 @@ Options:
   --jar PATH            overlay4j examples jar (default: examples/target/overlay4j-examples.jar
                         under the repo root); built with 'mvn -B -q -DskipTests package' if missing
   --no-build            never run Maven; overlay4j fails if the jar is missing
+  --overlayd-dist PATH  overlayd distribution tarball (default: overlayd/target/overlayd-*.tar.gz under the
+                        repo root); built with Maven if missing
   --ready-timeout S     seconds to wait for READY from each overlay4j process (default: 30)
   --state-dir DIR       where state, logs and raw results go (default: /tmp/overlay4j-e2e-<prefix>)
   --no-install          do not apt-get install missing tools (iperf3, iputils-ping, jq, ...)
@@ -96,7 +107,7 @@ die() { printf '[e2e] ERROR: %s\n' "$*" >&2; exit 2; }
 # ---------------------------------------------------------------------------------------------
 # options
 opt_modes=$ALL_MODES opt_repeat="" opt_duration="" opt_udp_rates="" opt_udp_duration="" opt_quick=0
-opt_udp_buffer=4M opt_jar="" opt_build=1 opt_state_dir="" opt_install=1 opt_ready_timeout=30 opt_cleanup_stale=0
+opt_udp_buffer=4M opt_jar="" opt_dist="" opt_build=1 opt_state_dir="" opt_install=1 opt_ready_timeout=30 opt_cleanup_stale=0
 while (($#)); do
     arg=$1
     shift
@@ -115,6 +126,7 @@ while (($#)); do
         --quick) opt_quick=1 ;;
         --jar) need_value "$@"; opt_jar=$1; shift ;;
         --no-build) opt_build=0 ;;
+        --overlayd-dist) need_value "$@"; opt_dist=$1; shift ;;
         --ready-timeout) need_value "$@"; opt_ready_timeout=$1; shift ;;
         --state-dir) need_value "$@"; opt_state_dir=$1; shift ;;
         --no-install) opt_install=0 ;;
@@ -149,7 +161,7 @@ IFS=, read -r -a MODES <<<"$opt_modes"
 ((${#MODES[@]} > 0)) || die "--modes is empty"
 declare -A seen=()
 for m in "${MODES[@]}"; do
-    case $m in overlay4j | overlay4j-plain | overlay4j-offload | overlay4j-vxlan | overlay4j-host-gw | vxlan | host-gw | veth) ;; *) die "unknown mode '$m' (modes: $ALL_MODES)" ;; esac
+    case $m in overlay4j | overlay4j-plain | overlay4j-offload | overlay4j-vxlan | overlay4j-vxlan-userspace | overlay4j-host-gw | vxlan | host-gw | veth | overlayd) ;; *) die "unknown mode '$m' (modes: $ALL_MODES)" ;; esac
     [[ -z ${seen[$m]:-} ]] || die "mode '$m' given twice"
     seen[$m]=1
 done
@@ -221,9 +233,11 @@ fi
 # ---------------------------------------------------------------------------------------------
 # tools
 # Whether a mode runs overlay4j's own node processes.
-is_o4j() { [[ $1 == overlay4j || $1 == overlay4j-* ]]; }
+is_o4j() { [[ $1 == overlay4j || $1 == overlay4j-* || $1 == overlayd ]]; }
 WANT_O4J=0
-for m in "${MODES[@]}"; do if is_o4j "$m"; then WANT_O4J=1; fi; done
+for m in "${MODES[@]}"; do if is_o4j "$m" && [[ $m != overlayd ]]; then WANT_O4J=1; fi; done
+WANT_OVERLAYD=0
+if [[ " ${MODES[*]} " == *" overlayd "* ]]; then WANT_OVERLAYD=1; fi
 JAR=""
 NEED_BUILD=0
 if ((WANT_O4J)); then
@@ -231,12 +245,19 @@ if ((WANT_O4J)); then
     [[ $JAR == /* ]] || JAR=$PWD/$JAR
     if [[ ! -f $JAR && -z $opt_jar ]] && ((opt_build)); then NEED_BUILD=1; fi
 fi
+DIST=""
+if ((WANT_OVERLAYD)); then
+    DIST=${opt_dist:-$(ls "$REPO_ROOT"/overlayd/target/overlayd-*.tar.gz 2>/dev/null | head -1 || true)}
+    if [[ -z $DIST && -z $opt_dist ]] && ((opt_build)); then NEED_BUILD=1; fi
+    [[ -z $DIST || $DIST == /* ]] || DIST=$PWD/$DIST
+fi
 
 ensure_tools() {
     local -A pkg_of=([ip]=iproute2 [bridge]=iproute2 [ss]=iproute2 [iperf3]=iperf3 [ping]=iputils-ping
         [jq]=jq [timeout]=coreutils [awk]=mawk [getconf]=libc-bin [tac]=coreutils)
     local missing=() c
-    if ((WANT_O4J)); then pkg_of[$JAVA]=openjdk-17-jre-headless; fi
+    if ((WANT_O4J || WANT_OVERLAYD)); then pkg_of[$JAVA]=openjdk-17-jre-headless; fi
+    if ((WANT_OVERLAYD)); then pkg_of[etcd]=etcd-server pkg_of[etcdctl]=etcd-client pkg_of[iptables]=iptables; fi
     if ((NEED_BUILD)); then pkg_of[mvn]=maven pkg_of[javac]=openjdk-17-jdk-headless; fi
     for c in "${!pkg_of[@]}"; do
         command -v "$c" >/dev/null 2>&1 || missing+=("${pkg_of[$c]}")
@@ -286,6 +307,26 @@ if ((WANT_O4J)); then
         warn "  (build with 'mvn -B -DskipTests package' in $REPO_ROOT, pass --jar, or use --modes vxlan,host-gw,veth)"
         warn "  overlay4j is reported as FAILED; the other modes still run."
     fi
+fi
+
+# overlayd preflight: the distribution, unpacked once into the state dir
+OVERLAYD_UNAVAILABLE="" OVERLAYD_BIN=""
+if ((WANT_OVERLAYD)); then
+    if ((NEED_BUILD)) && [[ -z $DIST ]]; then
+        log "building the overlayd distribution (mvn -B -q -DskipTests package -pl overlayd -am; log: $STATE_DIR/mvn-overlayd.log)"
+        (cd "$REPO_ROOT" && mvn -B -q -DskipTests package -pl overlayd -am) >"$STATE_DIR/mvn-overlayd.log" 2>&1 ||
+            warn "maven build failed, see $STATE_DIR/mvn-overlayd.log"
+        DIST=$(ls "$REPO_ROOT"/overlayd/target/overlayd-*.tar.gz 2>/dev/null | head -1 || true)
+    fi
+    if [[ -z $DIST || ! -f $DIST ]]; then
+        OVERLAYD_UNAVAILABLE="overlayd distribution not found: ${DIST:-overlayd/target/overlayd-*.tar.gz}"
+    else
+        mkdir -p "$STATE_DIR/overlayd"
+        tar -xzf "$DIST" -C "$STATE_DIR/overlayd"
+        OVERLAYD_BIN=$(ls "$STATE_DIR"/overlayd/overlayd-*/bin/overlayd 2>/dev/null | head -1 || true)
+        [[ -x $OVERLAYD_BIN ]] || OVERLAYD_UNAVAILABLE="no bin/overlayd in $DIST"
+    fi
+    [[ -z $OVERLAYD_UNAVAILABLE ]] || warn "mode overlayd cannot run: $OVERLAYD_UNAVAILABLE; it is reported as FAILED"
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -410,6 +451,15 @@ O4J_EXTRA=""
 
 o4j_start() {
     local n=$1 ns=${HOST_NS[$1]} out="$RUN_DIR/overlay4j-host$1"
+    if [[ $MODE == overlayd ]]; then
+        # the daemon as shipped: its launcher and flanneld's defaults; only where etcd is and a subnet file per host
+        nsx "$ns" "$OVERLAYD_BIN" -etcd-endpoints="http://${HOST_IP[1]}:2379" \
+            -subnet-file="$STATE_DIR/host$n-subnet.env" >"$out.stdout" 2>"$out.stderr" </dev/null &
+        O4J_LAUNCH[$n]=$!
+        O4J_PID[$n]=$!
+        log "  overlayd host$n: started pid ${O4J_PID[$n]} (stdout/stderr: $out.*)"
+        return 0
+    fi
     # shellcheck disable=SC2086
     nsx "$ns" "$JAVA" $JAVA_OPTS -cp "$JAR" "$MAIN_CLASS" \
         --network "$OVERLAY_NET" \
@@ -427,7 +477,7 @@ o4j_start() {
 o4j_wait_ready() {
     local n=$1 pid=${O4J_PID[$1]} out="$RUN_DIR/overlay4j-host$1" deadline=$((SECONDS + READY_TIMEOUT))
     while ((SECONDS < deadline)); do
-        if grep -q '^READY' "$out.stdout" 2>/dev/null; then
+        if grep -q '^READY' "$out.stdout" 2>/dev/null || grep -q ' overlayd is ready$' "$out.stderr" 2>/dev/null; then
             O4J_PID[$n]=$(java_pid "$pid")
             [[ $(cat "/proc/${O4J_PID[$n]}/comm" 2>/dev/null) == java ]] ||
                 warn "overlay4j host$n: no process named java under pid $pid; CPU numbers may be wrong"
@@ -447,6 +497,38 @@ o4j_wait_ready() {
     echo "overlay4j host$n printed no READY within ${READY_TIMEOUT}s; last stderr lines:" >&2
     tail -n 20 "$out.stderr" | sed 's/^/    | /' >&2
     return 1
+}
+
+# etcd for the overlayd mode, in host1 on the underlay (its process goes with the namespace at teardown)
+etcd_up() {
+    local url="http://${HOST_IP[1]}:2379" deadline=$((SECONDS + 20))
+    nsx "$H1" etcd --name e2e --data-dir "$RUN_DIR/etcd-data" --listen-client-urls "$url" \
+        --advertise-client-urls "$url" --listen-peer-urls http://127.0.0.1:2380 \
+        --initial-advertise-peer-urls http://127.0.0.1:2380 --initial-cluster e2e=http://127.0.0.1:2380 \
+        >"$RUN_DIR/etcd.log" 2>&1 </dev/null &
+    until ETCDCTL_API=3 nsx "$H1" etcdctl --endpoints "$url" endpoint health >/dev/null 2>&1; do
+        ((SECONDS < deadline)) || { echo "etcd did not come up; see $RUN_DIR/etcd.log" >&2; return 1; }
+        sleep 0.2
+    done
+    ETCDCTL_API=3 nsx "$H1" etcdctl --endpoints "$url" put /coreos.com/network/config \
+        "{\"Network\":\"$OVERLAY_NET\",\"Backend\":{\"Type\":\"udp\"}}" >/dev/null
+}
+
+overlayd_up() {
+    [[ -z $OVERLAYD_UNAVAILABLE ]] || { echo "overlayd unavailable: $OVERLAYD_UNAVAILABLE" >&2; return 1; }
+    etcd_up
+    local n
+    for n in 1 2; do
+        # a default route, as a host has (overlayd picks its interface from it), and last run's subnet.env, so
+        # each daemon asks for the subnet its docker0 is addressed from (as after a restart)
+        ip -n "${HOST_NS[$n]}" route replace default via "${HOST_IP[$((3 - n))]}" dev "$UL_IF"
+        printf 'FLANNEL_NETWORK=%s\nFLANNEL_SUBNET=100.96.%d.1/24\nFLANNEL_MTU=1472\nFLANNEL_IPMASQ=false\n' \
+            "$OVERLAY_NET" "$n" >"$STATE_DIR/host$n-subnet.env"
+    done
+    o4j_start 1
+    o4j_wait_ready 1
+    o4j_start 2
+    o4j_wait_ready 2
 }
 
 o4j_up() {
@@ -631,8 +713,8 @@ run_one() {
     trap run_teardown EXIT
     local cmtu=1500 cli=$C1 srv=$C2 dst=100.96.2.3 reach=10 rate
     case $MODE in
-        overlay4j | overlay4j-plain | overlay4j-offload) cmtu=1472 reach=30 ;;
-        overlay4j-vxlan) cmtu=1450 reach=30 ;;
+        overlay4j | overlay4j-plain | overlay4j-offload | overlayd) cmtu=1472 reach=30 ;;
+        overlay4j-vxlan | overlay4j-vxlan-userspace) cmtu=1450 reach=30 ;;
         overlay4j-host-gw) reach=30 ;;
         vxlan) cmtu=1450 ;;
         veth) cli=$H1 srv=$H2 dst=10.168.0.3 ;;
@@ -642,14 +724,16 @@ run_one() {
         overlay4j-offload) O4J_EXTRA="--offloads" ;;
         overlay4j-plain) O4J_EXTRA="--offloads=false" ;;
         overlay4j-vxlan) O4J_EXTRA="--backend vxlan" ;;
+        overlay4j-vxlan-userspace) O4J_EXTRA="--backend vxlan --vxlan-dataplane=userspace" ;;
         overlay4j-host-gw) O4J_EXTRA="--backend host-gw" ;;
     esac
-    if is_o4j "$MODE" && [[ -n $O4J_UNAVAILABLE ]]; then
+    if is_o4j "$MODE" && [[ $MODE != overlayd && -n $O4J_UNAVAILABLE ]]; then
         echo "overlay4j unavailable: $O4J_UNAVAILABLE" >&2
         return 1
     fi
     topo_up "$cmtu"
     case $MODE in
+        overlayd) overlayd_up ;;
         overlay4j*) o4j_up ;;
         vxlan) vxlan_up ;;
         host-gw) hostgw_up ;;
@@ -801,14 +885,14 @@ ok_runs() { awk -F, -v m="$1" '$2 == m && $3 == "ok" && $4 == 1 { n++ } END { pr
     done
     print_row "ping median ms" ping_median_ms 3
     print_row "ping avg ms" ping_avg_ms 3
-    if ((WANT_O4J)); then
+    if ((WANT_O4J || WANT_OVERLAYD)); then
         print_row "overlay4j CPU s/Gbit (both JVMs, TCP)" java_cpu_s_per_gbit 3
     fi
     r="| runs ok |"
     for m in "${MODES[@]}"; do r+=" $(ok_runs "$m")/$REPEAT |"; done
     echo "$r"
     echo
-    echo "Cells: median (min–max) over the successful repetitions. Container MTU: overlay4j, overlay4j-plain and overlay4j-offload 1472, vxlan and overlay4j-vxlan 1450, host-gw, overlay4j-host-gw and veth 1500."
+    echo "Cells: median (min–max) over the successful repetitions. Container MTU: overlay4j, overlay4j-plain, overlay4j-offload and overlayd 1472, vxlan, overlay4j-vxlan and overlay4j-vxlan-userspace 1450, host-gw, overlay4j-host-gw and veth 1500."
     loads=$(awk -F, '$3 == "load1" { printf "%s%s", sep, $4; sep = ", " }' "$CSV")
     [[ -z $loads ]] || echo "1-min load average after each run: $loads on $(nproc) cores (iperf3 client and server alone add about 2; more means other work competed)."
     [[ " ${MODES[*]} " == *" vxlan "* ]] || echo "No TCP ratio to kernel vxlan: vxlan was not among the modes."

@@ -8,8 +8,20 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ensure_build_tools
 mvn -B -ntp verify "$@"
+# overlayd's distribution as a host gets it: the launcher runs from the unpacked tarball and the unit file verifies.
+version=$(sed -n "s:.*<version>\(.*\)</version>.*:\1:p" pom.xml | head -1)
+dist=$(mktemp -d)
+trap 'rm -rf "$dist"' EXIT
+tar -xzf overlayd/target/overlayd-*.tar.gz -C "$dist"
+home=$(echo "$dist"/overlayd-*)
+[ "$("$home/bin/overlayd" -version)" = "$version" ] || { echo "overlayd -version is not $version" >&2; exit 1; }
+if command -v systemd-analyze >/dev/null 2>&1; then
+  sed "s#/opt/overlayd/bin/overlayd#$home/bin/overlayd#" "$home/systemd/overlayd.service" > "$dist/overlayd.service"
+  systemd-analyze verify "$dist/overlayd.service"
+fi
+echo "overlayd distribution: $(basename "$home").tar.gz unpacks, bin/overlayd -version = $version, unit file verified"
 echo "JMH smoke run (one 100 ms iteration per benchmark, to prove they run; not a measurement):"
-java -jar overlay-bench/target/benchmarks.jar -f 1 -wi 0 -i 1 -r 100ms -foe true -rf text -rff /dev/null \
+java -Djmh.ignoreLock=true -jar overlay-bench/target/benchmarks.jar -f 1 -wi 0 -i 1 -r 100ms -foe true -rf text -rff /dev/null \
   | grep -E '^(Benchmark|[A-Za-z]+Benchmark\.)' | tail -n +1
 # The thousand-host benchmark, small (100 hosts, 5 s of churn), to prove it runs and its final-state checks pass; the
 # figures come from the full run (java -cp overlay-bench/target/benchmarks.jar io.overlay4j.bench.scale.ThousandHosts).

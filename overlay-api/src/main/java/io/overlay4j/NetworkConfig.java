@@ -30,9 +30,10 @@ public final class NetworkConfig {
     private final String backendType;
     private final String backendJson;
     private final boolean enableIPv6;
+    private final boolean enableNFTables;
 
     NetworkConfig(Ipv4Prefix network, int subnetLen, int subnetMin, int subnetMax, String backendType,
-                  String backendJson, boolean enableIPv6) {
+                  String backendJson, boolean enableIPv6, boolean enableNFTables) {
         this.network = network;
         this.subnetLen = subnetLen;
         this.subnetMin = subnetMin;
@@ -40,6 +41,7 @@ public final class NetworkConfig {
         this.backendType = backendType;
         this.backendJson = backendJson;
         this.enableIPv6 = enableIPv6;
+        this.enableNFTables = enableNFTables;
     }
 
     /**
@@ -58,9 +60,10 @@ public final class NetworkConfig {
         if (!bool(obj, "EnableIPv4", true)) {
             throw invalid("EnableIPv4 is false, but overlay4j supports IPv4 networks only");
         }
-        bool(obj, "EnableNFTables", false);
+        boolean nftables = bool(obj, "EnableNFTables", false);
         uint(obj, "IPv6SubnetLen");
         Builder b = builder();
+        b.enableNFTables = nftables;
         b.enableIPv6 = bool(obj, "EnableIPv6", false);
         String key = Json.findKey(obj, "Network");
         if (key != null) {
@@ -219,6 +222,14 @@ public final class NetworkConfig {
         return enableIPv6;
     }
 
+    /**
+     * Whether the traffic rules (masquerade, forward) go into nftables rather than iptables ({@code EnableNFTables},
+     * flannel v0.25+); default false. Read by daemons that install them (overlayd), not by the library.
+     */
+    public boolean enableNFTables() {
+        return enableNFTables;
+    }
+
     /** The config as flannel JSON, with the effective values written out; {@link #parse} reads it back equal. */
     public String toJson() {
         StringBuilder sb = new StringBuilder("{\"Network\":");
@@ -229,6 +240,9 @@ public final class NetworkConfig {
         Json.writeString(sb, Ipv4Prefix.fromInt(subnetMax).getHostAddress());
         if (enableIPv6) {
             sb.append(",\"EnableIPv6\":true");
+        }
+        if (enableNFTables) {
+            sb.append(",\"EnableNFTables\":true");
         }
         if (backendJson != null) {
             sb.append(",\"Backend\":").append(backendJson);
@@ -244,12 +258,14 @@ public final class NetworkConfig {
         NetworkConfig c = (NetworkConfig) o;
         return network.equals(c.network) && subnetLen == c.subnetLen && subnetMin == c.subnetMin
                 && subnetMax == c.subnetMax && backendType.equals(c.backendType)
-                && Objects.equals(backendJson, c.backendJson) && enableIPv6 == c.enableIPv6;
+                && Objects.equals(backendJson, c.backendJson) && enableIPv6 == c.enableIPv6
+                && enableNFTables == c.enableNFTables;
     }
 
     @Override
     public int hashCode() {
-        return Objects.hash(network, subnetLen, subnetMin, subnetMax, backendType, backendJson, enableIPv6);
+        return Objects.hash(network, subnetLen, subnetMin, subnetMax, backendType, backendJson, enableIPv6,
+                enableNFTables);
     }
 
     @Override
@@ -266,6 +282,7 @@ public final class NetworkConfig {
         private Object backend;
         private boolean backendSet;
         private boolean enableIPv6;
+        private boolean enableNFTables;
 
         Builder() {
         }
@@ -316,6 +333,12 @@ public final class NetworkConfig {
         /** Sets the {@code EnableIPv6} flag (kept and written, not acted on); default false. */
         public Builder enableIPv6(boolean enableIPv6) {
             this.enableIPv6 = enableIPv6;
+            return this;
+        }
+
+        /** Sets {@code EnableNFTables} (see {@link NetworkConfig#enableNFTables()}); default false. */
+        public Builder enableNFTables(boolean enableNFTables) {
+            this.enableNFTables = enableNFTables;
             return this;
         }
 
@@ -372,7 +395,8 @@ public final class NetworkConfig {
             if ((max & mask) != max) {
                 throw invalid("SubnetMax is not on a SubnetLen boundary: " + Ipv4Prefix.fromInt(max).getHostAddress());
             }
-            return new NetworkConfig(network, len, min, max, backendType, backendJson, enableIPv6);
+            return new NetworkConfig(network, len, min, max, backendType, backendJson, enableIPv6,
+                    enableNFTables);
         }
 
         private static String backendType(Object backend) {

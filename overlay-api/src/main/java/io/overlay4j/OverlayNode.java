@@ -163,6 +163,7 @@ public final class OverlayNode implements AutoCloseable {
     private final Duration retryInterval;
     private final Clock clock;
     private final String underlayInterface;
+    private final Inet4Address underlayAddress;
     private final Inet4Address givenPublicAddress;
     private final Ipv4Prefix preferredSubnet;
     private final ThreadFactory threads;
@@ -213,6 +214,7 @@ public final class OverlayNode implements AutoCloseable {
         this.retryInterval = b.retryInterval;
         this.clock = b.clock;
         this.underlayInterface = b.underlayInterface;
+        this.underlayAddress = b.underlayAddress;
         this.givenPublicAddress = b.publicAddress;
         this.preferredSubnet = b.preferredSubnet;
         this.name = "overlay4j-node-" + NODE_IDS.incrementAndGet();
@@ -585,9 +587,10 @@ public final class OverlayNode implements AutoCloseable {
     private void resolveUnderlay() {
         try {
             NetworkInterface nif = findInterface();
-            Inet4Address address = firstIpv4(nif).orElseThrow(() -> new OverlayException(Kind.ILLEGAL_ARGUMENT,
-                    "underlayInterface: " + nif.getName() + " has no IPv4 address"));
-            if (underlayInterface == null && givenPublicAddress != null) {
+            Inet4Address address = underlayAddress != null ? underlayAddress : firstIpv4(nif).orElseThrow(
+                    () -> new OverlayException(Kind.ILLEGAL_ARGUMENT, "underlayInterface: " + nif.getName()
+                            + " has no IPv4 address"));
+            if (underlayAddress == null && underlayInterface == null && givenPublicAddress != null) {
                 address = givenPublicAddress;
             }
             Inet4Address pub = givenPublicAddress != null ? givenPublicAddress : address;
@@ -1132,6 +1135,7 @@ public final class OverlayNode implements AutoCloseable {
         private Backend backend;
         private Inet4Address publicAddress;
         private String underlayInterface;
+        private Inet4Address underlayAddress;
         private Path subnetFile;
         private boolean ipMasq;
         private Duration renewMargin = Duration.ofMinutes(60);
@@ -1187,6 +1191,16 @@ public final class OverlayNode implements AutoCloseable {
                 throw illegal("underlayInterface must not be empty");
             }
             this.underlayInterface = name;
+            return this;
+        }
+
+        /**
+         * The underlay interface's address the backend binds to (flanneld's {@code --iface <IP>}, where that IP is
+         * used rather than the interface's first; a daemon that picks addresses as flanneld does passes its pick).
+         * Default: the first IPv4 address of the underlay interface.
+         */
+        public Builder underlayAddress(Inet4Address address) {
+            this.underlayAddress = option("underlayAddress", address);
             return this;
         }
 

@@ -7,6 +7,7 @@ import io.overlay4j.OverlayException;
 import io.overlay4j.OverlayNode;
 import io.overlay4j.SubnetAllocator;
 import io.overlay4j.etcd.EtcdSubnetAllocator;
+import io.overlay4j.vxlan.VxlanBackend;
 import java.nio.file.Path;
 import java.util.concurrent.CountDownLatch;
 
@@ -18,13 +19,15 @@ import java.util.concurrent.CountDownLatch;
  * <pre>
  * OverlayHostMain --network 100.96.0.0/16 --allocator-file /tmp/leases.json --iface eth0
  *                 [--public-ip 10.168.0.2] [--subnet-file /run/flannel/subnet.env] [--prefer-subnet 100.96.1.0/24]
- *                 [--backend udp|vxlan|host-gw] [--offloads=true|false]
+ *                 [--backend udp|vxlan|host-gw] [--vxlan-dataplane=kernel|userspace|auto] [--offloads=true|false]
  * OverlayHostMain --etcd-endpoints http://10.168.0.10:2379 [--etcd-prefix /coreos.com/network] --iface eth0 ...
  * </pre>
  * With etcd the network config is etcd's (its {@code Backend.Type} should match {@code --backend}), and the node keeps
  * retrying while etcd is unreachable at start. On SIGTERM the lease is released; if the store cannot be reached then,
  * the node still exits 0 (the lease expires by its TTL).
- * Offloads are on by default for udp (as in {@code UdpBackend}); {@code --offloads=false} runs the plain data path.
+ * {@code --vxlan-dataplane} picks the vxlan backend's data plane (default the kernel's). Offloads are on by default
+ * for the userspace data planes (udp, userspace vxlan; as in their backends); {@code --offloads=false} runs the plain
+ * data path.
  * Prints {@code READY} once the backend's device and routes are up and peers are being followed; on SIGTERM it prints
  * the node's counters, removes what its backend made (also the kernel backends' device and routes) and exits 0.
  */
@@ -45,6 +48,7 @@ public final class OverlayHostMain {
         boolean offloads = true;
         boolean offloadsGiven = false;
         BackendChoice backend = BackendChoice.UDP;
+        VxlanBackend.DataPlane dataPlane = null;
         for (int i = 0; i < args.length; i++) {
             if (args[i].equals("--offloads") || args[i].equals("--offloads=true")) {
                 offloads = true;
@@ -54,6 +58,14 @@ public final class OverlayHostMain {
             if (args[i].equals("--offloads=false") || args[i].equals("--no-offloads")) {
                 offloads = false;
                 offloadsGiven = true;
+                continue;
+            }
+            if (args[i].startsWith("--vxlan-dataplane=")) {
+                try {
+                    dataPlane = BackendChoice.vxlanDataPlane(args[i].substring("--vxlan-dataplane=".length()));
+                } catch (IllegalArgumentException e) {
+                    usage(e.getMessage());
+                }
                 continue;
             }
             String v = i + 1 < args.length ? args[i + 1] : null;
@@ -73,6 +85,13 @@ public final class OverlayHostMain {
                         usage(e.getMessage());
                     }
                 }
+                case "--vxlan-dataplane" -> {
+                    try {
+                        dataPlane = BackendChoice.vxlanDataPlane(v);
+                    } catch (IllegalArgumentException e) {
+                        usage(e.getMessage());
+                    }
+                }
                 default -> usage("unknown option " + args[i]);
             }
             if (v == null) {
@@ -83,8 +102,10 @@ public final class OverlayHostMain {
         if ((etcd == null) == (network == null || allocatorFile == null)) {
             usage("either --network and --allocator-file, or --etcd-endpoints");
         }
-        if (offloadsGiven && backend != BackendChoice.UDP) {
-            usage("--offloads is an option of the udp backend");
+        try {
+            backend.check(offloadsGiven, dataPlane);
+        } catch (IllegalArgumentException e) {
+            usage(e.getMessage());
         }
         SubnetAllocator allocator;
         if (etcd != null) {
@@ -98,7 +119,7 @@ public final class OverlayHostMain {
             allocator = LocalSubnetAllocator.builder().file(Path.of(allocatorFile)).network(config).build();
         }
         OverlayNode.Builder b = OverlayNode.builder().allocator(allocator)
-                .backend(backend.create(offloads))
+                .backend(backend.create(offloads, dataPlane))
                 .releaseOnClose(true).subnetFile(subnetFile == null ? null : Path.of(subnetFile));
         if (iface != null) {
             b.underlayInterface(iface);
@@ -133,7 +154,7 @@ public final class OverlayHostMain {
         System.err.println(problem);
         System.err.println("usage: OverlayHostMain (--network CIDR --allocator-file FILE | --etcd-endpoints URLS "
                 + "[--etcd-prefix PATH]) [--iface NAME] [--public-ip IP] [--subnet-file FILE] [--prefer-subnet CIDR] "
-                + "[--backend udp|vxlan|host-gw] [--offloads=true|false]");
+                + "[--backend udp|vxlan|host-gw] [--vxlan-dataplane=kernel|userspace|auto] [--offloads=true|false]");
         System.exit(2);
     }
 }

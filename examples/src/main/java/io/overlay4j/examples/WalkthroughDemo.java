@@ -9,6 +9,7 @@ import io.overlay4j.tun.Neighbour;
 import io.overlay4j.tun.NetworkNamespace;
 import io.overlay4j.tun.TunCapabilities;
 import io.overlay4j.tun.VxlanLink;
+import io.overlay4j.vxlan.VxlanBackend;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
@@ -24,17 +25,18 @@ import java.util.stream.Stream;
  * host on the embedded allocator, then a ping and a TCP stream from c1 to c2 across the overlay. Everything it
  * creates is removed at the end, on failure and on Ctrl-C.
  *
- * <p>Options: {@code --backend udp|vxlan|host-gw} (default udp, the walk-through's), {@code --seconds N} (TCP stream
- * length, default 5), {@code --prefix P} (namespace name prefix, default {@code o4j-}), {@code --offloads=false} (udp
- * only: the plain data path, one packet per system call; by default the udp nodes run with offloads: TUN
- * TSO/coalescing, UDP GSO/GRO, each falling back on its own where the kernel refuses it). With vxlan and host-gw it
- * prints the kernel objects the backend made (the vxlan device, neighbours, FDB entries, routes) next to the route
- * tables.
+ * <p>Options: {@code --backend udp|vxlan|host-gw} (default udp, the walk-through's),
+ * {@code --vxlan-dataplane=kernel|userspace|auto} (vxlan only, default kernel: the kernel's flannel.1, or overlay4j's
+ * TUN data plane speaking the same VXLAN), {@code --seconds N} (TCP stream length, default 5), {@code --prefix P}
+ * (namespace name prefix, default {@code o4j-}), {@code --offloads=false} (userspace data planes only: the plain data
+ * path, one packet per system call; by default udp and userspace vxlan nodes run with offloads: TUN TSO/coalescing,
+ * UDP GSO/GRO, each falling back on its own where the kernel refuses it). With vxlan and host-gw it prints the kernel
+ * objects the backend made (the vxlan device or the TUN, neighbours, FDB entries, routes) next to the route tables.
  */
 public final class WalkthroughDemo {
     private static final PrintStream out = System.out;
-    private static final String USAGE = "usage: WalkthroughDemo [--backend udp|vxlan|host-gw] [--seconds N] "
-            + "[--prefix P] [--offloads=true|false]";
+    private static final String USAGE = "usage: WalkthroughDemo [--backend udp|vxlan|host-gw] "
+            + "[--vxlan-dataplane=kernel|userspace|auto] [--seconds N] [--prefix P] [--offloads=true|false]";
 
     private WalkthroughDemo() {
     }
@@ -46,6 +48,7 @@ public final class WalkthroughDemo {
         boolean offloads = true;
         boolean offloadsGiven = false;
         BackendChoice backend = BackendChoice.UDP;
+        VxlanBackend.DataPlane dataPlane = null;
         try {
             for (int i = 0; i < args.length; i++) {
                 switch (args[i]) {
@@ -60,12 +63,16 @@ public final class WalkthroughDemo {
                         offloadsGiven = true;
                     }
                     case "--backend" -> backend = BackendChoice.parse(args[++i]);
-                    default -> throw new IllegalArgumentException("unknown option " + args[i]);
+                    case "--vxlan-dataplane" -> dataPlane = BackendChoice.vxlanDataPlane(args[++i]);
+                    default -> {
+                        if (!args[i].startsWith("--vxlan-dataplane=")) {
+                            throw new IllegalArgumentException("unknown option " + args[i]);
+                        }
+                        dataPlane = BackendChoice.vxlanDataPlane(args[i].substring("--vxlan-dataplane=".length()));
+                    }
                 }
             }
-            if (offloadsGiven && backend != BackendChoice.UDP) {
-                throw new IllegalArgumentException("--offloads is an option of the udp backend");
-            }
+            backend.check(offloadsGiven, dataPlane);
         } catch (IllegalArgumentException | ArrayIndexOutOfBoundsException e) {
             System.err.println(e instanceof ArrayIndexOutOfBoundsException ? "an option needs a value"
                     : e.getMessage());
@@ -77,7 +84,7 @@ public final class WalkthroughDemo {
             System.err.println("overlay4j cannot run here: " + missing.get());
             System.exit(1);
         }
-        Demo demo = new Demo(prefix, seconds, offloads, backend);
+        Demo demo = new Demo(prefix, seconds, offloads, backend, dataPlane);
         Thread hook = new Thread(demo::cleanup, "demo-cleanup");
         Runtime.getRuntime().addShutdownHook(hook);
         boolean ok = false;
@@ -98,6 +105,8 @@ public final class WalkthroughDemo {
         private final int seconds;
         private final boolean offloads;
         private final BackendChoice backend;
+        private final VxlanBackend.DataPlane dataPlane;
+        private final boolean userspaceVxlan;
         private Path dir;
         private WalkthroughTopology topology;
         private LocalSubnetAllocator allocator;
@@ -105,11 +114,13 @@ public final class WalkthroughDemo {
         private OverlayNode node2;
         private boolean cleaned;
 
-        Demo(String prefix, int seconds, boolean offloads, BackendChoice backend) {
+        Demo(String prefix, int seconds, boolean offloads, BackendChoice backend, VxlanBackend.DataPlane dataPlane) {
             this.prefix = prefix;
             this.seconds = seconds;
             this.offloads = offloads;
             this.backend = backend;
+            this.dataPlane = dataPlane;
+            this.userspaceVxlan = dataPlane == VxlanBackend.DataPlane.USERSPACE;
         }
 
         boolean run() throws Exception {
@@ -125,9 +136,12 @@ public final class WalkthroughDemo {
             out.println("   " + config.toJson());
             allocator = LocalSubnetAllocator.builder().file(dir.resolve("leases.json")).network(config).build();
 
-            step("3. One overlay4j node per host (" + backend.type + " backend): " + switch (backend) {
+            step("3. One overlay4j node per host (" + backend.describe(dataPlane) + "): " + switch (backend) {
                 case UDP -> "lease a subnet, open flannel0, route 100.96.0.0/16 into it";
-                case VXLAN -> "lease a subnet, create the kernel's flannel.1 (VXLAN, VNI 1, port 8472), and per "
+                case VXLAN -> userspaceVxlan
+                        ? "lease a subnet, open the TUN flannel.1 and route 100.96.0.0/16 into it; overlay4j speaks "
+                        + "VXLAN (VNI 1, port 8472) to the peers' VtepMACs itself"
+                        : "lease a subnet, create the kernel's flannel.1 (VXLAN, VNI 1, port 8472), and per "
                         + "peer a neighbour, an FDB entry and a route";
                 case HOST_GW -> "lease a subnet, and per peer a route to its subnet via its host";
             });
@@ -170,7 +184,7 @@ public final class WalkthroughDemo {
 
             step("7. Counters" + switch (backend) {
                 case UDP -> "";
-                case VXLAN -> " (the kernel's, of flannel.1; bytes are inner IP packets)";
+                case VXLAN -> userspaceVxlan ? "" : " (the kernel's, of flannel.1; bytes are inner IP packets)";
                 case HOST_GW -> " (none: host-gw forwards in the kernel without a device of its own)";
             });
             out.println("   node1: " + node1.stats());
@@ -186,7 +200,7 @@ public final class WalkthroughDemo {
                 throws Exception {
             return host.call(() -> OverlayNode.builder()
                     .allocator(allocator)
-                    .backend(backend.create(offloads))
+                    .backend(backend.create(offloads, dataPlane))
                     .underlayInterface(WalkthroughTopology.UNDERLAY)
                     .subnetFile(dir.resolve(name).resolve("subnet.env"))
                     .preferredSubnet(subnet)
@@ -213,7 +227,12 @@ public final class WalkthroughDemo {
         private void printKernelObjects(String title, NetworkNamespace ns) throws IOException {
             out.println("   " + title + ":");
             WalkthroughTopology.inside(ns, nl -> {
-                if (backend == BackendChoice.VXLAN) {
+                if (backend == BackendChoice.VXLAN && nl.link("flannel.1").map(l -> l.kind().equals("tun"))
+                        .orElse(false)) {
+                    out.println("     device     flannel.1 TUN, mtu " + nl.mtu("flannel.1") + " (VXLAN in userspace)");
+                    out.println("     addresses  " + nl.addresses("flannel.1"));
+                    out.println("     (no neighbours, no FDB entries: the node addresses each peer's VtepMAC itself)");
+                } else if (backend == BackendChoice.VXLAN) {
                     VxlanLink dev = nl.vxlanLink("flannel.1").orElse(null);
                     out.println("     device     " + (dev == null ? "flannel.1 missing" : dev.toString()
                             .replace(" dev if" + dev.underlayIndex(), " dev " + WalkthroughTopology.UNDERLAY)));

@@ -14,8 +14,9 @@ import io.overlay4j.etcd.testing.EtcdServerExtension;
 import io.overlay4j.hostgw.HostGwBackend;
 import io.overlay4j.testing.Requirements;
 import io.overlay4j.tun.NetworkNamespace;
+import io.overlay4j.tun.testing.TestNamespaces;
+import io.overlay4j.udp.VxlanLeaseData;
 import io.overlay4j.vxlan.VxlanBackend;
-import io.overlay4j.vxlan.VxlanLeaseData;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -29,8 +30,9 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The flannel walk-through on the kernel backends: two hosts with a container each, a node per host, then ping both
- * ways and a TCP stream each way checked byte for byte between the containers. The vxlan pair shares a real etcd (and
- * its lease values are read back from etcd byte for byte); the host-gw pair a lease file.
+ * ways and a TCP stream each way checked byte for byte between the containers. The vxlan pairs (two kernel nodes; a
+ * kernel and a userspace node) share a real etcd (and their lease values are read back from etcd byte for byte); the
+ * host-gw pair a lease file.
  */
 class KernelBackendsWalkthroughTest {
     @RegisterExtension
@@ -126,6 +128,55 @@ class KernelBackendsWalkthroughTest {
         exchange();
         assertTrue(node1.stats().egressBytes() > 64L << 20, node1.stats().toString());
         assertEquals(1, backend1.stats().peers());
+    }
+
+    /**
+     * The mixed pair: host 1 runs the kernel data plane, host 2 the userspace one, both over one etcd. Their leases
+     * differ only in the MAC; each reaches the other's container both ways. Host 1's underlay veth finishes the inner
+     * checksums its kernel VXLAN leaves partial, as a NIC would (see {@code VxlanBackend}).
+     */
+    @Test
+    void vxlanMixedPairKernelAndUserspaceOverEtcd() throws Exception {
+        etcd.etcdctl("put", "/coreos.com/network/config",
+                "{\"Network\":\"100.96.0.0/16\",\"Backend\":{\"Type\":\"vxlan\"}}");
+        topology = WalkthroughTopology.create(prefix, 1450);
+        Requirements.requireBinary("ethtool");
+        TestNamespaces.exec(List.of("ip", "netns", "exec", topology.host1().name(), "ethtool", "-K",
+                WalkthroughTopology.UNDERLAY, "tx", "off"));
+        EtcdSubnetAllocator etcdAllocator = EtcdSubnetAllocator.builder().endpoints(etcd.endpoint())
+                .requestTimeout(Duration.ofSeconds(5)).build();
+        allocator = etcdAllocator;
+        etcdAllocator.networkConfig();
+        VxlanBackend kernel = VxlanBackend.builder().cleanUpOnClose(true).build();
+        VxlanBackend userspace = VxlanBackend.builder().dataPlane(VxlanBackend.DataPlane.USERSPACE).build();
+        node1 = start(topology.host1(), WalkthroughTopology.SUBNET1, kernel);
+        node2 = start(topology.host2(), WalkthroughTopology.SUBNET2, userspace);
+        awaitRoute(topology.host1(), "100.96.2.0/24 via 100.96.2.0 dev flannel.1 onlink");
+        awaitRoute(topology.host2(), "100.96.0.0/16 dev flannel.1");
+        long deadline = System.nanoTime() + 20_000_000_000L;
+        while (userspace.stats().peers() != 1) {
+            assertTrue(System.nanoTime() < deadline, "the userspace node never saw the kernel node");
+            Thread.sleep(20);
+        }
+        assertEquals(VxlanBackend.DataPlane.KERNEL, kernel.activeDataPlane().orElseThrow());
+        assertEquals(VxlanBackend.DataPlane.USERSPACE, userspace.activeDataPlane().orElseThrow());
+        assertEquals(1450, node2.mtu());
+        assertTrue(Files.readString(dir.resolve(topology.host2().name() + ".env")).contains("FLANNEL_MTU=1450\n"));
+
+        // both leases as flanneld would read them from etcd: the same shape, byte for byte
+        for (OverlayNode n : new OverlayNode[] {node1, node2}) {
+            String key = n.lease().subnet().toString().replace('/', '-');
+            String value = etcd.etcdctl("get", "/coreos.com/network/subnets/" + key, "--print-value-only").trim();
+            String mac = VxlanLeaseData.parse(n.lease().attributes().backendData()).vtepMac();
+            String ip = n == node1 ? "10.168.0.2" : "10.168.0.3";
+            assertEquals("{\"PublicIP\":\"" + ip + "\",\"PublicIPv6\":null,\"BackendType\":\"vxlan\","
+                    + "\"BackendData\":{\"VNI\":1,\"VtepMAC\":\"" + mac + "\"}}", value);
+        }
+
+        exchange();
+        assertTrue(node2.stats().ingressBytes() > 64L << 20 && node2.stats().egressBytes() > 64L << 20,
+                node2.stats().toString());
+        assertEquals(1, kernel.stats().peers());
     }
 
     @Test

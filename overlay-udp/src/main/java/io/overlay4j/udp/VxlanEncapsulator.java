@@ -5,13 +5,8 @@ import static java.util.Objects.requireNonNull;
 import io.overlay4j.DropReason;
 import io.overlay4j.Encapsulator;
 import io.overlay4j.Lease;
-import io.overlay4j.internal.Json;
 import io.overlay4j.udp.internal.Ipv4Header;
-import java.math.BigDecimal;
 import java.nio.ByteBuffer;
-import java.security.SecureRandom;
-import java.util.Locale;
-import java.util.Map;
 
 /**
  * VXLAN (RFC 7348) as the Linux kernel's {@code vxlan} device and flannel's {@code vxlan} backend put it on the wire,
@@ -24,9 +19,10 @@ import java.util.Map;
  * </pre>
  *
  * <p>The per-peer part, the Ethernet header with the peer's MAC, is built once from the peer's lease
- * ({@code "BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}}, flannel-facts §4); a lease of
- * another backend type, without a VNI, with another VNI or with a malformed or multicast VtepMAC cannot be used and
- * is skipped by the peer table. Nothing else changes: no TTL decrement (a VXLAN endpoint is a link, the kernels at
+ * ({@code "BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}}, flannel-facts §4), read by
+ * {@link VxlanLeaseData#parse} as the kernel vxlan backend reads it; a lease of another backend type, with
+ * malformed BackendData, another VNI or a multicast or all-zero VtepMAC cannot be used and is skipped by the peer
+ * table. Nothing else changes: no TTL decrement (a VXLAN endpoint is a link, the kernels at
  * both ends route and decrement), no checksum update.
  *
  * <p>Receiving, {@link #decapsulate} accepts exactly what a kernel VXLAN peer sends to this node and nothing else:
@@ -67,7 +63,7 @@ public final class VxlanEncapsulator implements Encapsulator {
     private VxlanEncapsulator(int vni, byte[] mac) {
         this.vni = vni;
         this.mac = mac;
-        this.macText = format(mac);
+        this.macText = VxlanLeaseData.format(mac);
         this.macHigh = (mac[0] & 0xff) << 24 | (mac[1] & 0xff) << 16 | (mac[2] & 0xff) << 8 | (mac[3] & 0xff);
         this.macLow = (mac[4] & 0xff) << 8 | (mac[5] & 0xff);
     }
@@ -77,14 +73,17 @@ public final class VxlanEncapsulator implements Encapsulator {
      * publishes in its own lease).
      *
      * @param vni     0..16777215 (flannel's default is 1)
-     * @param vtepMac a unicast MAC in colon form, e.g. {@code c6:d2:32:6f:8f:44}
+     * @param vtepMac a unicast MAC, e.g. {@code c6:d2:32:6f:8f:44} (any form {@link VxlanLeaseData#normalizeMac}
+     *                reads)
      * @throws IllegalArgumentException for a VNI out of range or a malformed, multicast or all-zero MAC
      */
     public static VxlanEncapsulator of(int vni, String vtepMac) {
         if (vni < 0 || vni > MAX_VNI) {
             throw new IllegalArgumentException("VNI must be 0.." + MAX_VNI + ": " + vni);
         }
-        return new VxlanEncapsulator(vni, parseMac(requireNonNull(vtepMac, "vtepMac")));
+        VxlanLeaseData own = new VxlanLeaseData(vni, requireNonNull(vtepMac, "vtepMac"));
+        requireUnicast(own);
+        return new VxlanEncapsulator(vni, own.vtepMacBytes());
     }
 
     /**
@@ -92,10 +91,7 @@ public final class VxlanEncapsulator implements Encapsulator {
      * device (first octet {@code (x & 0xfe) | 0x02}).
      */
     public static String randomVtepMac() {
-        byte[] b = new byte[6];
-        new SecureRandom().nextBytes(b);
-        b[0] = (byte) ((b[0] & 0xfe) | 0x02);
-        return format(b);
+        return VxlanLeaseData.randomMac();
     }
 
     /** The VNI. */
@@ -110,7 +106,7 @@ public final class VxlanEncapsulator implements Encapsulator {
 
     /** The lease BackendData this node publishes: {@code {"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}}. */
     public String backendData() {
-        return "{\"VNI\":" + vni + ",\"VtepMAC\":\"" + macText + "\"}";
+        return new VxlanLeaseData(vni, macText).toJson();
     }
 
     /** {@inheritDoc} 8472. */
@@ -150,37 +146,12 @@ public final class VxlanEncapsulator implements Encapsulator {
             throw new IllegalArgumentException("backend type " + (type == null ? "udp" : "'" + type + "'")
                     + ", not vxlan");
         }
-        String data = lease.attributes().backendData();
-        if (data == null) {
-            throw new IllegalArgumentException("no BackendData");
+        VxlanLeaseData data = VxlanLeaseData.parse(lease.attributes().backendData());
+        if (data.vni() != vni) {
+            throw new IllegalArgumentException("VNI " + data.vni() + ", this network's is " + vni);
         }
-        Map<String, Object> obj;
-        try {
-            obj = Json.parseObject(data);
-        } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException("BackendData is not a JSON object: " + e.getMessage());
-        }
-        Object vniValue = Json.get(obj, "VNI");
-        if (!(vniValue instanceof Number)) {
-            throw new IllegalArgumentException(vniValue == null ? "BackendData has no VNI"
-                    : "BackendData VNI is a " + Json.typeName(vniValue) + ", not a number");
-        }
-        int leaseVni;
-        try {
-            leaseVni = new BigDecimal(vniValue.toString()).intValueExact();
-        } catch (ArithmeticException | NumberFormatException e) {
-            throw new IllegalArgumentException("BackendData VNI is not a 32-bit integer: " + vniValue);
-        }
-        if (leaseVni != vni) {
-            throw new IllegalArgumentException("VNI " + Integer.toUnsignedString(leaseVni) + ", this network's is "
-                    + vni);
-        }
-        Object macValue = Json.get(obj, "VtepMAC");
-        if (!(macValue instanceof String)) {
-            throw new IllegalArgumentException(macValue == null ? "BackendData has no VtepMAC"
-                    : "BackendData VtepMAC is a " + Json.typeName(macValue) + ", not a string");
-        }
-        byte[] peerMac = parseMac((String) macValue);
+        requireUnicast(data);
+        byte[] peerMac = data.vtepMacBytes();
         byte[] header = new byte[HEADROOM];
         header[0] = 0x08;
         header[4] = (byte) (vni >>> 16);
@@ -190,7 +161,7 @@ public final class VxlanEncapsulator implements Encapsulator {
         System.arraycopy(mac, 0, header, MAC_OFFSET + 6, 6);
         header[ETHERTYPE_OFFSET] = (byte) (ETHERTYPE_IPV4 >>> 8);
         header[ETHERTYPE_OFFSET + 1] = (byte) ETHERTYPE_IPV4;
-        return new PeerHeader(header, format(peerMac));
+        return new PeerHeader(header, data.vtepMac());
     }
 
     /** {@inheritDoc} Writes the peer's 22 header bytes in front of the packet; nothing else changes. */
@@ -222,44 +193,11 @@ public final class VxlanEncapsulator implements Encapsulator {
         return null;
     }
 
-    private static byte[] parseMac(String text) {
-        String[] parts = text.split(":", -1);
-        byte[] b = new byte[6];
-        if (parts.length != 6) {
-            throw new IllegalArgumentException("malformed MAC address: '" + text + "'");
+    private static void requireUnicast(VxlanLeaseData data) {
+        if (!data.unicastMac()) {
+            throw new IllegalArgumentException("VtepMAC " + data.vtepMac() + " is not a unicast address (a VTEP needs "
+                    + "one: neither multicast, broadcast nor all zeros)");
         }
-        for (int i = 0; i < 6; i++) {
-            if (parts[i].length() != 2) {
-                throw new IllegalArgumentException("malformed MAC address: '" + text + "'");
-            }
-            try {
-                b[i] = (byte) Integer.parseInt(parts[i], 16);
-            } catch (NumberFormatException e) {
-                throw new IllegalArgumentException("malformed MAC address: '" + text + "'");
-            }
-        }
-        if ((b[0] & 1) != 0) {
-            throw new IllegalArgumentException("not a unicast MAC address: " + text);
-        }
-        boolean zero = true;
-        for (byte x : b) {
-            zero &= x == 0;
-        }
-        if (zero) {
-            throw new IllegalArgumentException("the all-zero MAC address is not a VTEP: " + text);
-        }
-        return b;
-    }
-
-    private static String format(byte[] mac) {
-        StringBuilder sb = new StringBuilder(17);
-        for (int i = 0; i < 6; i++) {
-            if (i > 0) {
-                sb.append(':');
-            }
-            sb.append(String.format(Locale.ROOT, "%02x", mac[i] & 0xff));
-        }
-        return sb.toString();
     }
 
     @Override

@@ -91,18 +91,26 @@ class VxlanEncapsulatorTest {
     void leasesItCannotUseAreRefusedWithTheReason() {
         assertMessage("not vxlan", lease(null, null));
         assertMessage("not vxlan", lease("host-gw", "{\"VNI\":1,\"VtepMAC\":\"0a:58:64:60:02:01\"}"));
+        // BackendData is read by VxlanLeaseData, as the kernel backend reads it: the same leases are malformed
         assertMessage("no BackendData", lease("vxlan", null));
-        assertMessage("not a JSON object", lease("vxlan", "[1,2]"));
+        assertMessage("not an object", lease("vxlan", "[1,2]"));
+        assertMessage("not JSON", lease("vxlan", "{"));
         assertMessage("no VNI", lease("vxlan", "{\"VtepMAC\":\"0a:58:64:60:02:01\"}"));
-        assertMessage("not a number", lease("vxlan", "{\"VNI\":\"1\",\"VtepMAC\":\"0a:58:64:60:02:01\"}"));
-        assertMessage("this network's is 1", lease("vxlan", "{\"VNI\":2,\"VtepMAC\":\"0a:58:64:60:02:01\"}"));
+        assertMessage("VNI is not a uint32: \"1\"", lease("vxlan",
+                "{\"VNI\":\"1\",\"VtepMAC\":\"0a:58:64:60:02:01\"}"));
+        assertMessage("VNI is not a uint32: 1.0", lease("vxlan", "{\"VNI\":1.0,\"VtepMAC\":\"0a:58:64:60:02:01\"}"));
+        assertMessage("VNI 2, this network's is 1", lease("vxlan", "{\"VNI\":2,\"VtepMAC\":\"0a:58:64:60:02:01\"}"));
+        assertMessage("VNI is not a uint32: 4294967297", lease("vxlan",
+                "{\"VNI\":4294967297,\"VtepMAC\":\"0a:58:64:60:02:01\"}"));
         assertMessage("no VtepMAC", lease("vxlan", "{\"VNI\":1}"));
-        assertMessage("malformed MAC", lease("vxlan", "{\"VNI\":1,\"VtepMAC\":\"0a:58:64:60:02\"}"));
-        assertMessage("malformed MAC", lease("vxlan", "{\"VNI\":1,\"VtepMAC\":\"0a:58:64:60:02:zz\"}"));
+        assertMessage("not a 6-byte MAC", lease("vxlan", "{\"VNI\":1,\"VtepMAC\":\"0a:58:64:60:02\"}"));
+        assertMessage("not a 6-byte MAC", lease("vxlan", "{\"VNI\":1,\"VtepMAC\":\"0a:58:64:60:02:zz\"}"));
         assertMessage("not a unicast", lease("vxlan", "{\"VNI\":1,\"VtepMAC\":\"01:00:5e:00:00:01\"}"));
-        assertMessage("all-zero", lease("vxlan", "{\"VNI\":1,\"VtepMAC\":\"00:00:00:00:00:00\"}"));
-        // Keys are matched as Go does, case-insensitively.
+        assertMessage("not a unicast", lease("vxlan", "{\"VNI\":1,\"VtepMAC\":\"00:00:00:00:00:00\"}"));
+        // Keys are matched as Go does, case-insensitively, and MACs read in every form Go's net.ParseMAC reads.
         VX.peerContext(lease("vxlan", "{\"vni\":1,\"vtepmac\":\"0a:58:64:60:02:01\"}"));
+        assertEquals("vxlan peer 0a:58:64:60:02:01",
+                VX.peerContext(lease("vxlan", "{\"VNI\":1,\"VtepMAC\":\"0A58.6460.0201\"}")).toString());
     }
 
     @Test

@@ -17,6 +17,7 @@ import io.overlay4j.tun.Neighbour;
 import io.overlay4j.tun.NetlinkMonitor;
 import io.overlay4j.tun.NetlinkRouteProgrammer;
 import io.overlay4j.tun.VxlanLink;
+import io.overlay4j.udp.VxlanLeaseData;
 import java.io.IOException;
 import java.net.Inet4Address;
 import java.nio.file.Files;
@@ -42,10 +43,12 @@ import org.slf4j.LoggerFactory;
  * entry and onlink route (or direct route). Peer changes arrive on the node's control thread; repairs (a deleted
  * device, entries deleted by hand, failed requests) run on this network's own thread; both under {@link #lock}.
  */
-final class KernelVxlanNetwork implements Backend.Network {
+final class KernelVxlanNetwork implements VxlanBackend.VxlanNetwork {
     private static final Logger LOG = LoggerFactory.getLogger(KernelVxlanNetwork.class);
     private static final int ETHERNET_HEADER = 14;
     private static final int MAX_WARNED = 1024;
+    private static final int EPROTONOSUPPORT = 93;
+    private static final int EAFNOSUPPORT = 97;
 
     /** What is installed for one peer. */
     private record Programmed(Ipv4Prefix subnet, Inet4Address publicIp, String mac, boolean direct, Route route) {
@@ -144,10 +147,19 @@ final class KernelVxlanNetwork implements Backend.Network {
         VxlanLink want = VxlanLink.request(device, config.vni(), underlayIndex, publicIp, config.port(),
                 config.learning(), config.gbp(), mtu, wantMac != null ? wantMac : VxlanLeaseData.randomMac());
         try {
+            if (Boolean.getBoolean(VxlanBackend.REFUSE_KERNEL_DEVICE_PROPERTY)) {
+                // what RTM_NEWLINK answers where the vxlan module is missing and cannot be loaded
+                throw new ErrnoException("RTM_NEWLINK " + device + " type vxlan id " + config.vni() + " (refused: "
+                        + VxlanBackend.REFUSE_KERNEL_DEVICE_PROPERTY + ")", ErrnoException.EOPNOTSUPP);
+            }
             nl.createVxlan(want);
             createdDevice = true;
             LOG.info("created {}", want);
         } catch (ErrnoException e) {
+            if (meansNoVxlan(e.errno())) {
+                throw new NoKernelVxlanException("the kernel cannot create the vxlan device " + device + " (is the "
+                        + "vxlan module available?): " + e.getMessage(), e);
+            }
             if (e.errno() != ErrnoException.EEXIST) {
                 throw deviceError("cannot create " + device, e);
             }
@@ -247,6 +259,23 @@ final class KernelVxlanNetwork implements Backend.Network {
         }
     }
 
+    /**
+     * Whether an errno from creating a vxlan device says the kernel has no vxlan at all (the module missing and not
+     * loadable, a kernel built without it), rather than that this request failed.
+     */
+    static boolean meansNoVxlan(int errno) {
+        return errno == ErrnoException.EOPNOTSUPP || errno == EAFNOSUPPORT || errno == EPROTONOSUPPORT;
+    }
+
+    /** The kernel refused to create a vxlan device as one without vxlan support does: {@code DEVICE}. */
+    static final class NoKernelVxlanException extends OverlayException {
+        private static final long serialVersionUID = 1L;
+
+        NoKernelVxlanException(String message, ErrnoException cause) {
+            super(Kind.DEVICE, message, cause);
+        }
+    }
+
     private static OverlayException deviceError(String what, IOException e) {
         return new OverlayException(OverlayException.Kind.DEVICE, what + ": " + e.getMessage(), e);
     }
@@ -261,6 +290,11 @@ final class KernelVxlanNetwork implements Backend.Network {
     @Override
     public int mtu() {
         return mtu;
+    }
+
+    @Override
+    public VxlanBackend.DataPlane dataPlane() {
+        return VxlanBackend.DataPlane.KERNEL;
     }
 
     @Override
@@ -307,7 +341,8 @@ final class KernelVxlanNetwork implements Backend.Network {
     }
 
     /** The number of peers currently programmed. */
-    int peerCount() {
+    @Override
+    public int peerCount() {
         synchronized (lock) {
             return programmed.size();
         }

@@ -23,6 +23,7 @@ import io.overlay4j.tun.NetworkNamespace;
 import io.overlay4j.tun.VxlanLink;
 import io.overlay4j.tun.testing.TestNamespaces;
 import io.overlay4j.tun.testing.TestUnderlay;
+import io.overlay4j.udp.VxlanLeaseData;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;

@@ -1,4 +1,4 @@
-package io.overlay4j.vxlan;
+package io.overlay4j.udp;
 
 import static java.util.Objects.requireNonNull;
 
@@ -9,7 +9,10 @@ import java.util.Map;
 
 /**
  * A vxlan lease's {@code BackendData}: flannel's {@code vxlanLeaseAttrs}, written {@code {"VNI":1,"VtepMAC":"..."}}
- * byte for byte as flanneld writes it (fields in that order, compact, the MAC in lower-case colon form).
+ * byte for byte as flanneld writes it (fields in that order, compact, the MAC in lower-case colon form). The one
+ * reader of that format: the kernel vxlan backend ({@code overlay-vxlan}) and the userspace {@link VxlanEncapsulator}
+ * both parse peers' leases with {@link #parse}, so they accept and refuse exactly the same leases (the data plane
+ * additionally needs a unicast MAC, {@link #unicastMac()}, and its own VNI).
  *
  * @param vni     the VNI the node's device uses
  * @param vtepMac the MAC of the node's VTEP ({@code flannel.<VNI>}), lower-case colon form
@@ -68,9 +71,28 @@ public record VxlanLeaseData(long vni, String vtepMac) {
         return new VxlanLeaseData((Long) vni, (String) mac);
     }
 
-    /** Whether the VNI is one a kernel vxlan device can have (24 bits). */
+    /** Whether the VNI is one a kernel vxlan device (or the VXLAN header) can carry: 24 bits. */
     public boolean vniFitsDevice() {
         return vni <= VxlanLink.MAX_VNI;
+    }
+
+    /**
+     * Whether the VtepMAC can address a VTEP: neither a multicast (or broadcast) address nor all zeros. flanneld
+     * programs whatever a lease says; a kernel vxlan device then floods or drops such frames, so the userspace data
+     * plane refuses such a lease instead.
+     */
+    public boolean unicastMac() {
+        byte[] b = vtepMacBytes();
+        boolean zero = true;
+        for (byte x : b) {
+            zero &= x == 0;
+        }
+        return (b[0] & 1) == 0 && !zero;
+    }
+
+    /** The VtepMAC's 6 bytes (a new array). */
+    public byte[] vtepMacBytes() {
+        return macBytes(vtepMac);
     }
 
     /**
@@ -111,6 +133,16 @@ public record VxlanLeaseData(long vni, String vtepMac) {
         return format(b);
     }
 
+    /** The 6 bytes of a MAC in any form {@link #normalizeMac} reads. */
+    static byte[] macBytes(String mac) {
+        String normal = normalizeMac(mac);
+        byte[] b = new byte[6];
+        for (int i = 0; i < 6; i++) {
+            b[i] = (byte) hexByte(normal, i * 3);
+        }
+        return b;
+    }
+
     private static int hexByte(String s, int pos) {
         int hi = Character.digit(s.charAt(pos), 16);
         int lo = Character.digit(s.charAt(pos + 1), 16);
@@ -128,7 +160,8 @@ public record VxlanLeaseData(long vni, String vtepMac) {
         return new IllegalArgumentException("not a 6-byte MAC address: \"" + mac + "\"");
     }
 
-    private static String format(byte[] b) {
+    /** A 6-byte MAC in lower-case colon form. */
+    static String format(byte[] b) {
         StringBuilder sb = new StringBuilder(17);
         for (int i = 0; i < b.length; i++) {
             if (i > 0) {

@@ -1,6 +1,8 @@
-package io.overlay4j.vxlan;
+package io.overlay4j.udp;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -11,7 +13,10 @@ import java.util.HashSet;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
 
-/** A vxlan lease's bytes as flanneld writes them, and how a peer's BackendData is read. */
+/**
+ * A vxlan lease's bytes as flanneld writes them, and how a peer's BackendData is read (by the kernel vxlan backend and
+ * the userspace encapsulator alike).
+ */
 class VxlanLeaseDataTest {
 
     @Test
@@ -19,7 +24,7 @@ class VxlanLeaseDataTest {
         // Documentation/reservations.md and flannel-facts §2.2: the value a flanneld vxlan node writes
         String flannel = "{\"PublicIP\":\"192.168.64.3\",\"PublicIPv6\":null,\"BackendType\":\"vxlan\","
                 + "\"BackendData\":{\"VNI\":1,\"VtepMAC\":\"c6:d2:32:6f:8f:44\"}}";
-        LeaseAttributes a = new LeaseAttributes(Ipv4Prefix.parseAddress("192.168.64.3"), null, VxlanBackend.TYPE,
+        LeaseAttributes a = new LeaseAttributes(Ipv4Prefix.parseAddress("192.168.64.3"), null, "vxlan",
                 new VxlanLeaseData(1, "c6:d2:32:6f:8f:44").toJson());
         assertEquals(flannel, a.toJson());
         assertEquals(a, LeaseAttributes.parse(flannel));
@@ -62,6 +67,16 @@ class VxlanLeaseDataTest {
         assertEquals("BackendData is not an object: [1]", malformed("[1]"));
         assertEquals("no BackendData", malformed(null));
         assertTrue(malformed("{").startsWith("BackendData is not JSON"));
+    }
+
+    @Test
+    void unicastMacs() {
+        assertTrue(new VxlanLeaseData(1, "02:00:00:00:00:01").unicastMac());
+        assertFalse(new VxlanLeaseData(1, "01:00:5e:00:00:01").unicastMac(), "multicast");
+        assertFalse(new VxlanLeaseData(1, "ff:ff:ff:ff:ff:ff").unicastMac(), "broadcast");
+        assertFalse(new VxlanLeaseData(1, "00:00:00:00:00:00").unicastMac(), "all zeros");
+        assertArrayEquals(new byte[] {0x0a, 0x58, 0x64, 0x60, 0x01, (byte) 0xff},
+                new VxlanLeaseData(1, "0A-58-64-60-01-FF").vtepMacBytes());
     }
 
     private static String malformed(String data) {

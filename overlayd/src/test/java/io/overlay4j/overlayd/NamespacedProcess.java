@@ -1,4 +1,4 @@
-package io.overlay4j.examples;
+package io.overlay4j.overlayd;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -6,6 +6,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -25,10 +26,28 @@ final class NamespacedProcess implements AutoCloseable {
 
     /** Starts {@code command} in namespace {@code ns}, output to {@code log}. */
     static NamespacedProcess start(String name, String ns, Path log, List<String> command) throws IOException {
+        return start(name, ns, log, command, Map.of());
+    }
+
+    /** As {@link #start(String, String, Path, List)}, with extra environment variables. */
+    static NamespacedProcess start(String name, String ns, Path log, List<String> command, Map<String, String> env)
+            throws IOException {
         List<String> cmd = new ArrayList<>(List.of("nsenter", "--net=/run/netns/" + ns, "--"));
         cmd.addAll(command);
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
-        return new NamespacedProcess(name, p, log);
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
+        pb.environment().keySet().removeIf(k -> k.startsWith("FLANNELD_") || k.equals("NOTIFY_SOCKET"));
+        pb.environment().putAll(env);
+        return new NamespacedProcess(name, pb.start(), log);
+    }
+
+    /** Waits for the exit status (SIGKILL after {@code seconds}). */
+    int waitFor(long seconds) throws InterruptedException {
+        if (!process.waitFor(seconds, TimeUnit.SECONDS)) {
+            process.destroyForcibly();
+            process.waitFor();
+            return -1;
+        }
+        return process.exitValue();
     }
 
     /** Runs a short command in a namespace and returns its output; fails on a non-zero exit. */
