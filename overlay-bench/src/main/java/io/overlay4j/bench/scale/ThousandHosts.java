@@ -53,14 +53,14 @@ import java.util.stream.Stream;
  * timed against a limit); a benchmark with checks. Needs root and Debian's {@code etcd} (started here on loopback
  * unless {@code --etcd} names one).
  *
- * <p>For each backend ({@code udp}, {@code vxlan}, {@code host-gw}), in a network namespace of its own with a veth
- * underlay, a real {@link OverlayNode} on a real etcd:
+ * <p>For each backend ({@code udp}, {@code vxlan} on the kernel's and on the userspace data plane, {@code host-gw}),
+ * in a network namespace of its own with a veth underlay, a real {@link OverlayNode} on a real etcd:
  * <ol>
  *   <li><b>learn</b>: the node runs alone, then {@code --hosts} leases are written into etcd (transactions of 100);
  *   measured: until the node lists them all ({@link OverlayNode#peers()}) and until they are programmed, checked by
  *   netlink dumps of the kernel state (vxlan: a permanent neighbour, an FDB entry and an onlink route per peer;
- *   host-gw: a route via the peer's address) or, for udp, by one probe datagram per peer subnet through the TUN, each
- *   of which the forwarder must send (no {@link DropReason#NO_ROUTE});</li>
+ *   host-gw: a route via the peer's address) or, for the userspace data planes, by one probe datagram per peer subnet
+ *   through the TUN, each of which the forwarder must send (no {@link DropReason#NO_ROUTE});</li>
  *   <li><b>churn</b>: {@code --churn-rate} joins and leaves per second (half each) for {@code --churn-seconds};
  *   measured: the lag until the node's state equals etcd's again, the JVM's CPU per 1,000 events, and its heap after
  *   GC, RSS, threads and file descriptors before and after (flat or not);</li>
@@ -71,7 +71,8 @@ import java.util.stream.Stream;
  *
  * <pre>
  * java -cp overlay-bench/target/benchmarks.jar io.overlay4j.bench.scale.ThousandHosts
- *      [--hosts 1000] [--churn-rate 100] [--churn-seconds 60] [--backends udp,vxlan,host-gw] [--etcd URL]
+ *      [--hosts 1000] [--churn-rate 100] [--churn-seconds 60] [--backends udp,vxlan,vxlan-userspace,host-gw]
+ *      [--etcd URL]
  * </pre>
  * Exit status 0 when every final state matched etcd's and the JVM stayed flat, 1 otherwise.
  */
@@ -107,7 +108,7 @@ public final class ThousandHosts {
         int rate = 100;
         int seconds = 60;
         String etcd = null;
-        List<String> backends = List.of("udp", "vxlan", "host-gw");
+        List<String> backends = List.of("udp", "vxlan", "vxlan-userspace", "host-gw");
         for (int i = 0; i < args.length; i++) {
             String v = i + 1 < args.length ? args[i + 1] : null;
             if (v == null && !args[i].equals("--help") && !args[i].equals("-h")) {
@@ -131,7 +132,7 @@ public final class ThousandHosts {
             usage("--hosts must be 1..8000, --churn-rate and --churn-seconds not negative");
         }
         for (String b : backends) {
-            if (!List.of("udp", "vxlan", "host-gw").contains(b)) {
+            if (!List.of("udp", "vxlan", "vxlan-userspace", "host-gw").contains(b)) {
                 usage("unknown backend " + b);
             }
         }
@@ -184,7 +185,8 @@ public final class ThousandHosts {
             System.err.println(problem);
         }
         System.err.println("usage: ThousandHosts [--hosts 1000] [--churn-rate 100] [--churn-seconds 60] "
-                + "[--backends udp,vxlan,host-gw] [--etcd URL]   (root; etcd on the PATH unless --etcd)");
+                + "[--backends udp,vxlan,vxlan-userspace,host-gw] [--etcd URL]   (root; etcd on the PATH unless "
+                + "--etcd)");
         if (problem != null) {
             System.exit(2);
         }
@@ -233,7 +235,7 @@ public final class ThousandHosts {
         String prefix = "/o4j-thousand/" + backend.replace("-", "") + ProcessHandle.current().pid();
         String ns = "o4jk" + ProcessHandle.current().pid() + "-" + backend.replace("-", "");
         put(prefix + "/config", "{\"Network\":\"" + NETWORK + "\",\"SubnetLen\":24,\"Backend\":{\"Type\":\""
-                + backend + "\"}}");
+                + (backend.equals("vxlan-userspace") ? "vxlan" : backend) + "\"}}");
         NetworkNamespace host = NetworkNamespace.create(ns);
         EtcdSubnetAllocator allocator = null;
         OverlayNode node = null;
@@ -320,29 +322,35 @@ public final class ThousandHosts {
         Backend b = switch (backend) {
             case "udp" -> UdpBackend.builder().build();
             case "vxlan" -> VxlanBackend.builder().cleanUpOnClose(true).build();
+            case "vxlan-userspace" -> VxlanBackend.builder().dataPlane(VxlanBackend.DataPlane.USERSPACE).build();
             default -> HostGwBackend.builder().cleanUpOnClose(true).build();
         };
         return OverlayNode.builder().allocator(allocator).backend(b).underlayInterface(UNDERLAY)
                 .threadFactory(host.threadFactory()).build().start();
     }
 
+    /** The backends whose data plane is overlay4j's forwarder: their peer table is probed through the TUN. */
+    private static boolean userspace(String backend) {
+        return backend.equals("udp") || backend.equals("vxlan-userspace");
+    }
+
     /**
-     * The node's underlay: a veth whose peer end stays in the namespace. host-gw and vxlan: {@code 172.16.0.1/12}, so
-     * every peer's address is on the link (host-gw routes need that). udp: {@code 10.0.0.1/24} and a route for the
-     * peers' {@code 172.16.0.0/12} via a gateway that does not exist, so the probe datagrams leave the forwarder (and
-     * are counted) without one neighbour entry per peer.
+     * The node's underlay: a veth whose peer end stays in the namespace. host-gw and kernel vxlan:
+     * {@code 172.16.0.1/12}, so every peer's address is on the link (host-gw routes need that). The userspace data
+     * planes: {@code 10.0.0.1/24} and a route for the peers' {@code 172.16.0.0/12} via a gateway that does not exist,
+     * so the probe datagrams leave the forwarder (and are counted) without one neighbour entry per peer.
      */
     private static void underlay(NetlinkRouteProgrammer nl, String backend) throws IOException {
         nl.setLinkUp("lo");
         nl.createVethPair(UNDERLAY, "eth1");
-        if (backend.equals("udp")) {
+        if (userspace(backend)) {
             nl.addAddress(UNDERLAY, Ipv4Prefix.parseAddress("10.0.0.1"), 24);
         } else {
             nl.addAddress(UNDERLAY, Ipv4Prefix.parseAddress("172.16.0.1"), 12);
         }
         nl.setLinkUp("eth1");
         nl.setLinkUp(UNDERLAY);
-        if (backend.equals("udp")) {
+        if (userspace(backend)) {
             nl.addRoute(Route.viaGateway(Ipv4Prefix.parse("172.16.0.0/12"), Ipv4Prefix.parseAddress("10.0.0.254"),
                     UNDERLAY));
         }
@@ -426,6 +434,7 @@ public final class ThousandHosts {
         }
         switch (state.backend) {
             case "udp":
+            case "vxlan-userspace":
                 return !probe || probe(host, node, state);
             case "vxlan": {
                 Set<String> want = new TreeSet<>();
@@ -526,7 +535,8 @@ public final class ThousandHosts {
         s = node.stats();
         long sent = s.egressPackets() - before.egressPackets();
         long noRoute = s.drops(DropReason.NO_ROUTE) - before.drops(DropReason.NO_ROUTE);
-        log("udp probe: %d subnets -> %d sent by the forwarder; %d gone subnets -> %d NO_ROUTE", want, sent,
+        log("%s probe: %d subnets -> %d sent by the forwarder; %d gone subnets -> %d NO_ROUTE", state.backend, want,
+                sent,
                 gone.size(), noRoute);
         return sent == want && noRoute == gone.size();
     }
@@ -561,7 +571,7 @@ public final class ThousandHosts {
     private static ByteSequence value(String backend, int index) {
         LeaseAttributes a = switch (backend) {
             case "udp" -> LeaseAttributes.udp(peerIp(index));
-            case "vxlan" -> new LeaseAttributes(peerIp(index), null, "vxlan",
+            case "vxlan", "vxlan-userspace" -> new LeaseAttributes(peerIp(index), null, "vxlan",
                     "{\"VNI\":1,\"VtepMAC\":\"" + mac(index) + "\"}");
             default -> new LeaseAttributes(peerIp(index), null, "host-gw", null);
         };
