@@ -29,8 +29,51 @@ ensure_tools() {
 ensure_build_tools() {
   ensure_tools java:openjdk-17-jdk-headless javac:openjdk-17-jdk-headless mvn:maven \
     ip:iproute2 bridge:iproute2 ping:iputils-ping modprobe:kmod etcd:etcd-server etcdctl:etcd-client ethtool:ethtool \
-    iptables:iptables iptables-restore:iptables iptables-save:iptables nft:nftables \
+    iptables:iptables iptables-restore:iptables iptables-save:iptables nft:nftables unzip:unzip \
     /usr/lib/cni/bridge:containernetworking-plugins /usr/lib/cni/host-local:containernetworking-plugins
   # The TUN driver is usually built in or loaded on demand; try to load it, the tests say if it is missing.
   [ -e /dev/net/tun ] || modprobe tun 2>/dev/null || true
+}
+
+# The artifactIds of the modules overlay4j publishes: the root pom's modules, except the BOM (a module too) and those
+# whose pom sets maven.deploy.skip (examples, benchmarks, test-only modules).
+published_modules() {
+  local m
+  for m in $(sed -n 's:.*<module>\(.*\)</module>.*:\1:p' pom.xml); do
+    [ "$m" = overlay4j-bom ] && continue
+    grep -q '<maven.deploy.skip>true</maven.deploy.skip>' "$m/pom.xml" && continue
+    sed -n '/<\/parent>/,$p' "$m/pom.xml" | grep -m 1 -o '<artifactId>[^<]*' | cut -d '>' -f 2
+  done
+}
+
+# The io.overlay4j artifactIds that overlay4j-bom/pom.xml manages.
+bom_artifacts() {
+  awk '/<dependency>/ {g = ""; a = ""}
+       /<groupId>/ {g = $0; gsub(/.*<groupId>|<\/groupId>.*/, "", g)}
+       /<artifactId>/ {a = $0; gsub(/.*<artifactId>|<\/artifactId>.*/, "", a)}
+       /<\/dependency>/ && g == "io.overlay4j" {print a}' overlay4j-bom/pom.xml
+}
+
+# temp_maven_settings REPO — prints a Maven settings.xml for builds whose local repository is REPO, a temporary
+# directory, instead of the shared ~/.m2/repository: artifacts installed there stay there. Released artifacts
+# missing in REPO are copied from ~/.m2/repository (used as a file:// remote repository, releases only, so no stale
+# SNAPSHOT can come from it) and otherwise downloaded from Maven Central as usual.
+temp_maven_settings() {
+  local m2=${OVERLAY4J_M2_REPOSITORY:-$HOME/.m2/repository} repo
+  repo="<id>user-m2</id><url>file://$m2</url>
+          <releases><enabled>true</enabled><checksumPolicy>ignore</checksumPolicy></releases>
+          <snapshots><enabled>false</enabled></snapshots>"
+  cat <<XML
+<settings>
+  <localRepository>$1</localRepository>
+  <profiles>
+    <profile>
+      <id>user-m2</id>
+      <repositories><repository>$repo</repository></repositories>
+      <pluginRepositories><pluginRepository>$repo</pluginRepository></pluginRepositories>
+    </profile>
+  </profiles>
+  <activeProfiles><activeProfile>user-m2</activeProfile></activeProfiles>
+</settings>
+XML
 }

@@ -22,6 +22,7 @@ public class ErrnoException extends IOException {
     public static final int EEXIST = 17;
     public static final int ENODEV = 19;
     public static final int EINVAL = 22;
+    public static final int ENETDOWN = 100;
     public static final int ENETUNREACH = 101;
     public static final int EADDRNOTAVAIL = 99;
     public static final int EOPNOTSUPP = 95;
@@ -76,6 +77,7 @@ public class ErrnoException extends IOException {
             case 97: return "EAFNOSUPPORT";
             case 98: return "EADDRINUSE";
             case 99: return "EADDRNOTAVAIL";
+            case 100: return "ENETDOWN";
             case 101: return "ENETUNREACH";
             case 105: return "ENOBUFS";
             case 111: return "ECONNREFUSED";

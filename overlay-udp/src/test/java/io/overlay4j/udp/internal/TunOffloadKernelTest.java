@@ -11,6 +11,7 @@ import io.overlay4j.TunOptions;
 import io.overlay4j.tun.LinuxTunDevice;
 import io.overlay4j.tun.NetlinkRouteProgrammer;
 import io.overlay4j.tun.NetworkNamespace;
+import io.overlay4j.testing.Requirements;
 import io.overlay4j.tun.testing.TestNamespaces;
 import io.overlay4j.udp.internal.TcpSegmenter.Result;
 import io.overlay4j.udp.testing.Packets;
@@ -54,20 +55,14 @@ class TunOffloadKernelTest {
     private static final int STREAM_BYTES = 4 << 20;
     private static final int FRAME = 10 + 65535;
 
-    /**
-     * Used as a plain helper, not as a JUnit extension: its {@code beforeEach} and {@code ip(...)} need overlay-api's
-     * test-jar ({@code io.overlay4j.testing.Requirements}), which overlay-udp's test classpath lacks.
-     */
+    /** Used as a plain helper: {@link #tearDown()} closes it. */
     private final TestNamespaces namespaces = new TestNamespaces();
     private final ExecutorService threads = Executors.newCachedThreadPool();
     private LinuxTunDevice tun;
 
     @BeforeEach
     void requireKernelNetworking() {
-        if (!"true".equals(System.getenv("CI"))) {
-            assumeTrue(Files.isReadable(Path.of("/dev/net/tun")) && "root".equals(System.getProperty("user.name")),
-                    "needs root and /dev/net/tun");
-        }
+        Requirements.requireKernelNetworking();
     }
 
     @AfterEach

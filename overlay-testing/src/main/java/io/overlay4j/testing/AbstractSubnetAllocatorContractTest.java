@@ -35,8 +35,9 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
 /**
- * The behaviour every {@link SubnetAllocator} must show, run against each implementation (the local file allocator
- * here, the etcd one in {@code overlay-etcd}). Subclasses provide a fresh store per test and further clients on it.
+ * The behaviour every {@link SubnetAllocator} must show, run against each implementation (overlay-api's file-backed
+ * allocator in this module's tests, the etcd one in {@code overlay-etcd}). Subclasses provide a fresh store per test
+ * and further clients on it.
  *
  * <p>Clients returned by {@link #newStore} and {@link #connect} are closed after each test.
  */

@@ -54,6 +54,24 @@ public final class Packets {
         return p;
     }
 
+    /**
+     * An IPv4 UDP packet (20-byte header with a correct checksum, TTL 64, UDP checksum 0, which IPv4 allows) carrying
+     * {@code payload}.
+     */
+    public static byte[] udp(int src, int srcPort, int dst, int dstPort, byte[] payload) {
+        byte[] p = ipv4(src, dst, 17, 64, 28 + payload.length);
+        p[20] = (byte) (srcPort >>> 8);
+        p[21] = (byte) srcPort;
+        p[22] = (byte) (dstPort >>> 8);
+        p[23] = (byte) dstPort;
+        p[24] = (byte) ((8 + payload.length) >>> 8);
+        p[25] = (byte) (8 + payload.length);
+        p[26] = 0;
+        p[27] = 0;
+        System.arraycopy(payload, 0, p, 28, payload.length);
+        return p;
+    }
+
     /** Writes a 32-bit big-endian value. */
     public static void putInt(byte[] p, int off, int v) {
         p[off] = (byte) (v >>> 24);

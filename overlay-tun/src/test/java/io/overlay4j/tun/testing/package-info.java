@@ -1,6 +1,0 @@
-/**
- * Test fixtures for kernel networking tests, published in overlay-tun's test-jar: {@link
- * io.overlay4j.tun.testing.TestNamespaces} creates uniquely named network namespaces and removes them after each test;
- * {@link io.overlay4j.tun.testing.TestUnderlay} puts hosts in such namespaces on one L2 switch.
- */
-package io.overlay4j.tun.testing;

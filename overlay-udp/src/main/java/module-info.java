@@ -1,0 +1,14 @@
+/**
+ * overlay4j's userspace data plane: flannel's {@code udp} backend, which registers itself with the backend registry,
+ * and the userspace VXLAN encapsulation. Reads {@code io.overlay4j.tun} transitively, so a program using this module
+ * also gets {@code NetworkNamespace} and the other Linux bindings.
+ */
+module io.overlay4j.udp {
+    requires transitive io.overlay4j;
+    requires transitive io.overlay4j.tun;
+    requires org.slf4j;
+
+    exports io.overlay4j.udp;
+
+    provides io.overlay4j.BackendProvider with io.overlay4j.udp.UdpBackendProvider;
+}
