@@ -1,8 +1,10 @@
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.overlay4j.Backends;
 import io.overlay4j.Ipv4Prefix;
 import io.overlay4j.LocalSubnetAllocator;
 import io.overlay4j.NetworkConfig;
 import io.overlay4j.OverlayNode;
+import io.overlay4j.micrometer.OverlayNodeMetrics;
 import io.overlay4j.tun.NetlinkRouteProgrammer;
 import io.overlay4j.tun.NetworkNamespace;
 import io.overlay4j.tun.TunCapabilities;
@@ -17,7 +19,8 @@ import java.util.stream.Stream;
  * overlay4j's jars as Java modules: run by scripts/check-consumer.sh with the consumer's runtime dependencies on the
  * module path ({@code java -p <jars> --add-modules ALL-MODULE-PATH ModularSmoke.java}). Checks the module names,
  * the qualified exports and that the backend registry finds the three backends as services, then (as root) starts a
- * node in a new network namespace: the udp backend comes from the registry, the kernel calls go through JNA.
+ * node in a new network namespace: the udp backend comes from the registry, the kernel calls go through JNA, and its
+ * Micrometer meters read (micrometer-core as an automatic module).
  */
 public final class ModularSmoke {
     public static void main(String[] args) throws Exception {
@@ -27,7 +30,8 @@ public final class ModularSmoke {
                 "io.overlay4j.udp", Class.forName("io.overlay4j.udp.UdpBackend"),
                 "io.overlay4j.vxlan", Class.forName("io.overlay4j.vxlan.VxlanBackend"),
                 "io.overlay4j.hostgw", Class.forName("io.overlay4j.hostgw.HostGwBackend"),
-                "io.overlay4j.etcd", Class.forName("io.overlay4j.etcd.EtcdSubnetAllocator"));
+                "io.overlay4j.etcd", Class.forName("io.overlay4j.etcd.EtcdSubnetAllocator"),
+                "io.overlay4j.micrometer", OverlayNodeMetrics.class);
         for (Map.Entry<String, Class<?>> e : expected.entrySet()) {
             Module m = e.getValue().getModule();
             check(m.isNamed() && m.getName().equals(e.getKey()), e.getValue() + " is in module " + m);
@@ -74,6 +78,12 @@ public final class ModularSmoke {
                          .underlayInterface("o4jm-a").subnetFile(dir.resolve("subnet.env")).build().start());
                  NetlinkRouteProgrammer rp = ns.call(NetlinkRouteProgrammer::open)) {
                 check(rp.linkIndex("flannel0") > 0, "no flannel0");
+                SimpleMeterRegistry registry = new SimpleMeterRegistry();
+                try (OverlayNodeMetrics metrics = new OverlayNodeMetrics(node)) {
+                    metrics.bindTo(registry);
+                    check(registry.get("overlay4j.node.state").tag("state", "ready").gauge().value() == 1.0,
+                            "node state meter: " + registry.getMeters());
+                }
                 check(Files.readString(dir.resolve("subnet.env")).contains("FLANNEL_SUBNET="), "no subnet file");
                 System.out.println("node in module mode: subnet " + node.lease().subnet() + ", mtu " + node.mtu());
             }

@@ -75,8 +75,28 @@ public interface Backend {
         /** Drops all peers and installs these (after a resync). */
         void resetPeers(List<Lease> peers);
 
-        /** The data plane's counters, or all zeros for a kernel-only backend. */
+        /**
+         * The data plane's counters: a userspace data plane's own, a kernel-only backend's from its device (or all
+         * zeros). Called from any thread, also after {@link #close()} (then the last values, or zeros); must not throw.
+         */
         TrafficStats stats();
+
+        /**
+         * Per-peer counters, one per peer the data plane routes to, ordered by subnet; each peer's counters survive
+         * peer table changes and restart only when its subnet leaves. Called from any thread; must not throw.
+         * Default: none, for a backend that cannot count per peer (the kernel's devices count per device).
+         */
+        default List<PeerStats> peerStats() {
+            return List.of();
+        }
+
+        /**
+         * The offloads of this network's devices and whether the kernel granted them. Called from any thread; must
+         * not throw. Default: none.
+         */
+        default List<OffloadStatus> offloads() {
+            return List.of();
+        }
 
         /**
          * Stops following peers and releases the backend's resources. A userspace backend (udp) stops traffic and

@@ -32,6 +32,7 @@ import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
@@ -61,6 +62,10 @@ import org.slf4j.LoggerFactory;
  * {@code STORE_CORRUPT}, {@code SUBNETS_EXHAUSTED}, {@code LEASE_CONFLICT}, {@code NOT_PERMITTED} (no root,
  * CAP_NET_ADMIN or {@code /dev/net/tun}) or {@code DEVICE} (a device, address, route or port could not be set up);
  * whatever was set up is removed again.
+ *
+ * <p><b>Stats.</b> {@link #nodeStats()} is a snapshot of the state, the lease, whether the store answers, the data
+ * plane's counters (node-wide and, where the backend counts per peer, per peer) and its offloads, readable at any
+ * time and never throwing; {@code overlay-micrometer}'s {@code OverlayNodeMetrics} turns it into meters.
  *
  * <p><b>Threads and namespaces.</b> The node runs on two threads of its own (control, and one for blocking store calls)
  * from {@link Builder#threadFactory}; by default they are started by the thread that calls {@code start()} and so
@@ -191,6 +196,11 @@ public final class OverlayNode implements AutoCloseable {
     private volatile Backend.Network network;
     private volatile Lease lease;
     private volatile List<Lease> peerList = List.of();
+    // Counters: of the data planes closed when the node moved; the node's last ones once it closed (then non-null).
+    private final Object statsLock = new Object();
+    private final AtomicBoolean statsFailureLogged = new AtomicBoolean();
+    private DataPlaneTotals retired = DataPlaneTotals.NONE;
+    private volatile DataPlaneTotals dataPlaneTotals;
     private Backend backend;
     private LeaseAttributes attributes;
     private SubnetAllocator.Watch watch;
@@ -362,12 +372,138 @@ public final class OverlayNode implements AutoCloseable {
     }
 
     /**
-     * The data plane's counters.
+     * The data plane's counters since the start, summed over every subnet the node held (they keep counting up when
+     * the node moves after losing its lease); after {@link #close()} their last values.
      *
      * @throws IllegalStateException if the node has not joined yet
      */
     public TrafficStats stats() {
-        return running().stats();
+        if (lease == null && dataPlaneTotals == null) {
+            throw new IllegalStateException("the node has no data plane (not started)");
+        }
+        return nodeStats().traffic();
+    }
+
+    /**
+     * The per-peer counters ({@link Backend.Network#peerStats()}), ordered by subnet, summed like {@link #stats()};
+     * empty before the start and for a backend that cannot count per peer. Never throws.
+     */
+    public List<PeerStats> peerStats() {
+        return nodeStats().peers();
+    }
+
+    /**
+     * A snapshot of the node: state, lease, store reachability, counters node-wide and per peer, offloads. Never
+     * throws: before the start it is all zeros; after {@link #close()} it reads {@link State#CLOSED} with the counters'
+     * last values. Cheap enough to call at every metrics scrape (no store or system call for the udp backend).
+     */
+    public NodeStats nodeStats() {
+        State s = state;
+        Lease l = lease;
+        TrafficStats traffic;
+        List<PeerStats> peerCounters;
+        List<OffloadStatus> offloads = List.of();
+        synchronized (statsLock) {
+            DataPlaneTotals totals = dataPlaneTotals;
+            Backend.Network n = totals == null ? network : null;
+            if (totals == null) {
+                totals = retired;
+            }
+            traffic = totals.traffic;
+            peerCounters = totals.peerList();
+            if (n != null) {
+                DataPlaneTotals now = totals.plus(read(n));
+                traffic = now.traffic;
+                peerCounters = now.peerList();
+                offloads = offloads(n);
+            }
+        }
+        boolean reachable = s == State.READY || s == State.LEASE_LOST;
+        return new NodeStats(s, l, reachable, traffic, peerCounters, offloads);
+    }
+
+    /** A backend's counters; a backend whose stats fail (against its contract) reads as zeros, logged once. */
+    private DataPlaneTotals read(Backend.Network n) {
+        try {
+            Map<Ipv4Prefix, PeerStats> byPeer = new TreeMap<>();
+            for (PeerStats p : n.peerStats()) {
+                byPeer.put(p.subnet(), p);
+            }
+            return new DataPlaneTotals(n.stats(), byPeer);
+        } catch (RuntimeException e) {
+            if (statsFailureLogged.compareAndSet(false, true)) {
+                log.warn("the {} backend's counters could not be read; they read as zeros", n, e);
+            }
+            return DataPlaneTotals.NONE;
+        }
+    }
+
+    private List<OffloadStatus> offloads(Backend.Network n) {
+        try {
+            return n.offloads();
+        } catch (RuntimeException e) {
+            if (statsFailureLogged.compareAndSet(false, true)) {
+                log.warn("the {} backend's offloads could not be read", n, e);
+            }
+            return List.of();
+        }
+    }
+
+    /**
+     * On the control thread, before a data plane is closed: its counters join those of the data planes closed before
+     * (when the node moves), or become the node's last values (when it closes).
+     */
+    private void retire(Backend.Network n, boolean last) {
+        synchronized (statsLock) {
+            DataPlaneTotals total = retired.plus(read(n));
+            if (last) {
+                dataPlaneTotals = total;
+            } else {
+                retired = total;
+                network = null;
+            }
+        }
+    }
+
+    /** On the control thread: a peer left, so its counters restart if its subnet comes back. */
+    private void forgetPeer(Ipv4Prefix subnet) {
+        synchronized (statsLock) {
+            if (retired.peers.containsKey(subnet)) {
+                Map<Ipv4Prefix, PeerStats> rest = new TreeMap<>(retired.peers);
+                rest.remove(subnet);
+                retired = new DataPlaneTotals(retired.traffic, rest);
+            }
+        }
+    }
+
+    /** Counters of data planes; immutable. */
+    private static final class DataPlaneTotals {
+        static final DataPlaneTotals NONE = new DataPlaneTotals(TrafficStats.zero(), Map.of());
+
+        final TrafficStats traffic;
+        final Map<Ipv4Prefix, PeerStats> peers;
+
+        DataPlaneTotals(TrafficStats traffic, Map<Ipv4Prefix, PeerStats> peers) {
+            this.traffic = traffic;
+            this.peers = peers;
+        }
+
+        /** These plus a live data plane's: only the live one's peers are listed, with what they had before added. */
+        DataPlaneTotals plus(DataPlaneTotals live) {
+            if (this == NONE) {
+                return live;
+            }
+            Map<Ipv4Prefix, PeerStats> sum = new TreeMap<>();
+            for (PeerStats p : live.peers.values()) {
+                PeerStats before = peers.get(p.subnet());
+                sum.put(p.subnet(), before == null ? p : p.plus(before));
+            }
+            return new DataPlaneTotals(traffic.plus(live.traffic), sum);
+        }
+
+        List<PeerStats> peerList() {
+            return List.copyOf(peers.values());
+        }
     }
 
     private Backend.Network running() {
@@ -450,6 +586,7 @@ public final class OverlayNode implements AutoCloseable {
         }
         Backend.Network n = network;
         if (n != null) {
+            retire(n, true);
             try {
                 n.close();
             } catch (RuntimeException e) {
@@ -867,8 +1004,8 @@ public final class OverlayNode implements AutoCloseable {
         Lease old = lease;
         try {
             Backend.Network n = network;
-            network = null;
             if (n != null) {
+                retire(n, false);
                 n.close();
             }
             registerBackend(null);
@@ -993,6 +1130,7 @@ public final class OverlayNode implements AutoCloseable {
         publishPeers();
         for (Lease gone : before.values()) {
             if (!peers.containsKey(gone.subnet())) {
+                forgetPeer(gone.subnet());
                 emit(x -> x.peerRemoved(gone));
             }
         }
@@ -1039,6 +1177,7 @@ public final class OverlayNode implements AutoCloseable {
                 if (was == null) {
                     continue;
                 }
+                forgetPeer(s);
                 notes.add(() -> emit(x -> x.peerRemoved(was)));
             }
             forBackend.add(e);

@@ -26,6 +26,22 @@ public record TrafficStats(long egressPackets, long egressBytes, long ingressPac
         drops = Collections.unmodifiableMap(copy);
     }
 
+    /** All zeros. */
+    static TrafficStats zero() {
+        return new TrafficStats(0, 0, 0, 0, 0, Map.of());
+    }
+
+    /** The sums of both snapshots' counters. */
+    TrafficStats plus(TrafficStats other) {
+        EnumMap<DropReason, Long> sum = new EnumMap<>(DropReason.class);
+        for (DropReason r : DropReason.values()) {
+            sum.put(r, drops(r) + other.drops(r));
+        }
+        return new TrafficStats(egressPackets + other.egressPackets, egressBytes + other.egressBytes,
+                ingressPackets + other.ingressPackets, ingressBytes + other.ingressBytes, icmpSent + other.icmpSent,
+                sum);
+    }
+
     /** The drops for one reason. */
     public long drops(DropReason reason) {
         return drops.get(reason);

@@ -24,6 +24,7 @@ import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -271,6 +272,63 @@ class OverlayNodeTest {
                 "the node that took the subnet to be a peer");
     }
 
+    /**
+     * The stats snapshot is there before the start, while running, across a move to a new subnet (the counters keep
+     * counting up over both data planes) and after close (CLOSED, the last values), and never throws.
+     */
+    @Test
+    void nodeStatsAreReadableAtAnyTimeAndCountAcrossAMove() throws Exception {
+        LocalSubnetAllocator alloc = allocator(Duration.ofHours(1));
+        Recorder rec = new Recorder();
+        RecordingBackend backend = new RecordingBackend();
+        OverlayNode node = builder(alloc, backend, "192.0.2.2").listener(rec).build();
+        closeables.add(node);
+        NodeStats before = node.nodeStats();
+        assertEquals(new NodeStats(State.STARTING, null, false, TrafficStats.zero(), List.of(), List.of()), before);
+        assertThrows(IllegalStateException.class, node::stats);
+        assertEquals(List.of(), node.peerStats());
+
+        node.start();
+        OverlayNode other = node(alloc, new RecordingBackend(), "192.0.2.3", null);
+        Ipv4Prefix peer = other.lease().subnet();
+        rec.await("peerAdded " + peer);
+        backend.sent.addAndGet(5);
+        NodeStats running = node.nodeStats();
+        assertEquals(State.READY, running.state());
+        assertEquals(node.lease(), running.lease());
+        assertEquals(node.lease().expiration(), running.leaseExpiration());
+        assertTrue(running.storeReachable());
+        assertEquals(5, running.traffic().egressPackets());
+        assertEquals(500, node.stats().egressBytes());
+        assertEquals(List.of(new PeerStats(peer, 5, 500, 0, 0, null)), running.peers());
+        assertEquals(RecordingBackend.OFFLOADS, running.offloads());
+
+        Lease old = node.lease();
+        takeOver(alloc, old.subnet(), "192.0.2.77");
+        rec.await("state LEASE_LOST->READY");
+        await(() -> node.peers().size() == 2, "the taker to be a peer too");
+        backend.sent.addAndGet(3);
+        NodeStats moved = node.nodeStats();
+        assertEquals(8, moved.traffic().egressPackets(), "counted over both data planes");
+        assertEquals(new PeerStats(peer, 8, 800, 0, 0, null), peerOf(moved, peer), "the same peer before and after");
+        assertEquals(new PeerStats(old.subnet(), 3, 300, 0, 0, null), peerOf(moved, old.subnet()), "a new peer");
+
+        node.close();
+        NodeStats closed = node.nodeStats();
+        assertEquals(State.CLOSED, closed.state());
+        assertFalse(closed.storeReachable());
+        assertEquals(8, closed.traffic().egressPackets(), "the last values");
+        assertEquals(moved.peers(), closed.peers());
+        assertEquals(List.of(), closed.offloads());
+        backend.sent.addAndGet(100);
+        assertEquals(8, node.stats().egressPackets(), "a closed node's data plane no longer counts");
+    }
+
+    private static PeerStats peerOf(NodeStats stats, Ipv4Prefix subnet) {
+        return stats.peers().stream().filter(p -> p.subnet().equals(subnet)).findFirst()
+                .orElseThrow(() -> new AssertionError("no peer " + subnet + " in " + stats.peers()));
+    }
+
     @Test
     void withoutMoveOnLeaseLossTheNodeStaysLost() throws Exception {
         LocalSubnetAllocator alloc = allocator(Duration.ofHours(1));
@@ -311,9 +369,11 @@ class OverlayNodeTest {
         rec.await("state READY->DEGRADED");
         assertEquals(OverlayException.Kind.STORE_CORRUPT, rec.causes.get(0).kind());
         assertEquals(State.DEGRADED, node.state());
+        assertFalse(node.nodeStats().storeReachable());
         writeAtomically(alloc.file(), good);
         rec.await("state DEGRADED->READY");
         assertEquals(State.READY, node.state());
+        assertTrue(node.nodeStats().storeReachable());
     }
 
     @Test
@@ -571,6 +631,10 @@ class OverlayNodeTest {
         volatile IOException failure;
         volatile Thread thread;
         volatile String registeredOn;
+        // The current network's packet counter: each registration starts a new one at zero, as a new data plane does.
+        volatile AtomicLong sent = new AtomicLong();
+        static final List<OffloadStatus> OFFLOADS = List.of(new OffloadStatus("tun0",
+                OffloadStatus.Feature.TUN_VNET_HEADER, OffloadStatus.Status.ON));
 
         RecordingBackend() {
             this("udp");
@@ -599,6 +663,8 @@ class OverlayNodeTest {
             }
             int mtu = context.interfaceMtu() - 28;
             closed = false;
+            AtomicLong counter = new AtomicLong();
+            sent = counter;
             return new Network() {
                 @Override
                 public Lease lease() {
@@ -629,7 +695,23 @@ class OverlayNodeTest {
 
                 @Override
                 public TrafficStats stats() {
-                    return new TrafficStats(0, 0, 0, 0, 0, new EnumMap<>(DropReason.class));
+                    return new TrafficStats(counter.get(), 100 * counter.get(), 0, 0, 0,
+                            new EnumMap<>(DropReason.class));
+                }
+
+                /** Every peer got every packet counted. */
+                @Override
+                public List<PeerStats> peerStats() {
+                    List<PeerStats> out = new ArrayList<>();
+                    for (Ipv4Prefix p : new java.util.TreeSet<>(peers.keySet())) {
+                        out.add(new PeerStats(p, counter.get(), 100 * counter.get(), 0, 0, null));
+                    }
+                    return out;
+                }
+
+                @Override
+                public List<OffloadStatus> offloads() {
+                    return OFFLOADS;
                 }
 
                 @Override

@@ -3,15 +3,17 @@ package io.overlay4j.examples;
 import io.overlay4j.Lease;
 import io.overlay4j.LocalSubnetAllocator;
 import io.overlay4j.NetworkConfig;
+import io.overlay4j.NodeStats;
 import io.overlay4j.OverlayException;
 import io.overlay4j.OverlayNode;
+import io.overlay4j.PeerStats;
 import io.overlay4j.udp.UdpBackend;
 import java.nio.file.Path;
 
 /**
  * The smallest useful embedding: join (or create) the overlay {@code 100.96.0.0/16} on this host through the
- * interface {@code eth0}, print the subnet we got and what happens to the node, and keep forwarding until the process
- * is stopped. Needs root (or CAP_NET_ADMIN) and {@code /dev/net/tun}. The udp backend runs with offloads (TUN TSO,
+ * interface {@code eth0}, print the subnet we got and what happens to the node, and keep forwarding (printing its
+ * stats every 10 s) until the process is stopped. Needs root (or CAP_NET_ADMIN) and {@code /dev/net/tun}. The udp backend runs with offloads (TUN TSO,
  * UDP GSO/GRO) by default; {@code UdpBackend.builder().offloads(false)} selects the plain path.
  */
 public final class EmbeddingExample {
@@ -58,7 +60,14 @@ public final class EmbeddingExample {
                      .build()
                      .start()) {
             System.out.println("container MTU " + node.mtu());
-            Thread.currentThread().join();
+            while (true) {
+                Thread.sleep(10_000);
+                NodeStats stats = node.nodeStats(); // never throws; counters, lease, store, offloads
+                System.out.println(stats);
+                for (PeerStats peer : stats.peers()) {
+                    System.out.println("  " + peer);
+                }
+            }
         }
     }
 }

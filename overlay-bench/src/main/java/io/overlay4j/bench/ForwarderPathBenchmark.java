@@ -4,6 +4,7 @@ import io.overlay4j.Encapsulator;
 import io.overlay4j.Ipv4Prefix;
 import io.overlay4j.Lease;
 import io.overlay4j.LeaseAttributes;
+import io.overlay4j.PeerStats;
 import io.overlay4j.tun.UdpSocket;
 import io.overlay4j.udp.PeerTable;
 import io.overlay4j.udp.VxlanEncapsulator;
@@ -40,10 +41,12 @@ import org.openjdk.jmh.annotations.Warmup;
  *   <li>{@link #egress}: {@code TunDevice.read} from an {@link InMemoryTunDevice} in its allocation-free
  *   {@code injectRepeated} mode (a copy of the packet into the path's buffer, like the kernel's), IPv4 validation, one
  *   volatile read of the peer table and the lookup (1,000 peers), {@code encapsulate} with the peer's context, the
- *   send and the counter update (the ICMP branch is not taken: every packet has a route);</li>
+ *   send and the counter updates, node-wide and the peer's (the ICMP branch is not taken: every packet has a
+ *   route);</li>
  *   <li>{@link #ingress} (always from the in-memory port, whatever {@code sink} says): a receive from an in-memory port that copies one prepared
  *   datagram in, the admission's sender lookup, {@code decapsulate}, validation, the source and destination checks,
- *   the TUN write (discarded: counted only) and the counter update.</li>
+ *   the peer's counters and last-seen time (one clock read per step), the TUN write (discarded: counted only) and
+ *   the node-wide counter update.</li>
  * </ul>
  *
  * <p>The datagram port is {@code sink}:
@@ -190,6 +193,10 @@ public class ForwarderPathBenchmark {
         if (ingressCounters.packets() != 1) {
             throw new IllegalStateException("the benchmark datagram was not admitted: "
                     + TrafficCounters.snapshot(egressCounters, ingressCounters));
+        }
+        PeerStats counted = table.lookup(peer | 9).stats();
+        if (counted.egressPackets() != 1 || counted.ingressPackets() != 1) {
+            throw new IllegalStateException("the peer's counters did not count: " + counted);
         }
     }
 

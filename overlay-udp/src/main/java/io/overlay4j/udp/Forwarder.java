@@ -6,6 +6,8 @@ import io.overlay4j.Encapsulator;
 import io.overlay4j.Ipv4Prefix;
 import io.overlay4j.Lease;
 import io.overlay4j.LeaseEvent;
+import io.overlay4j.OffloadStatus;
+import io.overlay4j.PeerStats;
 import io.overlay4j.TrafficStats;
 import io.overlay4j.TunDevice;
 import io.overlay4j.tun.UdpSocket;
@@ -19,6 +21,7 @@ import java.net.Inet4Address;
 import java.net.InetAddress;
 import java.nio.ByteBuffer;
 import java.nio.channels.ClosedChannelException;
+import java.util.ArrayList;
 import java.util.Collection;
 import java.util.List;
 import java.util.concurrent.ThreadFactory;
@@ -55,6 +58,11 @@ import org.slf4j.LoggerFactory;
  * <p>Ownership: the forwarder uses, but does not own, the TUN device and the socket unless told so with
  * {@link Builder#ownsTun} and {@link Builder#ownsSocket}; see {@link #close()}. Peers are an immutable
  * {@link PeerTable} for this forwarder's encapsulator, swapped with one volatile write and read once per packet.
+ *
+ * <p>Counting: {@link #stats()} node-wide per direction and drop reason, {@link #peerStats()} per peer (sent to it,
+ * admitted from it, last seen). Each direction's thread is the only writer of its counters (plain writes with release
+ * semantics, no atomics per packet); the per-peer ones are updated where the packet's peer is at hand anyway (the
+ * egress lookup, the ingress admission), and pass from table to table as peers are renewed.
  *
  * <p>The egress and ingress halves ({@code EgressPath}, {@code IngressPath} in the internal package) each own their
  * buffers and counters and depend only on one TUN queue and one socket, so several pipelines (one per queue of a
@@ -165,7 +173,9 @@ public final class Forwarder implements AutoCloseable {
     }
 
     /**
-     * Installs a new peer table; both directions use it from their next packet on.
+     * Installs a new peer table; both directions use it from their next packet on. Per-peer counters are those of the
+     * table's peers: a table built from the current one ({@link PeerTable#toBuilder()}, {@link PeerTable#apply}) keeps
+     * them, one built from scratch starts them at zero.
      *
      * @throws IllegalArgumentException if the table has peers built for another encapsulator
      */
@@ -186,9 +196,16 @@ public final class Forwarder implements AutoCloseable {
         peers.set(peers.get().apply(events, port));
     }
 
-    /** Replaces all peers with these leases, at {@link #port()}; unusable leases are skipped. */
+    /**
+     * Replaces all peers with these leases, at {@link #port()}; unusable leases are skipped. Peers that stay keep their
+     * counters. Call from one thread at a time.
+     */
     public void resetPeers(Collection<Lease> leases) {
-        peers.set(PeerTable.of(leases, port, encapsulator));
+        PeerTable.Builder b = peers.get().toBuilder().clear();
+        for (Lease lease : leases) {
+            b.put(lease, port);
+        }
+        peers.set(b.build());
     }
 
     /** The encapsulation. */
@@ -209,6 +226,38 @@ public final class Forwarder implements AutoCloseable {
     /** This node's subnet: admitted inner destinations lie in it, ICMP replies come from its network address. */
     public Ipv4Prefix ownSubnet() {
         return ownSubnet;
+    }
+
+    /**
+     * The counters of each current peer, ordered by subnet ({@link Peer#stats()}): packets sent to it, packets
+     * admitted from it, when the last one arrived.
+     */
+    public List<PeerStats> peerStats() {
+        List<Peer> current = peers.get().peers();
+        List<PeerStats> out = new ArrayList<>(current.size());
+        for (Peer p : current) {
+            out.add(p.stats());
+        }
+        return out;
+    }
+
+    /**
+     * The offloads of this forwarder's devices: virtio headers on the TUN, GSO and GRO on the socket (GSO is withdrawn
+     * once a segmented send fails with it). Each is {@code ON} if granted, {@code REFUSED} if asked for but not
+     * granted, {@code OFF} if not asked for.
+     *
+     * @param asked        whether the TUN and the socket were opened with offloads
+     * @param socketDevice the name under which the socket's offloads are reported, e.g. the underlay interface
+     */
+    public List<OffloadStatus> offloads(boolean asked, String socketDevice) {
+        return List.of(new OffloadStatus(tun.name(), OffloadStatus.Feature.TUN_VNET_HEADER, status(asked,
+                        vnetHeader())),
+                new OffloadStatus(socketDevice, OffloadStatus.Feature.UDP_GSO, status(asked, socket.gsoSupported())),
+                new OffloadStatus(socketDevice, OffloadStatus.Feature.UDP_GRO, status(asked, socket.groEnabled())));
+    }
+
+    private static OffloadStatus.Status status(boolean asked, boolean granted) {
+        return !asked ? OffloadStatus.Status.OFF : granted ? OffloadStatus.Status.ON : OffloadStatus.Status.REFUSED;
     }
 
     /** Whether the TUN side runs with virtio headers: super-packet reads, coalesced writes. */

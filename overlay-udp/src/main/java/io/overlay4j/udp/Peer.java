@@ -5,20 +5,29 @@ import static java.util.Objects.requireNonNull;
 import io.overlay4j.Encapsulator;
 import io.overlay4j.Ipv4Prefix;
 import io.overlay4j.Lease;
+import io.overlay4j.PeerStats;
+import io.overlay4j.udp.internal.PeerCounters;
 import java.net.Inet4Address;
 import java.net.InetSocketAddress;
 
 /**
  * One entry of a {@link PeerTable}: a peer's subnet, the UDP endpoint that receives its traffic and what the
  * encapsulation needs to reach it ({@link Encapsulator#peerContext}). All of it is computed once, when the peer enters
- * a table, and then reused for every packet sent to it, so sending allocates nothing. Immutable.
+ * a table, and then reused for every packet sent to it, so sending allocates nothing. Immutable, except for the
+ * traffic counters behind {@link #stats()}, which the data plane updates and which pass from a peer to its successor
+ * for the same subnet when a table is rebuilt ({@link PeerTable.Builder#put}).
  */
 public final class Peer {
+    static {
+        PeerCounters.access(peer -> peer.counters);
+    }
+
     private final Ipv4Prefix subnet;
     private final InetSocketAddress endpoint;
     private final Lease lease;
     private final int address;
     private final Object context;
+    private final PeerCounters counters;
 
     /**
      * A flannel-udp peer for a lease: {@code lease.attributes().publicIp()} at {@code port}, owning
@@ -42,15 +51,22 @@ public final class Peer {
             throw new IllegalArgumentException("UDP port must be 1..65535: " + port);
         }
         Object context = requireNonNull(encapsulator.peerContext(lease), "peer context");
-        return new Peer(lease.subnet(), new InetSocketAddress(lease.attributes().publicIp(), port), lease, context);
+        return new Peer(lease.subnet(), new InetSocketAddress(lease.attributes().publicIp(), port), lease, context,
+                new PeerCounters());
     }
 
-    Peer(Ipv4Prefix subnet, InetSocketAddress endpoint, Lease lease, Object context) {
+    Peer(Ipv4Prefix subnet, InetSocketAddress endpoint, Lease lease, Object context, PeerCounters counters) {
         this.subnet = subnet;
         this.endpoint = endpoint;
         this.lease = lease;
         this.address = Ipv4Prefix.toInt((Inet4Address) endpoint.getAddress());
         this.context = context;
+        this.counters = counters;
+    }
+
+    /** The same peer with another lease, endpoint and context, keeping its counters (same subnet). */
+    Peer successor(InetSocketAddress endpoint, Lease lease, Object context) {
+        return new Peer(subnet, endpoint, lease, context, counters);
     }
 
     /** The subnet the peer owns, e.g. {@code 100.96.2.0/24}. */
@@ -81,6 +97,15 @@ public final class Peer {
     /** What the table's encapsulator computed for this peer ({@link Encapsulator#peerContext}); opaque. */
     public Object context() {
         return context;
+    }
+
+    /**
+     * The traffic exchanged with this peer so far: packets sent to it, packets received from it and admitted, and
+     * when the last of those arrived. Counting starts when the subnet enters a table and goes on in the tables built
+     * from it.
+     */
+    public PeerStats stats() {
+        return counters.snapshot(subnet);
     }
 
     /** e.g. {@code 100.96.2.0/24 -> 10.168.0.3:8285}. */

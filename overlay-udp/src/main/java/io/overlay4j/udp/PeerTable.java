@@ -63,6 +63,7 @@ public final class PeerTable {
     private final int[] senderPorts;
     private final int[] senderNetworks;
     private final int[] senderMasks;
+    private final Peer[] senderPeers;
 
     private PeerTable(Encapsulator encapsulator, TreeMap<Ipv4Prefix, Peer> bySubnet,
                       TreeMap<Ipv4Prefix, String> skipped) {
@@ -128,6 +129,7 @@ public final class PeerTable {
         this.senderPorts = new int[n];
         this.senderNetworks = new int[n];
         this.senderMasks = new int[n];
+        this.senderPeers = peers.toArray(new Peer[0]);
         int[] senderLast = new int[senderCapacity];
         for (int p = 0; p < n; p++) {
             Peer peer = peers.get(p);
@@ -261,12 +263,23 @@ public final class PeerTable {
      * @param source the inner packet's source address, network order
      */
     public boolean senderOwnsSource(int sender, int source) {
+        return sourcePeer(sender, source) != null;
+    }
+
+    /**
+     * Ingress admission, step 2, naming the peer: the lease held by the sender that {@link #senderIndex} found whose
+     * subnet contains {@code source}, or {@code null}. Lock-free, allocation-free.
+     *
+     * @param sender a non-negative result of {@link #senderIndex} on this table
+     * @param source the inner packet's source address, network order
+     */
+    public Peer sourcePeer(int sender, int source) {
         for (int p = sender + 1; p != 0; p = senderNext[p - 1]) {
             if ((source & senderMasks[p - 1]) == senderNetworks[p - 1]) {
-                return true;
+                return senderPeers[p - 1];
             }
         }
-        return false;
+        return null;
     }
 
     /**
@@ -353,17 +366,20 @@ public final class PeerTable {
         private final Encapsulator encapsulator;
         private final TreeMap<Ipv4Prefix, Peer> bySubnet;
         private final TreeMap<Ipv4Prefix, String> skipped;
+        // The peers of the table this builder started from: a peer put after clear() continues as the same peer.
+        private final TreeMap<Ipv4Prefix, Peer> previous;
 
         private Builder(Encapsulator encapsulator, TreeMap<Ipv4Prefix, Peer> bySubnet,
                         TreeMap<Ipv4Prefix, String> skipped) {
             this.encapsulator = encapsulator;
             this.bySubnet = bySubnet;
             this.skipped = skipped;
+            this.previous = new TreeMap<>(bySubnet);
         }
 
         /**
          * Adds or replaces the peer for {@code lease.subnet()}. A renewal (same public address, port and attributes)
-         * keeps the existing endpoint object and context. A lease the encapsulator cannot use replaces any peer of
+         * keeps the existing endpoint object and context; any replacement keeps the peer's traffic counters. A lease the encapsulator cannot use replaces any peer of
          * that subnet by nothing: it is logged and listed in {@link PeerTable#skippedLeases()}, never thrown.
          *
          * @param port the UDP port the peer listens on, 1..65535
@@ -375,13 +391,19 @@ public final class PeerTable {
                 throw new IllegalArgumentException("UDP port must be 1..65535: " + port);
             }
             Peer old = bySubnet.get(lease.subnet());
+            if (old == null) {
+                old = previous.get(lease.subnet());
+            }
             Peer peer;
             if (old != null && old.endpoint().getPort() == port
                     && old.lease().attributes().equals(lease.attributes())) {
-                peer = new Peer(lease.subnet(), old.endpoint(), lease, old.context());
+                peer = old.successor(old.endpoint(), lease, old.context());
             } else {
                 try {
                     peer = Peer.of(lease, port, encapsulator);
+                    if (old != null) {
+                        peer = old.successor(peer.endpoint(), lease, peer.context());
+                    }
                 } catch (IllegalArgumentException | NullPointerException e) {
                     String reason = String.valueOf(e.getMessage());
                     if (!reason.equals(skipped.get(lease.subnet()))) {
@@ -389,6 +411,7 @@ public final class PeerTable {
                                 lease.attributes().publicIp().getHostAddress(), reason);
                     }
                     bySubnet.remove(lease.subnet());
+                    previous.remove(lease.subnet());
                     skipped.put(lease.subnet(), reason);
                     return this;
                 }
@@ -401,11 +424,15 @@ public final class PeerTable {
         /** Removes the peer (or skipped lease) with exactly this subnet; absent is not an error. */
         public Builder remove(Ipv4Prefix subnet) {
             bySubnet.remove(requireNonNull(subnet, "subnet"));
+            previous.remove(subnet);
             skipped.remove(subnet);
             return this;
         }
 
-        /** Removes all peers and skipped leases. */
+        /**
+         * Removes all peers and skipped leases. Peers {@linkplain #put put} back afterwards are the same peers again:
+         * they keep their endpoint, context and counters (a resync), unless {@linkplain #remove removed} meanwhile.
+         */
         public Builder clear() {
             bySubnet.clear();
             skipped.clear();

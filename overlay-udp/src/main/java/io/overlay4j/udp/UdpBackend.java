@@ -8,7 +8,9 @@ import io.overlay4j.Lease;
 import io.overlay4j.LeaseAttributes;
 import io.overlay4j.LeaseEvent;
 import io.overlay4j.NetworkConfig;
+import io.overlay4j.OffloadStatus;
 import io.overlay4j.OverlayException;
+import io.overlay4j.PeerStats;
 import io.overlay4j.Route;
 import io.overlay4j.RouteProgrammer;
 import io.overlay4j.TrafficStats;
@@ -109,7 +111,7 @@ public final class UdpBackend implements Backend {
                     + udpPort);
         }
         int mtu = context.interfaceMtu() - FlannelUdpEncapsulator.OVERHEAD;
-        UdpNetwork net = new UdpNetwork(udpPort, mtu);
+        UdpNetwork net = new UdpNetwork(udpPort, mtu, offloads, context.interfaceName());
         try {
             net.tun = tunFactory.open(new TunOptions(tunName, mtu).withOffloads(offloads));
             String device = net.tun.name();
@@ -168,6 +170,8 @@ public final class UdpBackend implements Backend {
     static final class UdpNetwork implements Network {
         private final int port;
         private final int mtu;
+        private final boolean offloads;
+        private final String interfaceName;
         private final Object lock = new Object();
         private TunDevice tun;
         private Lease lease;
@@ -178,9 +182,11 @@ public final class UdpBackend implements Backend {
         private Forwarder forwarder;
         private boolean closed;
 
-        UdpNetwork(int port, int mtu) {
+        UdpNetwork(int port, int mtu, boolean offloads, String interfaceName) {
             this.port = port;
             this.mtu = mtu;
+            this.offloads = offloads;
+            this.interfaceName = interfaceName;
         }
 
         @Override
@@ -234,6 +240,25 @@ public final class UdpBackend implements Backend {
         @Override
         public TrafficStats stats() {
             return forwarder.stats();
+        }
+
+        @Override
+        public List<PeerStats> peerStats() {
+            return forwarder.peerStats();
+        }
+
+        /**
+         * The TUN device's virtio headers, and GSO and GRO on the data socket (bound on the underlay interface): see
+         * {@link Forwarder#offloads}. None once closed.
+         */
+        @Override
+        public List<OffloadStatus> offloads() {
+            synchronized (lock) {
+                if (closed) {
+                    return List.of();
+                }
+            }
+            return forwarder.offloads(offloads, interfaceName == null ? "underlay" : interfaceName);
         }
 
         /** The forwarder's peer table (for tests and diagnostics). */

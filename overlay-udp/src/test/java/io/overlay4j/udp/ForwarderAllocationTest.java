@@ -1,6 +1,7 @@
 package io.overlay4j.udp;
 
 import static io.overlay4j.udp.testing.Packets.addr;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
@@ -24,7 +25,7 @@ import org.junit.jupiter.api.Test;
  * Measures the bytes the forwarder threads allocate per packet, with HotSpot's per-thread allocation counter, after a
  * warm-up: the hot path must allocate nothing (style.md point 10). The in-memory TUNs run in their allocation-free
  * modes (repeated reads, discarded writes) so only the forwarder and its socket calls are measured. Both directions
- * pass the full pipeline: validation, lookup, encapsulation, admission.
+ * pass the full pipeline: validation, lookup, encapsulation, admission, the node-wide and the per-peer counters.
  */
 class ForwarderAllocationTest {
     private static final int MTU = 1472;
@@ -81,6 +82,9 @@ class ForwarderAllocationTest {
                     + "egress %.0f kpps of 1400 B over loopback%n", egressBytes, sent, ingressBytes, received,
                     sent * 1e6 / nanos);
             assertTrue(sent >= 50_000 && received > 10_000, "sent " + sent + ", received " + received);
+            // The per-peer counters ran on the measured path too.
+            assertEquals(a.stats().egressPackets(), a.peers().get(peerB.subnet()).stats().egressPackets());
+            assertEquals(b.stats().ingressPackets(), b.peers().get(peerA.subnet()).stats().ingressPackets());
             // Zero per packet; a little slack for one-off events (a lazily created JDK object, a safepoint stub).
             assertTrue(egressBytes < 16 * 1024, "egress allocated " + egressBytes + " B for " + sent + " packets");
             assertTrue(ingressBytes < 16 * 1024, "ingress allocated " + ingressBytes + " B for " + received

@@ -15,6 +15,7 @@ import io.overlay4j.Ipv4Prefix;
 import io.overlay4j.Lease;
 import io.overlay4j.LeaseAttributes;
 import io.overlay4j.LeaseEvent;
+import io.overlay4j.PeerStats;
 import io.overlay4j.TrafficStats;
 import io.overlay4j.tun.UdpSocket;
 import io.overlay4j.udp.testing.InMemoryTunDevice;
@@ -312,7 +313,7 @@ class ForwarderTest {
             sendFromC(Packets.ipv4(addr(10, 5, 3, 7), addr(8, 8, 8, 8), 6, 64, 60), "127.0.0.3");
             sendFromC(fromC, "127.0.0.3");
             assertArrayEquals(Packets.withTtlDecremented(fromC, 1), take(b.tun));
-            awaitStats(b.forwarder, s -> s.totalDrops() == 10, "10 drops");
+            awaitStats(b.forwarder, s -> s.totalDrops() == 10 && s.ingressPackets() == 1, "10 drops and 1 packet");
             TrafficStats s = b.forwarder.stats();
             assertEquals(3, s.drops(DropReason.UNKNOWN_SENDER), s::toString);
             assertEquals(2, s.drops(DropReason.SPOOFED_SOURCE), s::toString);
@@ -391,6 +392,96 @@ class ForwarderTest {
         byte[] good = Packets.ipv4(addr(10, 5, 1, 2), addr(10, 5, 2, 9), 17, 64, 41);
         a.tun.inject(good);
         assertArrayEquals(Packets.withTtlDecremented(good, 2), take(b.tun));
+    }
+
+    /**
+     * Per-peer counters, both directions, exact while the peer tables are rebuilt under the traffic (renewals, an
+     * attribute change, resyncs): the counters belong to the subnet, not to one table's peer object. Datagrams that
+     * fail admission count for no peer.
+     */
+    @Test
+    void perPeerCountersAreExactThroughTableRebuildsUnderTraffic() throws Exception {
+        a.forwarder.start();
+        b.forwarder.start();
+        Instant before = Instant.now().truncatedTo(java.time.temporal.ChronoUnit.MILLIS);
+        AtomicInteger stop = new AtomicInteger();
+        Thread churn = new Thread(() -> {
+            int i = 0;
+            while (stop.get() == 0) {
+                Lease bLease = lease(SUBNET_B, addr(127, 0, 0, 3));
+                Lease cLease = i % 2 == 0 ? lease(SUBNET_C, addr(127, 0, 0, 4))
+                        : lease(SUBNET_C, addr(127, 0, 0, 14)); // C's address changes back and forth
+                if (i % 3 == 0) {
+                    a.forwarder.resetPeers(List.of(bLease, cLease));
+                } else {
+                    a.forwarder.peersChanged(List.of(LeaseEvent.added(bLease), LeaseEvent.added(cLease)));
+                }
+                b.forwarder.resetPeers(List.of(lease(SUBNET_A, addr(127, 0, 0, 2)), lease(SUBNET_C,
+                        addr(127, 0, 0, 4))));
+                i++;
+                Thread.onSpinWait();
+            }
+        }, "churn");
+        churn.start();
+        int total = 2000;
+        long bytesAb = 0;
+        long bytesBa = 0;
+        try {
+            for (int i = 0; i < total; i++) {
+                int length = 40 + i % 1000;
+                a.tun.inject(Packets.ipv4(addr(10, 5, 1, 2), addr(10, 5, 2, 3), 17, 64, length));
+                bytesAb += length;
+                if (i % 2 == 0) {
+                    b.tun.inject(Packets.ipv4(addr(10, 5, 2, 3), addr(10, 5, 1, 2), 17, 64, length + 1));
+                    bytesBa += length + 1;
+                }
+                if (i % 100 == 99) {
+                    // Paced, so loopback drops nothing: every packet sent must also arrive.
+                    awaitStats(b.forwarder, st -> st.ingressPackets() == a.forwarder.stats().egressPackets(),
+                            "B caught up");
+                }
+            }
+            awaitStats(b.forwarder, st -> st.ingressPackets() == total, "B received all");
+            awaitStats(a.forwarder, st -> st.ingressPackets() == total / 2, "A received all");
+        } finally {
+            stop.set(1);
+            churn.join();
+        }
+        // C: one admitted datagram and one spoofed (A's source): only the first counts for C.
+        sendFromC(Packets.ipv4(addr(10, 5, 3, 7), addr(10, 5, 2, 7), 17, 64, 77), "127.0.0.3");
+        sendFromC(Packets.ipv4(addr(10, 5, 1, 7), addr(10, 5, 2, 7), 17, 64, 78), "127.0.0.3");
+        awaitStats(b.forwarder, st -> st.ingressPackets() == total + 1 && st.totalDrops() == 1, "C's two");
+        Instant after = Instant.now();
+
+        PeerStats aToB = peer(a.forwarder, SUBNET_B);
+        assertEquals(total, aToB.egressPackets(), aToB::toString);
+        assertEquals(bytesAb, aToB.egressBytes());
+        assertEquals(total / 2, aToB.ingressPackets());
+        assertEquals(bytesBa, aToB.ingressBytes());
+        assertFalse(aToB.lastSeen().isBefore(before), aToB::toString);
+        assertFalse(aToB.lastSeen().isAfter(after), aToB::toString);
+        assertEquals(new PeerStats(SUBNET_C, 0, 0, 0, 0, null), peer(a.forwarder, SUBNET_C));
+        PeerStats bFromA = peer(b.forwarder, SUBNET_A);
+        assertEquals(new PeerStats(SUBNET_A, total / 2, bytesBa, total, bytesAb, bFromA.lastSeen()), bFromA);
+        PeerStats bFromC = peer(b.forwarder, SUBNET_C);
+        assertEquals(1, bFromC.ingressPackets(), bFromC::toString);
+        assertEquals(77, bFromC.ingressBytes());
+        assertNotNull(bFromC.lastSeen());
+        assertEquals(List.of(SUBNET_A, SUBNET_C), b.forwarder.peerStats().stream().map(PeerStats::subnet).toList());
+
+        // Leaving and coming back restarts a peer's counters.
+        a.forwarder.peersChanged(List.of(LeaseEvent.removed(lease(SUBNET_B, addr(127, 0, 0, 3)))));
+        a.forwarder.peersChanged(List.of(LeaseEvent.added(lease(SUBNET_B, addr(127, 0, 0, 3)))));
+        assertEquals(new PeerStats(SUBNET_B, 0, 0, 0, 0, null), peer(a.forwarder, SUBNET_B));
+    }
+
+    private static PeerStats peer(Forwarder f, Ipv4Prefix subnet) {
+        for (PeerStats p : f.peerStats()) {
+            if (p.subnet().equals(subnet)) {
+                return p;
+            }
+        }
+        throw new AssertionError("no peer " + subnet + " in " + f.peerStats());
     }
 
     @Test
@@ -499,7 +590,8 @@ class ForwarderTest {
         assertArrayEquals(back, take(va.tun), "TTL 1 passes: the kernels route, not the tunnel");
         awaitStats(va.forwarder, s -> s.ingressPackets() == 1 && s.egressPackets() == 1, "A's counters");
         assertEquals(0, va.forwarder.stats().totalDrops());
-        assertEquals(MTU, vb.forwarder.stats().ingressBytes());
+        // Counted just after the TUN write that take() saw: wait for it.
+        awaitStats(vb.forwarder, s -> s.ingressBytes() == MTU, "B's counters");
     }
 
     static Lease vxlanLease(Ipv4Prefix subnet, int publicIp, int vni, String mac) {

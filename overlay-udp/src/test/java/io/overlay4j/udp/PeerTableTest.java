@@ -13,6 +13,8 @@ import io.overlay4j.Ipv4Prefix;
 import io.overlay4j.Lease;
 import io.overlay4j.LeaseAttributes;
 import io.overlay4j.LeaseEvent;
+import io.overlay4j.PeerStats;
+import io.overlay4j.udp.internal.PeerCounters;
 import java.net.InetSocketAddress;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -236,5 +238,59 @@ class PeerTableTest {
 
     private static int ip(Peer p) {
         return Ipv4Prefix.toInt((java.net.Inet4Address) p.endpoint().getAddress());
+    }
+    /** The counters belong to the subnet: renewals, new attributes and resyncs keep them; leaving restarts them. */
+    @Test
+    void countersFollowTheSubnetThroughRebuilds() {
+        PeerTable t = PeerTable.builder()
+                .put(lease("100.96.1.0/24", addr(10, 168, 0, 2)), 8285)
+                .put(lease("100.96.2.0/24", addr(10, 168, 0, 3)), 8285)
+                .build();
+        Ipv4Prefix s1 = Ipv4Prefix.parse("100.96.1.0/24");
+        Ipv4Prefix s2 = Ipv4Prefix.parse("100.96.2.0/24");
+        PeerCounters.of(t.get(s1)).sent(100);
+        PeerCounters.of(t.get(s1)).received(60, 1_700_000_000_123L);
+        PeerCounters.of(t.get(s2)).sent(3, 300);
+        assertEquals(new PeerStats(s1, 1, 100, 1, 60, Instant.ofEpochMilli(1_700_000_000_123L)), t.get(s1).stats());
+        assertEquals(new PeerStats(s2, 3, 300, 0, 0, null), t.get(s2).stats());
+
+        Lease renewed = new Lease(s1, LeaseAttributes.udp(Ipv4Prefix.fromInt(addr(10, 168, 0, 2))),
+                EXPIRY.plusSeconds(3600));
+        PeerTable t2 = t.apply(List.of(LeaseEvent.added(renewed)), 8285);
+        assertNotSame(t.get(s1), t2.get(s1));
+        PeerCounters.of(t2.get(s1)).sent(50);
+        assertEquals(2, t.get(s1).stats().egressPackets(), "one object counts for both tables' peers");
+        assertEquals(150, t2.get(s1).stats().egressBytes());
+
+        PeerTable moved = t2.apply(List.of(LeaseEvent.added(lease("100.96.1.0/24", addr(10, 168, 0, 9)))), 8285);
+        assertEquals(new InetSocketAddress("10.168.0.9", 8285), moved.get(s1).endpoint());
+        assertEquals(2, moved.get(s1).stats().egressPackets(), "a new public address keeps the counters");
+
+        PeerTable resync = moved.toBuilder().clear().put(lease("100.96.2.0/24", addr(10, 168, 0, 3)), 8285)
+                .put(lease("100.96.1.0/24", addr(10, 168, 0, 9)), 8285).build();
+        assertEquals(2, resync.get(s1).stats().egressPackets(), "a resync keeps the counters");
+        assertEquals(3, resync.get(s2).stats().egressPackets());
+        assertSame(moved.get(s1).endpoint(), resync.get(s1).endpoint(), "and the endpoint of an unchanged lease");
+
+        PeerTable back = resync.apply(List.of(LeaseEvent.removed(renewed), LeaseEvent.added(renewed)), 8285);
+        assertEquals(new PeerStats(s1, 0, 0, 0, 0, null), back.get(s1).stats(), "left and came back: restarted");
+        PeerTable cleared = resync.toBuilder().clear().remove(s2).put(lease("100.96.2.0/24", addr(10, 168, 0, 3)),
+                8285).build();
+        assertEquals(0, cleared.get(s2).stats().egressPackets(), "removed after clear(): restarted");
+        PeerTable fresh = PeerTable.of(List.of(renewed), 8285);
+        assertEquals(0, fresh.get(s1).stats().egressPackets(), "a table built from scratch starts from zero");
+    }
+
+    @Test
+    void sourcePeerNamesTheLeaseThatOwnsTheSource() {
+        PeerTable t = PeerTable.builder()
+                .put(lease("100.96.1.0/24", addr(10, 168, 0, 2)), 8285)
+                .put(lease("100.96.2.0/24", addr(10, 168, 0, 3)), 8285)
+                .put(lease("100.96.7.0/24", addr(10, 168, 0, 3)), 8285)
+                .build();
+        int sender = t.senderIndex(addr(10, 168, 0, 3), 8285, true);
+        assertSame(t.get(Ipv4Prefix.parse("100.96.2.0/24")), t.sourcePeer(sender, addr(100, 96, 2, 9)));
+        assertSame(t.get(Ipv4Prefix.parse("100.96.7.0/24")), t.sourcePeer(sender, addr(100, 96, 7, 1)));
+        assertNull(t.sourcePeer(sender, addr(100, 96, 1, 9)), "another host's subnet");
     }
 }

@@ -17,7 +17,9 @@ import io.overlay4j.Lease;
 import io.overlay4j.LeaseAttributes;
 import io.overlay4j.LeaseEvent;
 import io.overlay4j.NetworkConfig;
+import io.overlay4j.OffloadStatus;
 import io.overlay4j.OverlayException;
+import io.overlay4j.PeerStats;
 import io.overlay4j.udp.testing.InMemoryTunDevice;
 import io.overlay4j.udp.testing.Packets;
 import java.io.IOException;
@@ -221,6 +223,27 @@ class UdpBackendTest {
         assertEquals(1, net.stats().ingressPackets());
         assertEquals(1, net.stats().drops(DropReason.NO_ROUTE));
         assertEquals(1, net.stats().icmpSent());
+        // The peer left and came back after one packet each way: its counters restarted with it.
+        assertEquals(List.of(new PeerStats(PEER, 1, 100, 0, 0, null)), net.peerStats());
+    }
+
+    @Test
+    void offloadsSayWhatWasAskedForAndWhatTheKernelGranted() throws Exception {
+        UdpBackend.UdpNetwork plain = register(builder().offloads(false).build());
+        assertEquals(List.of(new OffloadStatus("flannel0", OffloadStatus.Feature.TUN_VNET_HEADER,
+                        OffloadStatus.Status.OFF),
+                new OffloadStatus("lo", OffloadStatus.Feature.UDP_GSO, OffloadStatus.Status.OFF),
+                new OffloadStatus("lo", OffloadStatus.Feature.UDP_GRO, OffloadStatus.Status.OFF)), plain.offloads());
+        plain.close();
+        assertEquals(List.of(), plain.offloads(), "none once closed");
+
+        // The in-memory TUN never grants virtio headers (as a kernel that refuses them); loopback has GSO and GRO.
+        UdpBackend.UdpNetwork offloaded = register(builder().build());
+        assertEquals(List.of(new OffloadStatus("flannel1", OffloadStatus.Feature.TUN_VNET_HEADER,
+                        OffloadStatus.Status.REFUSED),
+                new OffloadStatus("lo", OffloadStatus.Feature.UDP_GSO, OffloadStatus.Status.ON),
+                new OffloadStatus("lo", OffloadStatus.Feature.UDP_GRO, OffloadStatus.Status.ON)),
+                offloaded.offloads());
     }
 
     @Test

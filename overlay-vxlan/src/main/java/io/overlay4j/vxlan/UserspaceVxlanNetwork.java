@@ -5,7 +5,9 @@ import io.overlay4j.Ipv4Prefix;
 import io.overlay4j.Lease;
 import io.overlay4j.LeaseAttributes;
 import io.overlay4j.LeaseEvent;
+import io.overlay4j.OffloadStatus;
 import io.overlay4j.OverlayException;
+import io.overlay4j.PeerStats;
 import io.overlay4j.Route;
 import io.overlay4j.TrafficStats;
 import io.overlay4j.TunOptions;
@@ -58,6 +60,7 @@ final class UserspaceVxlanNetwork implements VxlanBackend.VxlanNetwork {
     private final Inet4Address publicIp;
     private final int port;
     private final int mtu;
+    private final String underlay;
     private final Object lock = new Object();
     /** DirectRouting: the routes installed for peers the kernel reaches without a gateway. */
     private final Map<Ipv4Prefix, Route> direct = new TreeMap<>();
@@ -78,6 +81,7 @@ final class UserspaceVxlanNetwork implements VxlanBackend.VxlanNetwork {
         this.publicIp = context.publicAddress();
         this.port = config.effectivePort();
         this.mtu = config.deviceMtu(context.interfaceMtu());
+        this.underlay = context.interfaceName();
     }
 
     /**
@@ -339,6 +343,26 @@ final class UserspaceVxlanNetwork implements VxlanBackend.VxlanNetwork {
     @Override
     public TrafficStats stats() {
         return forwarder.stats();
+    }
+
+    /**
+     * The forwarder's per-peer counters. A peer reached through a DirectRouting route is the kernel's to forward to:
+     * only what it sends us is counted.
+     */
+    @Override
+    public List<PeerStats> peerStats() {
+        return forwarder.peerStats();
+    }
+
+    /** The TUN's virtio headers and the socket's GSO and GRO ({@link Forwarder#offloads}); none once closed. */
+    @Override
+    public List<OffloadStatus> offloads() {
+        synchronized (lock) {
+            if (closed) {
+                return List.of();
+            }
+        }
+        return forwarder.offloads(backend.options.offloads(), underlay);
     }
 
     /**

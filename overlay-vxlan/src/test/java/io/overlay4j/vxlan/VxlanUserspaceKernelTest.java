@@ -13,8 +13,11 @@ import io.overlay4j.Lease;
 import io.overlay4j.LeaseAttributes;
 import io.overlay4j.LocalSubnetAllocator;
 import io.overlay4j.NetworkConfig;
+import io.overlay4j.NodeStats;
+import io.overlay4j.OffloadStatus;
 import io.overlay4j.OverlayException;
 import io.overlay4j.OverlayNode;
+import io.overlay4j.PeerStats;
 import io.overlay4j.Route;
 import io.overlay4j.TrafficStats;
 import io.overlay4j.testing.Requirements;
@@ -289,6 +292,24 @@ class VxlanUserspaceKernelTest {
         assertEquals(0, s.totalDrops() - s.drops(DropReason.NOT_IPV4), "only the TUN's IPv6 chatter: " + s);
         assertEquals(1, u.stats().peers());
         assertEquals(0, u.stats().malformedLeases() + u.stats().ignoredLeases() + u.stats().failures());
+        // per peer: everything the userspace node forwarded went to and came from its one peer, the kernel node
+        // (equal once the last packets are counted: a peer's when admitted, the node's after the TUN write)
+        await("the per-peer counters to add up to the node's", () -> {
+            NodeStats n = nodes.get(2).nodeStats();
+            PeerStats p = n.peers().get(0);
+            return p.egressPackets() == n.traffic().egressPackets() && p.egressBytes() == n.traffic().egressBytes()
+                    && p.ingressPackets() == n.traffic().ingressPackets()
+                    && p.ingressBytes() == n.traffic().ingressBytes();
+        });
+        PeerStats p1 = nodes.get(2).peerStats().get(0);
+        assertEquals(subnet(1), p1.subnet());
+        assertEquals(1, nodes.get(2).peerStats().size());
+        assertTrue(p1.ingressBytes() > 4 << 20 && p1.egressBytes() > 4 << 20, p1.toString());
+        assertTrue(p1.lastSeen() != null, "last seen");
+        assertEquals(List.of(OffloadStatus.Feature.TUN_VNET_HEADER, OffloadStatus.Feature.UDP_GSO,
+                OffloadStatus.Feature.UDP_GRO), nodes.get(2).nodeStats().offloads().stream()
+                .map(OffloadStatus::feature).toList());
+        assertEquals(DEVICE, nodes.get(2).nodeStats().offloads().get(0).device());
 
         // closing the userspace node removes its TUN and route
         stop(2);

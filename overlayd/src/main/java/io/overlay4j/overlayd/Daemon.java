@@ -1,5 +1,11 @@
 package io.overlay4j.overlayd;
 
+import io.micrometer.core.instrument.binder.jvm.JvmMemoryMetrics;
+import io.micrometer.core.instrument.binder.jvm.JvmThreadMetrics;
+import io.micrometer.core.instrument.binder.system.ProcessorMetrics;
+import io.micrometer.core.instrument.binder.system.UptimeMetrics;
+import io.micrometer.prometheusmetrics.PrometheusConfig;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.overlay4j.Backend;
 import io.overlay4j.Backends;
 import io.overlay4j.Ipv4Prefix;
@@ -9,6 +15,7 @@ import io.overlay4j.OverlayNode;
 import io.overlay4j.SubnetAllocator;
 import io.overlay4j.SubnetFile;
 import io.overlay4j.etcd.EtcdSubnetAllocator;
+import io.overlay4j.micrometer.OverlayNodeMetrics;
 import io.overlay4j.tun.NetlinkRouteProgrammer;
 import io.overlay4j.udp.UdpBackend;
 import io.overlay4j.vxlan.VxlanBackend;
@@ -54,10 +61,17 @@ final class Daemon {
         exitCode = EXIT_FAILURE;
         stop.countDown();
     });
+    /** What {@code /metrics} serves: the node's meters (overlay-micrometer) and the JVM's. */
+    private final PrometheusMeterRegistry metrics = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+    private volatile OverlayNodeMetrics nodeMetrics;
 
     Daemon(Options options, Map<String, String> env) {
         this.options = options;
         this.notify = new SdNotify(env.get("NOTIFY_SOCKET"));
+        new JvmMemoryMetrics().bindTo(metrics);
+        new JvmThreadMetrics().bindTo(metrics);
+        new ProcessorMetrics().bindTo(metrics);
+        new UptimeMetrics().bindTo(metrics);
     }
 
     /** Ends {@link #run} (what SIGTERM and SIGINT do). */
@@ -76,8 +90,10 @@ final class Daemon {
         try {
             if (options.healthzPort > 0) {
                 try {
-                    health = HealthServer.start(options.healthzIp, options.healthzPort, monitor::ready);
-                    log.info("serving /healthz and /readyz on {}:{}", options.healthzIp, options.healthzPort);
+                    health = HealthServer.start(options.healthzIp, options.healthzPort, monitor::ready,
+                            metrics::scrape);
+                    log.info("serving /healthz, /readyz and /metrics on {}:{}", options.healthzIp,
+                            options.healthzPort);
                 } catch (IOException e) {
                     return fatal("cannot serve /healthz on " + options.healthzIp + ":" + options.healthzPort + ": "
                             + describe(e));
@@ -181,6 +197,9 @@ final class Daemon {
                 } catch (RuntimeException e) {
                     log.warn("closing the node: {}", describe(e));
                 }
+            }
+            if (nodeMetrics != null) {
+                nodeMetrics.close();
             }
             if (etcd != null) {
                 etcd.close();
@@ -295,6 +314,9 @@ final class Daemon {
                 b.preferredSubnet(previousSubnet);
             }
             node = b.build();
+            // Bound before the start, so /metrics shows the node starting too (and retrying while etcd is away).
+            nodeMetrics = new OverlayNodeMetrics(node);
+            nodeMetrics.bindTo(metrics);
         } catch (OverlayException e) {
             exitCode = fatal("cannot start the " + config.backendType() + " backend: " + describe(e));
             return null;

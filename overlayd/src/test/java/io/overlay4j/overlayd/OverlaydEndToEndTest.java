@@ -36,7 +36,8 @@ import org.junit.jupiter.api.io.TempDir;
  * the conflist overlayd generates from subnet.env. Checked: systemd's READY=1, flanneld's health bodies, container to
  * container across hosts, container to an address outside the overlay masqueraded to the host's IP, flanneld's chains
  * and comments in iptables-save, rules deleted by hand restored by the resync, /readyz 503 while etcd is down and 200
- * after, peers logged, exit 1 when another host claims the subnet, STOPPING=1 and exit 0 on SIGTERM.
+ * after, {@code /metrics} with the node's meters (traffic, per peer for udp, state, store reachability while etcd is
+ * up and down), peers logged, exit 1 when another host claims the subnet, STOPPING=1 and exit 0 on SIGTERM.
  */
 class OverlaydEndToEndTest {
     private static final int HEALTHZ = 8471;
@@ -154,6 +155,35 @@ class OverlaydEndToEndTest {
             awaitPing(c1, ip2, "container to container across the hosts");
             awaitPing(c2, ip1, "back");
 
+            // /metrics on the health port: the node's meters in Prometheus text, counting what the pings made.
+            String metrics = Lan.http(host1, "127.0.0.1", HEALTHZ, "/metrics");
+            assertTrue(metrics.startsWith("HTTP/1.1 200 OK\n"), metrics);
+            assertEquals(1.0, metric(metrics, "overlay4j_node_state{state=\"ready\"}"), metrics);
+            assertEquals(1.0, metric(metrics, "overlay4j_store_reachable"), metrics);
+            assertEquals(1.0, metric(metrics, "overlay4j_peers"), metrics);
+            double remaining = metric(metrics, "overlay4j_lease_remaining_seconds");
+            assertTrue(remaining > 3600 && remaining <= 86400, "lease remaining " + remaining);
+            assertEquals(0.0, metric(metrics, "overlay4j_drops_total{reason=\"spoofed_source\"}"), metrics);
+            assertTrue(metrics.contains("jvm_memory_used_bytes{"), "the JVM's meters too:\n" + metrics);
+            if (!backend.equals("host-gw")) { // host-gw has no device of its own to count on
+                assertTrue(metric(metrics, "overlay4j_packets_total{direction=\"egress\"}") >= 1, metrics);
+                assertTrue(metric(metrics, "overlay4j_packets_total{direction=\"ingress\"}") >= 1, metrics);
+            }
+            if (backend.equals("udp") || userspace) { // per peer and offloads: the userspace data planes
+                String peer = "peer=\"" + s2.subnet() + "\"";
+                assertTrue(metric(metrics, "overlay4j_peer_packets_total{direction=\"egress\"," + peer + "}") >= 1,
+                        metrics);
+                assertTrue(metric(metrics, "overlay4j_peer_packets_total{direction=\"ingress\"," + peer + "}") >= 1,
+                        metrics);
+                double seen = metric(metrics, "overlay4j_peer_last_seen_seconds{" + peer + "}");
+                assertTrue(Math.abs(seen - System.currentTimeMillis() / 1000.0) < 120, "last seen " + seen);
+                String tun = backend.equals("udp") ? "flannel0" : "flannel.1";
+                assertEquals(1.0, metric(metrics, "overlay4j_offload{device=\"" + tun + "\","
+                        + "feature=\"tun_vnet_header\",status=\"on\"}"), metrics);
+            } else {
+                assertTrue(!metrics.contains("overlay4j_peer_packets_total"), metrics);
+            }
+
             // To an address outside the overlay: masqueraded to host1's address by FLANNEL-POSTRTG (ext has no route
             // back to 100.96.0.0/16, so without it there is no answer at all).
             assertEquals("10.168.0.2", connectFrom(c1));
@@ -196,6 +226,9 @@ class OverlaydEndToEndTest {
             lan.stopEtcd();
             assertEquals("HTTP/1.1 503 Service Unavailable\nflanneld is not ready yet",
                     Lan.awaitHttp(host1, HEALTHZ, "/readyz", "HTTP/1.1 503", 60));
+            String degraded = Lan.http(host1, "127.0.0.1", HEALTHZ, "/metrics");
+            assertEquals(0.0, metric(degraded, "overlay4j_store_reachable"), degraded);
+            assertEquals(1.0, metric(degraded, "overlay4j_node_state{state=\"degraded\"}"), degraded);
             awaitPing(c1, ip2, "while etcd is down");
             lan.startEtcd();
             Lan.awaitHttp(host1, HEALTHZ, "/readyz", "HTTP/1.1 200", 60);
@@ -236,6 +269,16 @@ class OverlaydEndToEndTest {
             assertEquals("STOPPING=1", systemd.receive(10_000));
             assertTrue(iptablesSave(host1).contains("-j FLANNEL-POSTRTG"));
         }
+    }
+
+    /** The value of one series ({@code name{labels}}, labels as Prometheus orders them) in a /metrics answer. */
+    private static double metric(String text, String series) {
+        for (String line : text.split("\n")) {
+            if (line.startsWith(series + " ")) {
+                return Double.parseDouble(line.substring(series.length() + 1).trim());
+            }
+        }
+        throw new AssertionError("no " + series + " in\n" + text);
     }
 
     /** Compares the rule lines (not the counters or the header comments) of two iptables-save outputs. */

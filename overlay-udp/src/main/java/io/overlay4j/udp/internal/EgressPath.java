@@ -26,7 +26,7 @@ import java.util.function.Consumer;
  *
  * <p>Counting: every packet read is either sent (counted as forwarded with its inner bytes, per segment for a
  * super-packet) or dropped under exactly one reason, failed sends as {@link DropReason#SEND_FAILED} (reported to the
- * error handler too). Nothing is allocated per packet: the buffers are allocated once, here. Not thread-safe: one
+ * error handler too); a sent packet counts for its peer too ({@link PeerCounters}). Nothing is allocated per packet: the buffers are allocated once, here. Not thread-safe: one
  * thread calls {@link #step()}.
  */
 public final class EgressPath {
@@ -149,6 +149,7 @@ public final class EgressPath {
             return 0;
         }
         counters.packet(length);
+        PeerCounters.of(peer).sent(length);
         return 1;
     }
 
@@ -204,6 +205,7 @@ public final class EgressPath {
             long inner = sent == count ? (long) (count - 1) * segmentLength + lastLength
                     : (long) sent * segmentLength;
             counters.packets(sent, inner);
+            PeerCounters.of(peer).sent(sent, inner);
         }
         return sent;
     }

@@ -5,6 +5,7 @@ import io.overlay4j.Encapsulator;
 import io.overlay4j.Ipv4Prefix;
 import io.overlay4j.TunDevice;
 import io.overlay4j.tun.UdpSocket;
+import io.overlay4j.udp.Peer;
 import io.overlay4j.udp.PeerTable;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -35,7 +36,10 @@ import java.util.function.Consumer;
  * <p>A TUN with virtio headers gets the admitted packets of a receive batch coalesced into TCP super-packets
  * ({@link TcpCoalescer}); a plain TUN gets one write per packet. A packet counts as forwarded only once its TUN write
  * succeeded (a merged frame: all of its packets, once); a failed write counts each of its packets as
- * {@link DropReason#TUN_WRITE_FAILED}. Nothing is allocated per packet. Not thread-safe: one thread calls
+ * {@link DropReason#TUN_WRITE_FAILED}. An admitted packet counts for its peer ({@link PeerCounters}) when it is
+ * admitted, with the time of its receive (one clock read per step, only if something was admitted) as the peer's
+ * last-seen time. Nothing is
+ * allocated per packet. Not thread-safe: one thread calls
  * {@link #step()}.
  */
 public final class IngressPath {
@@ -62,6 +66,8 @@ public final class IngressPath {
     private final UdpSocket.Received info = new UdpSocket.Received();
     private volatile boolean running = true;
     private boolean tunClosed;
+    // The time of this step's receives, epoch milliseconds; 0 until an admitted datagram needs it.
+    private long now;
 
     /**
      * An ingress path; allocates its buffers (64 KiB, plus about 600 KiB for coalescing on a virtio-header TUN).
@@ -116,6 +122,7 @@ public final class IngressPath {
         if (!running) {
             return;
         }
+        now = 0;
         ingest(n);
         if (coalescer != null) {
             // Drain what has already arrived before writing: a flow's next GSO batch (a 64 KiB super-packet leaves
@@ -159,36 +166,45 @@ public final class IngressPath {
         int size = info.segmentSize() > 0 ? info.segmentSize() : n;
         for (int off = 0; off < n; off += size) {
             view.limit(Math.min(off + size, n)).position(off);
-            DropReason reason = admit(table, sender);
-            if (reason != null) {
-                counters.drop(reason);
+            Peer peer = admit(table, sender);
+            if (peer == null) {
                 continue;
             }
+            if (now == 0) {
+                // Once per step (its receives arrived within microseconds), not per datagram of a GRO batch.
+                now = System.currentTimeMillis();
+            }
+            PeerCounters.of(peer).received(view.remaining(), now);
             forward();
         }
     }
 
-    /** Decapsulates the datagram in the view and runs the inner checks; null if admitted (inner packet in view). */
-    private DropReason admit(PeerTable table, int sender) {
+    /**
+     * Decapsulates the datagram in the view and runs the inner checks: the sending peer if admitted (the inner packet
+     * in the view), else null with the drop counted.
+     */
+    private Peer admit(PeerTable table, int sender) {
         DropReason reason = encapsulator.decapsulate(view, mtu);
-        if (reason != null) {
-            return reason;
+        if (reason == null) {
+            reason = Ipv4Header.validate(view, mtu);
         }
-        reason = Ipv4Header.validate(view, mtu);
         if (reason != null) {
-            return reason;
+            counters.drop(reason);
+            return null;
         }
         int at = view.position();
         int source = Ipv4Header.source(view, at);
-        boolean owned = checkSender ? table.senderOwnsSource(sender, source) : table.lookup(source) != null;
-        if (!owned) {
-            return networkMask != 0 && (source & networkMask) != network ? DropReason.FOREIGN_SOURCE
-                    : DropReason.SPOOFED_SOURCE;
+        Peer peer = checkSender ? table.sourcePeer(sender, source) : table.lookup(source);
+        if (peer == null) {
+            counters.drop(networkMask != 0 && (source & networkMask) != network ? DropReason.FOREIGN_SOURCE
+                    : DropReason.SPOOFED_SOURCE);
+            return null;
         }
         if ((Ipv4Header.destination(view, at) & ownMask) != ownNetwork) {
-            return DropReason.FOREIGN_DESTINATION;
+            counters.drop(DropReason.FOREIGN_DESTINATION);
+            return null;
         }
-        return null;
+        return peer;
     }
 
     private void forward() throws IOException {
