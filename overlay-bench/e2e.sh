@@ -80,8 +80,15 @@ Options:
   --overlayd-dist PATH  overlayd distribution tarball (default: overlayd/target/overlayd-*.tar.gz under the
                         repo root); built with Maven if missing
   --ready-timeout S     seconds to wait for READY from each overlay4j process (default: 30)
+  --alt LABEL=JAR       another overlay4j jar for A/B runs in the same session: a mode written
+                        MODE@LABEL (e.g. overlay4j@before) runs MODE with that jar; repeatable
+  --alt-opts LABEL=OPTS extra JVM flags for MODE@LABEL (e.g. 'spin=-Doverlay4j.forwarder.spinMicros=50');
+                        a label may have options and no jar (then the default jar); repeatable
   --state-dir DIR       where state, logs and raw results go (default: /tmp/overlay4j-e2e-<prefix>)
   --no-install          do not apt-get install missing tools (iperf3, iputils-ping, jq, ...)
+  --syscalls            overlay4j modes: count the JVMs' system calls per thread with 'perf trace -s'
+                        during the warm ping and the TCP test (runs/rep<R>-<mode>/*.syscalls.txt);
+                        tracing slows the path down, so treat that run's speed as void
   --cleanup-stale       delete namespaces o4je<pid>-* left by runs whose process is gone, then exit
   -h, --help            this text
 
@@ -92,6 +99,10 @@ Measurements per mode and repetition (iperf3 server in c2, or host2 for veth):
   TCP     iperf3 -t DURATION: Gb/s received (sum_received) and retransmits
   UDP     iperf3 -u -b RATE -l 1400 -t UDP_DURATION -w 4M per rate: Gb/s received and loss %
   CPU     overlay4j only: CPU seconds (utime+stime of both java processes) per gigabit moved by TCP
+
+UDP loss by cause (overlay4j modes; deltas over each UDP test, in packets): TUN tx drops on host1's
+flannel0 (the egress thread fell behind), UDP receive-buffer errors in host2 (/proc/net/snmp
+RcvbufErrors: the overlay socket overflowed) and in c2 (the receiving iperf3's socket overflowed).
 
 Output: a markdown table of median (min-max) per mode and metric, with each mode's TCP throughput
 relative to kernel vxlan from the same run (paired per repetition), on stdout and in
@@ -107,7 +118,8 @@ die() { printf '[e2e] ERROR: %s\n' "$*" >&2; exit 2; }
 # ---------------------------------------------------------------------------------------------
 # options
 opt_modes=$ALL_MODES opt_repeat="" opt_duration="" opt_udp_rates="" opt_udp_duration="" opt_quick=0
-opt_udp_buffer=4M opt_jar="" opt_dist="" opt_build=1 opt_state_dir="" opt_install=1 opt_ready_timeout=30 opt_cleanup_stale=0
+declare -A ALT_JAR=() ALT_OPTS=()
+opt_syscalls=0 opt_udp_buffer=4M opt_jar="" opt_dist="" opt_build=1 opt_state_dir="" opt_install=1 opt_ready_timeout=30 opt_cleanup_stale=0
 while (($#)); do
     arg=$1
     shift
@@ -128,8 +140,19 @@ while (($#)); do
         --no-build) opt_build=0 ;;
         --overlayd-dist) need_value "$@"; opt_dist=$1; shift ;;
         --ready-timeout) need_value "$@"; opt_ready_timeout=$1; shift ;;
+        --alt)
+            need_value "$@"
+            [[ $1 =~ ^([a-z0-9_-]+)=(.+)$ ]] || die "--alt wants LABEL=JAR (label: a-z 0-9 _ -): $1"
+            ALT_JAR[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
+            shift ;;
+        --alt-opts)
+            need_value "$@"
+            [[ $1 =~ ^([a-z0-9_-]+)=(.*)$ ]] || die "--alt-opts wants LABEL=OPTS (label: a-z 0-9 _ -): $1"
+            ALT_OPTS[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
+            shift ;;
         --state-dir) need_value "$@"; opt_state_dir=$1; shift ;;
         --no-install) opt_install=0 ;;
+        --syscalls) opt_syscalls=1 ;;
         --cleanup-stale) opt_cleanup_stale=1 ;;
         -h | --help) usage; exit 0 ;;
         *) die "unknown option: $arg (see --help)" ;;
@@ -161,7 +184,12 @@ IFS=, read -r -a MODES <<<"$opt_modes"
 ((${#MODES[@]} > 0)) || die "--modes is empty"
 declare -A seen=()
 for m in "${MODES[@]}"; do
-    case $m in overlay4j | overlay4j-plain | overlay4j-offload | overlay4j-vxlan | overlay4j-vxlan-userspace | overlay4j-host-gw | vxlan | host-gw | veth | overlayd) ;; *) die "unknown mode '$m' (modes: $ALL_MODES)" ;; esac
+    case ${m%%@*} in overlay4j | overlay4j-plain | overlay4j-offload | overlay4j-vxlan | overlay4j-vxlan-userspace | overlay4j-host-gw | vxlan | host-gw | veth | overlayd) ;; *) die "unknown mode '$m' (modes: $ALL_MODES)" ;; esac
+    if [[ $m == *@* ]]; then
+        label=${m#*@}
+        [[ -n ${ALT_JAR[$label]+x}${ALT_OPTS[$label]+x} ]] || die "mode '$m': no --alt or --alt-opts for label '$label'"
+        [[ ${m%%@*} == overlay4j* ]] || die "mode '$m': only overlay4j modes take a @label"
+    fi
     [[ -z ${seen[$m]:-} ]] || die "mode '$m' given twice"
     seen[$m]=1
 done
@@ -233,7 +261,7 @@ fi
 # ---------------------------------------------------------------------------------------------
 # tools
 # Whether a mode runs overlay4j's own node processes.
-is_o4j() { [[ $1 == overlay4j || $1 == overlay4j-* || $1 == overlayd ]]; }
+is_o4j() { [[ ${1%%@*} == overlay4j || ${1%%@*} == overlay4j-* || $1 == overlayd ]]; }
 WANT_O4J=0
 for m in "${MODES[@]}"; do if is_o4j "$m" && [[ $m != overlayd ]]; then WANT_O4J=1; fi; done
 WANT_OVERLAYD=0
@@ -258,6 +286,7 @@ ensure_tools() {
     local missing=() c
     if ((WANT_O4J || WANT_OVERLAYD)); then pkg_of[$JAVA]=openjdk-17-jre-headless; fi
     if ((WANT_OVERLAYD)); then pkg_of[etcd]=etcd-server pkg_of[etcdctl]=etcd-client pkg_of[iptables]=iptables; fi
+    if ((opt_syscalls)); then pkg_of[perf]=linux-perf; fi
     if ((NEED_BUILD)); then pkg_of[mvn]=maven pkg_of[javac]=openjdk-17-jdk-headless; fi
     for c in "${!pkg_of[@]}"; do
         command -v "$c" >/dev/null 2>&1 || missing+=("${pkg_of[$c]}")
@@ -302,6 +331,10 @@ if ((WANT_O4J)); then
         # zip entry names are stored uncompressed, so grep finds them without unzip
         O4J_UNAVAILABLE="main class $MAIN_CLASS ($class_entry) is not in $JAR"
     fi
+    for label in "${!ALT_JAR[@]}"; do
+        [[ -f ${ALT_JAR[$label]} ]] || die "--alt $label: jar not found: ${ALT_JAR[$label]}"
+        grep -qaF "$class_entry" "${ALT_JAR[$label]}" || die "--alt $label: $MAIN_CLASS is not in ${ALT_JAR[$label]}"
+    done
     if [[ -n $O4J_UNAVAILABLE ]]; then
         warn "mode overlay4j cannot run: $O4J_UNAVAILABLE"
         warn "  (build with 'mvn -B -DskipTests package' in $REPO_ROOT, pass --jar, or use --modes vxlan,host-gw,veth)"
@@ -435,6 +468,16 @@ declare -A O4J_PID=() O4J_LAUNCH=()   # JVM pid (signals, CPU) and launcher pid 
 
 proc_state() { awk '{sub(/^.*\) /, ""); print $1}' "/proc/$1/stat" 2>/dev/null || true; }
 proc_ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# utime+stime of the JIT compiler threads of JVM $1 (thread names "C1 CompilerThre..." and "C2 CompilerThre...")
+jit_ticks() {
+    local t sum=0 comm
+    for t in /proc/"$1"/task/*; do
+        comm=$(cat "$t/comm" 2>/dev/null) || continue
+        [[ $comm == C[12]\ CompilerThre* ]] || continue
+        sum=$((sum + $(awk '{sub(/^.*\) /, ""); print $12 + $13}' "$t/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$sum"
+}
 
 # `ip netns exec` (iproute2 6.1) forks and waits, so the JVM is a child of $!: follow children.
 java_pid() {
@@ -450,7 +493,7 @@ java_pid() {
 O4J_EXTRA=""
 
 o4j_start() {
-    local n=$1 ns=${HOST_NS[$1]} out="$RUN_DIR/overlay4j-host$1"
+    local n=$1 ns=${HOST_NS[$1]} out="$RUN_DIR/overlay4j-host$1" jar=$JAR opts=$JAVA_OPTS
     if [[ $MODE == overlayd ]]; then
         # the daemon as shipped: its launcher and flanneld's defaults; only where etcd is and a subnet file per host
         nsx "$ns" "$OVERLAYD_BIN" -etcd-endpoints="http://${HOST_IP[1]}:2379" \
@@ -460,8 +503,12 @@ o4j_start() {
         log "  overlayd host$n: started pid ${O4J_PID[$n]} (stdout/stderr: $out.*)"
         return 0
     fi
+    if [[ -n $LABEL ]]; then
+        jar=${ALT_JAR[$LABEL]:-$JAR}
+        opts="$opts ${ALT_OPTS[$LABEL]:-}"
+    fi
     # shellcheck disable=SC2086
-    nsx "$ns" "$JAVA" $JAVA_OPTS -cp "$JAR" "$MAIN_CLASS" \
+    nsx "$ns" "$JAVA" $opts -cp "$jar" "$MAIN_CLASS" \
         --network "$OVERLAY_NET" \
         --allocator-file "$STATE_DIR/leases.json" \
         --iface "$UL_IF" \
@@ -635,8 +682,27 @@ wait_reachable() {
     return 1
 }
 
+# With --syscalls, for overlay4j modes: count the JVMs' system calls per thread into $RUN_DIR/$1.syscalls.txt
+# while the caller measures; stop with trace_stop.
+TRACE_PID=""
+trace_start() {
+    local pids
+    ((opt_syscalls)) && is_o4j "$MODE" || return 0
+    pids=$(IFS=,; echo "${O4J_PID[*]}")
+    perf trace -s -p "$pids" -o "$RUN_DIR/$1.syscalls.txt" >/dev/null 2>&1 &
+    TRACE_PID=$!
+    sleep 1   # perf attaches to every thread first
+}
+trace_stop() {
+    [[ -n $TRACE_PID ]] || return 0
+    kill -INT "$TRACE_PID" 2>/dev/null || true
+    wait "$TRACE_PID" 2>/dev/null || true
+    TRACE_PID=""
+}
+
+# ping $1 -> $2; $3: metric prefix (ping: right after start; ping_warm: after the TCP and UDP tests)
 measure_ping() {
-    local cli=$1 dst=$2 out="$RUN_DIR/ping.txt" stats
+    local cli=$1 dst=$2 what=${3:-ping} out="$RUN_DIR/${3:-ping}.txt" stats
     nsx "$cli" ping -n -c "$PING_COUNT" -i "$PING_INTERVAL" -W 1 "$dst" >"$out" 2>&1 || true
     stats=$(sed -n 's/.*time=\([0-9.]*\).*/\1/p' "$out" | sort -g | awk '
         { v[NR] = $1; s += $1 }
@@ -644,20 +710,28 @@ measure_ping() {
               med = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
               printf "%.4f %.4f %d\n", med, s / NR, NR }') || { echo "ping $dst: no replies" >&2; return 1; }
     read -r med avg got <<<"$stats"
-    emit ping_median_ms "$med"
-    emit ping_avg_ms "$avg"
-    emit ping_received "$got"
-    log "  ping      median ${med} ms, avg ${avg} ms ($got/$PING_COUNT replies)"
+    emit "${what}_median_ms" "$med"
+    emit "${what}_avg_ms" "$avg"
+    emit "${what}_received" "$got"
+    log "  $(printf '%-9s' "$what") median ${med} ms, avg ${avg} ms ($got/$PING_COUNT replies)"
 }
 
 measure_tcp() {
-    local cli=$1 srv=$2 dst=$3 json="$RUN_DIR/tcp.json" t0=0 t1=0 n gbps retr bytes
+    local cli=$1 srv=$2 dst=$3 json="$RUN_DIR/tcp.json" t0=0 t1=0 j0=0 j1=0 n gbps retr bytes
     if is_o4j "$MODE"; then
-        for n in "${!O4J_PID[@]}"; do t0=$((t0 + $(proc_ticks "${O4J_PID[$n]}"))); done
+        for n in "${!O4J_PID[@]}"; do
+            t0=$((t0 + $(proc_ticks "${O4J_PID[$n]}")))
+            j0=$((j0 + $(jit_ticks "${O4J_PID[$n]}")))
+        done
     fi
+    trace_start tcp
     iperf_run "$cli" "$srv" "$dst" "$json" -t "$DURATION"
+    trace_stop
     if is_o4j "$MODE"; then
-        for n in "${!O4J_PID[@]}"; do t1=$((t1 + $(proc_ticks "${O4J_PID[$n]}"))); done
+        for n in "${!O4J_PID[@]}"; do
+            t1=$((t1 + $(proc_ticks "${O4J_PID[$n]}")))
+            j1=$((j1 + $(jit_ticks "${O4J_PID[$n]}")))
+        done
     fi
     read -r gbps retr bytes < <(jq -r '[.end.sum_received.bits_per_second / 1e9,
         (.end.sum_sent.retransmits // 0), .end.sum_received.bytes] | map(tostring) | join(" ")' "$json")
@@ -665,20 +739,41 @@ measure_tcp() {
     emit tcp_retrans "$retr"
     emit tcp_bytes "$bytes"
     if is_o4j "$MODE"; then
-        local cpu_s per_gbit
+        local cpu_s per_gbit jit_s jit_per_gbit
         cpu_s=$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", t / hz }')
         per_gbit=$(awk -v c="$cpu_s" -v b="$bytes" 'BEGIN { if (b > 0) printf "%.4f", c / (b * 8 / 1e9); else print "nan" }')
+        jit_s=$(awk -v t=$((j1 - j0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", t / hz }')
+        jit_per_gbit=$(awk -v c="$jit_s" -v b="$bytes" 'BEGIN { if (b > 0) printf "%.4f", c / (b * 8 / 1e9); else print "nan" }')
         emit java_cpu_s "$cpu_s"
         emit java_cpu_s_per_gbit "$per_gbit"
-        log "  TCP       $(printf '%.2f' "$gbps") Gb/s, $retr retransmits; java CPU ${cpu_s} s = ${per_gbit} s/Gbit"
+        emit java_jit_cpu_s "$jit_s"
+        emit java_jit_cpu_s_per_gbit "$jit_per_gbit"
+        log "  TCP       $(printf '%.2f' "$gbps") Gb/s, $retr retransmits; java CPU ${cpu_s} s = ${per_gbit} s/Gbit (JIT compiler threads ${jit_s} s)"
     else
         log "  TCP       $(printf '%.2f' "$gbps") Gb/s, $retr retransmits"
     fi
 }
 
+# UDP receive-buffer overflows so far in namespace $1 (/proc/net/snmp is per namespace).
+udp_rcvbuf_errors() {
+    nsx "$1" awk '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) k[i] = $i; h = 1 }
+        else { for (i = 1; i <= NF; i++) if (k[i] == "RcvbufErrors") v = $i } } END { print v + 0 }' \
+        /proc/net/snmp 2>/dev/null || echo 0
+}
+# Packets the kernel dropped at $1's flannel0 because the TUN queue was full (0 without flannel0).
+tun_tx_dropped() {
+    local v
+    v=$(ip -n "$1" -s -j link show flannel0 2>/dev/null | jq -r '.[0].stats64.tx.dropped // 0' 2>/dev/null) || v=0
+    echo "${v:-0}"
+}
+
 measure_udp() {
-    local cli=$1 srv=$2 dst=$3 rate=$4 json="$RUN_DIR/udp-$4.json" rx sent loss jitter
+    local cli=$1 srv=$2 dst=$3 rate=$4 json="$RUN_DIR/udp-$4.json" rx sent loss jitter t0 u0 c0
+    t0=$(tun_tx_dropped "$H1") u0=$(udp_rcvbuf_errors "$H2") c0=$(udp_rcvbuf_errors "$srv")
     iperf_run "$cli" "$srv" "$dst" "$json" -u -b "$rate" -l 1400 -t "$UDP_DURATION" "${UDP_BUF_ARGS[@]}"
+    emit "udp_${rate}_drop_tun_tx" $(($(tun_tx_dropped "$H1") - t0))
+    emit "udp_${rate}_drop_underlay_rcvbuf" $(($(udp_rcvbuf_errors "$H2") - u0))
+    emit "udp_${rate}_drop_receiver_rcvbuf" $(($(udp_rcvbuf_errors "$srv") - c0))
     # iperf3 >= 3.13 reports sum_sent/sum_received for UDP; 3.12 (Debian 12) only `sum`, whose
     # loss counters come from the server, so received = sent bits x (1 - loss).
     read -r rx sent loss jitter < <(jq -r '
@@ -708,11 +803,13 @@ run_teardown() {
 
 run_one() {
     MODE=$1 REP=$2
+    BASE=${MODE%%@*} LABEL=""
+    if [[ $MODE == *@* ]]; then LABEL=${MODE#*@}; fi
     RUN_DIR="$STATE_DIR/runs/rep$REP-$MODE"
     mkdir -p "$RUN_DIR"
     trap run_teardown EXIT
     local cmtu=1500 cli=$C1 srv=$C2 dst=100.96.2.3 reach=10 rate
-    case $MODE in
+    case $BASE in
         overlay4j | overlay4j-plain | overlay4j-offload | overlayd) cmtu=1472 reach=30 ;;
         overlay4j-vxlan | overlay4j-vxlan-userspace) cmtu=1450 reach=30 ;;
         overlay4j-host-gw) reach=30 ;;
@@ -720,7 +817,7 @@ run_one() {
         veth) cli=$H1 srv=$H2 dst=10.168.0.3 ;;
     esac
     O4J_EXTRA=""
-    case $MODE in
+    case $BASE in
         overlay4j-offload) O4J_EXTRA="--offloads" ;;
         overlay4j-plain) O4J_EXTRA="--offloads=false" ;;
         overlay4j-vxlan) O4J_EXTRA="--backend vxlan" ;;
@@ -732,7 +829,7 @@ run_one() {
         return 1
     fi
     topo_up "$cmtu"
-    case $MODE in
+    case $BASE in
         overlayd) overlayd_up ;;
         overlay4j*) o4j_up ;;
         vxlan) vxlan_up ;;
@@ -743,6 +840,9 @@ run_one() {
     measure_ping "$cli" "$dst"
     measure_tcp "$cli" "$srv" "$dst"
     for rate in "${RATES[@]}"; do measure_udp "$cli" "$srv" "$dst" "$rate"; done
+    trace_start ping_warm
+    measure_ping "$cli" "$dst" ping_warm
+    trace_stop
     if is_o4j "$MODE"; then o4j_stop; fi
     emit load1 "$(cut -d' ' -f1 /proc/loadavg)"   # other work on the machine shows up here
     emit ok 1
@@ -882,11 +982,17 @@ ok_runs() { awk -F, -v m="$1" '$2 == m && $3 == "ok" && $4 == 1 { n++ } END { pr
         print_row "UDP $r offered: Gb/s sent (iperf3 sender limit if < offered)" "udp_${r}_sent_gbps" 2
         print_row "UDP $r offered: Gb/s received" "udp_${r}_rx_gbps" 2
         print_row "UDP $r offered: loss %" "udp_${r}_loss_pct" 2
+        print_row "UDP $r loss cause: host1 flannel0 TUN queue full (packets)" "udp_${r}_drop_tun_tx" 0
+        print_row "UDP $r loss cause: host2 underlay socket overflow (packets)" "udp_${r}_drop_underlay_rcvbuf" 0
+        print_row "UDP $r loss cause: receiving iperf3 socket overflow (packets)" "udp_${r}_drop_receiver_rcvbuf" 0
     done
     print_row "ping median ms" ping_median_ms 3
     print_row "ping avg ms" ping_avg_ms 3
+    print_row "ping median ms, after the TCP/UDP tests (JIT-compiled)" ping_warm_median_ms 3
+    print_row "ping avg ms, after the TCP/UDP tests (JIT-compiled)" ping_warm_avg_ms 3
     if ((WANT_O4J || WANT_OVERLAYD)); then
         print_row "overlay4j CPU s/Gbit (both JVMs, TCP)" java_cpu_s_per_gbit 3
+        print_row "… of which the JIT compiler threads, s/Gbit" java_jit_cpu_s_per_gbit 3
     fi
     r="| runs ok |"
     for m in "${MODES[@]}"; do r+=" $(ok_runs "$m")/$REPEAT |"; done

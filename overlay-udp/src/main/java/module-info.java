@@ -7,6 +7,7 @@ module io.overlay4j.udp {
     requires transitive io.overlay4j;
     requires transitive io.overlay4j.tun;
     requires org.slf4j;
+    requires java.management; // the JIT warm-up waits until the compiler is quiet (CompilationMXBean)
 
     exports io.overlay4j.udp;
 

@@ -7,9 +7,9 @@ import java.nio.ByteBuffer;
  * A layer-3 TUN device: each {@link #read} returns one raw IP packet the kernel routed to the device, each
  * {@link #write} injects one IP packet into the kernel's receive path.
  *
- * <p>{@code read} is called by one thread at a time; {@code write} may be called concurrently by several threads
- * (each call injects one whole packet) and concurrently with {@code read}. Buffers are the
- * caller's: the device never retains or releases them. Direct buffers avoid a copy.
+ * <p>{@code read} and {@code tryRead} are called by one thread at a time; {@code write} may be called concurrently by
+ * several threads (each call injects one whole packet) and concurrently with reads. Buffers are the caller's: the
+ * device never retains or releases them. Direct buffers avoid a copy.
  */
 public interface TunDevice extends AutoCloseable {
 
@@ -31,6 +31,38 @@ public interface TunDevice extends AutoCloseable {
      * @throws IOException                              on a kernel error
      */
     int read(ByteBuffer dst) throws IOException;
+
+    /**
+     * Whether {@link #tryRead} and {@link #awaitReadable} work on this device: then a reader can wait for a packet
+     * without reading it and read without waiting, so that several threads can take turns reading (one at a time).
+     * False by default.
+     */
+    default boolean pollable() {
+        return false;
+    }
+
+    /**
+     * Reads one packet as {@link #read} does, but only if one is already queued: returns -1 at once, leaving
+     * {@code dst} alone, if none is. Only on a {@link #pollable()} device.
+     *
+     * @return the packet length, or -1 if no packet was queued
+     * @throws java.nio.channels.ClosedChannelException if the device is closed
+     * @throws UnsupportedOperationException            if the device is not pollable
+     */
+    default int tryRead(ByteBuffer dst) throws IOException {
+        throw new UnsupportedOperationException(name() + " cannot read without waiting");
+    }
+
+    /**
+     * Waits until a packet is queued (a {@link #tryRead} would return one) or the device is closed, without reading
+     * anything; may also return early. Only on a {@link #pollable()} device.
+     *
+     * @throws java.nio.channels.ClosedChannelException if the device is or becomes closed
+     * @throws UnsupportedOperationException            if the device is not pollable
+     */
+    default void awaitReadable() throws IOException {
+        throw new UnsupportedOperationException(name() + " cannot wait for packets without reading them");
+    }
 
     /**
      * Writes the remaining bytes of {@code src} as one packet and advances its position to its limit.

@@ -102,6 +102,9 @@ public final class UdpSocket implements AutoCloseable {
     /** msghdr, iovec, sockaddr_in, pollfd[2] {socket POLLIN, eventfd}, control buffer; guarded by itself. */
     private final ByteBuffer receive;
     private final long receiveBase;
+    /** pollfd[2] {socket POLLIN, eventfd} for {@link #awaitReadable()}; one waiter at a time. */
+    private final ByteBuffer ready;
+    private final long readyBase;
     /** mmsghdr[MAX_BATCH], iovec[MAX_BATCH], sockaddr_in[MAX_BATCH]; allocated by the first sendBatch. */
     private ByteBuffer batch;
     private volatile boolean gsoSupported;
@@ -125,6 +128,12 @@ public final class UdpSocket implements AutoCloseable {
         sendBase = DirectBuffers.address(send);
         receive = nativeBuffer(RECEIVE_SIZE);
         receiveBase = DirectBuffers.address(receive);
+        ready = nativeBuffer(2 * LibC.POLLFD_SIZE);
+        readyBase = DirectBuffers.address(ready);
+        ready.putInt(0, fd);
+        ready.putShort(4, LibC.POLLIN);
+        ready.putInt(LibC.POLLFD_SIZE, wakeFd);
+        ready.putShort(LibC.POLLFD_SIZE + 4, LibC.POLLIN);
         life = new FdLifecycle(fd, wakeFd, () -> LOG.debug("closed UDP socket {} (fd {})", localAddress, fd));
         for (ByteBuffer b : new ByteBuffer[] {send, receive}) {
             long base = DirectBuffers.address(b);
@@ -632,6 +641,39 @@ public final class UdpSocket implements AutoCloseable {
      */
     public int tryReceive(ByteBuffer dst, Received info) throws IOException {
         return receive(dst, info, false);
+    }
+
+    /**
+     * Waits until a datagram is queued (a {@link #tryReceive} would return one) or the socket is closed, without
+     * receiving it: one {@code poll(2)} on the socket and the eventfd that {@link #close()} signals; may return
+     * early. For a receiver that wants to wait without holding on to its buffers. One waiting thread at a time.
+     *
+     * @throws AsynchronousCloseException if {@link #close()} is called while this method waits
+     * @throws ClosedChannelException     if the socket is closed
+     */
+    public void awaitReadable() throws IOException {
+        acquire();
+        try {
+            if (life.isClosing()) {
+                throw new AsynchronousCloseException();
+            }
+            while (true) {
+                ready.putShort(6, (short) 0);
+                ready.putShort(LibC.POLLFD_SIZE + 6, (short) 0);
+                if (LibC.poll(readyBase, 2, -1) >= 0) {
+                    break;
+                }
+                int errno = LibC.errno();
+                if (errno != ErrnoException.EINTR) {
+                    throw new ErrnoException("poll(POLLIN)", errno);
+                }
+            }
+            if (life.isClosing()) {
+                throw new AsynchronousCloseException();
+            }
+        } finally {
+            release();
+        }
     }
 
     private int receive(ByteBuffer dst, Received info, boolean wait) throws IOException {

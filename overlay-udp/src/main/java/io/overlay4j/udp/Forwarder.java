@@ -14,16 +14,20 @@ import io.overlay4j.tun.UdpSocket;
 import io.overlay4j.udp.internal.DatagramPort;
 import io.overlay4j.udp.internal.EgressPath;
 import io.overlay4j.udp.internal.IngressPath;
+import io.overlay4j.udp.internal.PathLock;
 import io.overlay4j.udp.internal.RateLimitedErrorLogger;
 import io.overlay4j.udp.internal.TrafficCounters;
+import io.overlay4j.udp.internal.Warmup;
 import java.io.IOException;
 import java.net.Inet4Address;
 import java.net.InetAddress;
 import java.nio.ByteBuffer;
 import java.nio.channels.ClosedChannelException;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.List;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -33,10 +37,18 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The userspace data plane between a TUN device and a UDP socket, for any {@link Encapsulator}: one thread moves
- * packets TUN → validate → peer lookup → encapsulate → UDP (egress), another UDP → admit → decapsulate → TUN
- * (ingress). Nothing is allocated, boxed or logged per packet; every dropped packet is counted under one
- * {@link io.overlay4j.DropReason}; unexpected exceptions go to the error handler and the loop goes on.
+ * The userspace data plane between a TUN device and a UDP socket, for any {@link Encapsulator}: packets go TUN →
+ * validate → peer lookup → encapsulate → UDP (egress) and UDP → admit → decapsulate → TUN (ingress), on two threads.
+ * Each thread waits on its own source (the egress thread on the TUN, the ingress thread on the socket), drains what
+ * is queued without waiting, then takes a turn on the other direction if it is free: the ingress thread sends at once
+ * the replies its TUN writes caused (a ping's echo reply, TCP's ACKs), which would otherwise cost a wake-up of the
+ * egress thread. One thread at a time works on a direction, so a flow's packets keep their order. Nothing is
+ * allocated, boxed or logged per packet; every dropped packet is counted under one {@link io.overlay4j.DropReason};
+ * unexpected exceptions go to the error handler and the loop goes on.
+ *
+ * <p>Single packets that follow each other to one peer with one datagram length leave together with one segmented
+ * send (UDP GSO). Before the first packet, {@link #start()} warms the JIT up on synthetic loopback traffic
+ * ({@link Builder#warmUp}), so that a fresh node's first packets do not run interpreted.
  *
  * <p><b>Offloads are capabilities of the devices, negotiated when they were opened</b>, each falling back on its
  * own: a TUN opened with offloads that the kernel granted ({@link TunDevice#vnetHeader()}) hands over TCP/UDP
@@ -74,6 +86,25 @@ public final class Forwarder implements AutoCloseable {
     private static final int NEW = 0;
     private static final int STARTED = 1;
     private static final int CLOSED = 2;
+    /** TUN reads per turn on the egress side before the thread looks at the other direction. */
+    private static final int EGRESS_TURN = 8;
+    /** Receives per turn on the ingress side (with GRO each may be a run of datagrams), then one flush to the TUN. */
+    private static final int INGRESS_TURN = 8;
+    /**
+     * The system property giving the default {@link Builder#spin} in microseconds (default
+     * {@value #DEFAULT_SPIN_MICROS}); 0 turns spinning off.
+     */
+    public static final String SPIN_MICROS_PROPERTY = "overlay4j.forwarder.spinMicros";
+    private static final long DEFAULT_SPIN_MICROS = 0;
+    /**
+     * The system property that, set to {@code false}, makes each thread keep to its own direction even on a pollable
+     * TUN (the loops before the threads took turns): for measurements.
+     */
+    public static final String TURNS_PROPERTY = "overlay4j.forwarder.turns";
+    /** The system property that turns the JIT warm-up off by default ({@code false}); see {@link Builder#warmUp}. */
+    public static final String WARM_UP_PROPERTY = "overlay4j.forwarder.warmUp";
+    /** The most time a warm-up may take; {@link #start()} waits a little longer for it. */
+    private static final long WARM_UP_NANOS = TimeUnit.MILLISECONDS.toNanos(1500);
 
     private final TunDevice tun;
     private final UdpSocket socket;
@@ -92,6 +123,13 @@ public final class Forwarder implements AutoCloseable {
     private final EgressPath egress;
     private final IngressPath ingress;
     private final AtomicInteger state = new AtomicInteger(NEW);
+    /** Whether the TUN can be waited on without reading: then the two threads take turns on both directions. */
+    private final boolean turns;
+    private final long spinNanos;
+    private final PathLock egressLock = new PathLock();
+    private final PathLock ingressLock = new PathLock();
+    private final boolean warmUp;
+    private final CountDownLatch warmedUp = new CountDownLatch(1);
 
     private volatile boolean running;
     private volatile Thread egressThread;
@@ -117,6 +155,19 @@ public final class Forwarder implements AutoCloseable {
                 report);
         this.ingress = new IngressPath(tun, datagrams, encapsulator, mtu, ownSubnet, b.network, checkSender, peers,
                 ingressCounters, report);
+        // The property is for measurements (A/B of the two loops); the turns loop is the default.
+        this.turns = tun.pollable() && !"false".equals(System.getProperty(TURNS_PROPERTY));
+        this.spinNanos = b.spin != null ? b.spin.toNanos() : defaultSpinNanos();
+        this.warmUp = b.warmUp != null ? b.warmUp : !"false".equals(System.getProperty(WARM_UP_PROPERTY));
+    }
+
+    private static long defaultSpinNanos() {
+        try {
+            long micros = Long.getLong(SPIN_MICROS_PROPERTY, DEFAULT_SPIN_MICROS);
+            return micros > 0 ? Math.min(micros, 1_000_000) * 1000 : 0;
+        } catch (SecurityException e) {
+            return DEFAULT_SPIN_MICROS * 1000;
+        }
     }
 
     /** A builder; {@link Builder#tun}, {@link Builder#socket} and {@link Builder#ownSubnet} are required. */
@@ -126,7 +177,9 @@ public final class Forwarder implements AutoCloseable {
 
     /**
      * Starts the egress and the ingress thread. They are created from the calling thread, so (with the default thread
-     * factory) they inherit its network namespace. Call once.
+     * factory) they inherit its network namespace. With {@link Builder#warmUp} (the default) the egress thread first
+     * runs the path on synthetic loopback traffic (at most 1.5 s, then up to 0.5 s for the JIT to finish; once per
+     * configuration and JVM), and this method returns when that is done. Call once.
      *
      * @throws IllegalStateException if started before or closed
      */
@@ -146,6 +199,13 @@ public final class Forwarder implements AutoCloseable {
             // A thread factory or the JVM refused: stop whatever started, leave the forwarder closed.
             close();
             throw e;
+        }
+        if (warmUp) {
+            try {
+                warmedUp.await(WARM_UP_NANOS + TimeUnit.SECONDS.toNanos(2), TimeUnit.NANOSECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
         }
     }
 
@@ -370,6 +430,20 @@ public final class Forwarder implements AutoCloseable {
     }
 
     private void runEgress() {
+        if (warmUp) {
+            try {
+                // On this thread: in its network namespace, and off the caller's.
+                Warmup.run(encapsulator, mtu, egress.vnetHeader(), socket.groEnabled(), checkSender, WARM_UP_NANOS);
+            } catch (Throwable t) {
+                LOG.debug("warm-up failed", t);
+            } finally {
+                warmedUp.countDown();
+            }
+        }
+        if (turns) {
+            runTurns(true);
+            return;
+        }
         try {
             while (running) {
                 try {
@@ -391,6 +465,10 @@ public final class Forwarder implements AutoCloseable {
     }
 
     private void runIngress() {
+        if (turns) {
+            runTurns(false);
+            return;
+        }
         try {
             while (running) {
                 try {
@@ -399,6 +477,76 @@ public final class Forwarder implements AutoCloseable {
                     break;
                 } catch (IOException | RuntimeException e) {
                     if (!running || !socket.isOpen()) {
+                        break;
+                    }
+                    report(e);
+                }
+            }
+        } catch (Throwable t) {
+            if (running) {
+                report(t);
+            }
+        }
+    }
+
+    /**
+     * The loop of both threads on a pollable TUN. Each thread owns one direction (its source is what it waits on),
+     * drains it without waiting, then takes a turn on the other direction if that one is free: the ingress thread,
+     * having written packets into the TUN, usually finds the replies they caused (a ping's echo reply, TCP's ACKs)
+     * already queued there and sends them at once, where the egress thread would first have to be woken. With
+     * {@link Builder#spin} both keep polling both directions that long after their last work before they block.
+     * One {@link PathLock} per direction: one thread at a time reads a source and uses its buffers, so a flow's
+     * packets keep their order.
+     */
+    private void runTurns(boolean ownIsEgress) {
+        PathLock ownLock = ownIsEgress ? egressLock : ingressLock;
+        PathLock otherLock = ownIsEgress ? ingressLock : egressLock;
+        long idleSince = System.nanoTime() - spinNanos;
+        try {
+            while (running) {
+                try {
+                    int own;
+                    ownLock.lock();
+                    try {
+                        own = ownIsEgress ? egress.drain(EGRESS_TURN) : ingress.drain(INGRESS_TURN);
+                    } finally {
+                        ownLock.unlock();
+                    }
+                    int other = 0;
+                    if (otherLock.tryLock()) {
+                        try {
+                            other = ownIsEgress ? ingress.drain(INGRESS_TURN) : egress.drain(EGRESS_TURN);
+                        } finally {
+                            otherLock.unlock();
+                        }
+                    }
+                    if (own + other > 0) {
+                        idleSince = System.nanoTime();
+                        // Both drains stopped at an empty queue: block at once rather than probe both again (two
+                        // system calls that find nothing); poll(2) returns at once if something came meanwhile.
+                        boolean drained = own < (ownIsEgress ? EGRESS_TURN : INGRESS_TURN)
+                                && other < (ownIsEgress ? INGRESS_TURN : EGRESS_TURN);
+                        if (!drained || spinNanos > 0) {
+                            continue;
+                        }
+                    } else if (spinNanos > 0 && System.nanoTime() - idleSince < spinNanos) {
+                        Thread.onSpinWait();
+                        continue;
+                    }
+                    if (!running) {
+                        break;
+                    }
+                    if (ownIsEgress) {
+                        tun.awaitReadable();
+                    } else {
+                        socket.awaitReadable();
+                    }
+                    // Spin only after work: a wake-up that finds nothing (the other thread took it) blocks again.
+                    idleSince = System.nanoTime() - spinNanos;
+                } catch (ClosedChannelException e) {
+                    break;
+                } catch (IOException | RuntimeException e) {
+                    if (!running || !tun.isOpen() || !socket.isOpen()) {
                         break;
                     }
                     report(e);
@@ -437,6 +585,8 @@ public final class Forwarder implements AutoCloseable {
         private boolean ownsTun;
         private boolean ownsSocket;
         private PeerTable peers;
+        private Duration spin;
+        private Boolean warmUp;
 
         private Builder() {
         }
@@ -538,6 +688,36 @@ public final class Forwarder implements AutoCloseable {
         /** Whether {@link Forwarder#close()} closes the socket; default false. */
         public Builder ownsSocket(boolean ownsSocket) {
             this.ownsSocket = ownsSocket;
+            return this;
+        }
+
+        /**
+         * How long each forwarder thread keeps polling both directions without blocking after its last packet, before
+         * it waits in {@code poll(2)}: trades CPU right after traffic for fewer thread wake-ups (latency) when packets
+         * follow each other closely. Bounded: an idle forwarder blocks and uses no CPU. Only with a
+         * {@linkplain TunDevice#pollable() pollable} TUN. Default: the system property {@value #SPIN_MICROS_PROPERTY}
+         * (microseconds), else 0 (no spinning); at most 1 s.
+         */
+        public Builder spin(Duration spin) {
+            requireNonNull(spin, "spin");
+            if (spin.isNegative() || spin.compareTo(Duration.ofSeconds(1)) > 0) {
+                throw new IllegalArgumentException("spin must be 0..1 s: " + spin);
+            }
+            this.spin = spin;
+            return this;
+        }
+
+        /**
+         * Whether the egress thread first runs the forwarder's code on synthetic traffic over loopback (a socket pair
+         * as TUN, a UDP socket on 127.0.0.1 sending to itself; nothing reaches the node's devices or routes), so
+         * that the JIT has compiled the per-packet path before the first real packet: without it the first thousands
+         * of packets run interpreted (a quiet node's pings take several times longer) and the compiler competes with
+         * the first transfers for the CPU. Once per configuration and JVM, at most 1.5 s, skipped quietly where
+         * loopback is unusable. Default true, unless the system property {@value #WARM_UP_PROPERTY} is
+         * {@code false}.
+         */
+        public Builder warmUp(boolean warmUp) {
+            this.warmUp = warmUp;
             return this;
         }
 

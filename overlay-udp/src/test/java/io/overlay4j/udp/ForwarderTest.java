@@ -25,6 +25,9 @@ import java.net.InetSocketAddress;
 import java.net.StandardProtocolFamily;
 import java.nio.ByteBuffer;
 import java.nio.channels.DatagramChannel;
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
+import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
@@ -313,7 +316,8 @@ class ForwarderTest {
             sendFromC(Packets.ipv4(addr(10, 5, 3, 7), addr(8, 8, 8, 8), 6, 64, 60), "127.0.0.3");
             sendFromC(fromC, "127.0.0.3");
             assertArrayEquals(Packets.withTtlDecremented(fromC, 1), take(b.tun));
-            awaitStats(b.forwarder, s -> s.totalDrops() == 10 && s.ingressPackets() == 1, "10 drops and 1 packet");
+            // The TUN write comes before its count: wait for both.
+            awaitStats(b.forwarder, s -> s.totalDrops() == 10 && s.ingressPackets() == 1, "10 drops, 1 packet");
             TrafficStats s = b.forwarder.stats();
             assertEquals(3, s.drops(DropReason.UNKNOWN_SENDER), s::toString);
             assertEquals(2, s.drops(DropReason.SPOOFED_SOURCE), s::toString);
@@ -533,6 +537,69 @@ class ForwarderTest {
         assertThrows(IllegalStateException.class, a.forwarder::start);
     }
 
+    /** Spinning is bounded: threads block once the spin time after the last packet is over, and close ends them. */
+    @Test
+    void spinningThreadsBlockWhenIdleAndStopPromptlyOnClose() throws Exception {
+        PeerTable peersA = a.forwarder.peers();
+        PeerTable peersB = b.forwarder.peers();
+        a.forwarder = a.builder(SUBNET_A).peers(peersA).spin(Duration.ofMillis(30)).build();
+        b.forwarder = b.builder(SUBNET_B).peers(peersB).spin(Duration.ofMillis(30)).build();
+        a.forwarder.start();
+        b.forwarder.start();
+        byte[] p = Packets.ipv4(addr(10, 5, 1, 2), addr(10, 5, 2, 9), 17, 64, 100);
+        for (int i = 0; i < 20; i++) {
+            a.tun.inject(p);
+            assertArrayEquals(Packets.withTtlDecremented(p, 2), take(b.tun));
+        }
+        // Idle: after the spin time, no thread of either forwarder may keep a CPU busy.
+        Thread.sleep(200);
+        ThreadMXBean mx = ManagementFactory.getThreadMXBean();
+        List<Thread> threads = new ArrayList<>(a.threads());
+        threads.addAll(b.threads());
+        assertEquals(4, threads.size());
+        long before = 0;
+        for (Thread t : threads) {
+            before += mx.getThreadCpuTime(t.getId());
+        }
+        Thread.sleep(500);
+        long after = 0;
+        for (Thread t : threads) {
+            after += mx.getThreadCpuTime(t.getId());
+        }
+        long idleMillis = TimeUnit.NANOSECONDS.toMillis(after - before);
+        assertTrue(idleMillis < 100, "4 idle forwarder threads used " + idleMillis + " ms of CPU in 500 ms");
+        // Close while the threads spin right after a packet.
+        a.tun.inject(p);
+        take(b.tun);
+        long start = System.nanoTime();
+        a.forwarder.close();
+        b.forwarder.close();
+        long millis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
+        assertTrue(millis < 2000, "close took " + millis + " ms");
+        assertTrue(a.threads().isEmpty() && b.threads().isEmpty(), "threads still alive after close");
+    }
+
+    /** A TUN that cannot wait without reading keeps the blocking loops, one thread per direction. */
+    @Test
+    void devicesThatCannotPollKeepTheBlockingLoops() throws Exception {
+        a.tun.pollable(false);
+        b.tun.pollable(false);
+        // The loops are chosen when a forwarder is built.
+        a.forwarder = a.builder(SUBNET_A).peers(a.forwarder.peers()).build();
+        b.forwarder = b.builder(SUBNET_B).peers(b.forwarder.peers()).build();
+        a.forwarder.start();
+        b.forwarder.start();
+        for (int i = 0; i < 50; i++) {
+            byte[] ab = Packets.ipv4(addr(10, 5, 1, 2), addr(10, 5, 2, 9), 17, 64, 60 + i);
+            byte[] ba = Packets.ipv4(addr(10, 5, 2, 9), addr(10, 5, 1, 2), 6, 64, 60 + i);
+            a.tun.inject(ab);
+            b.tun.inject(ba);
+            assertArrayEquals(Packets.withTtlDecremented(ab, 2), take(b.tun), "A→B " + i);
+            assertArrayEquals(Packets.withTtlDecremented(ba, 2), take(a.tun), "B→A " + i);
+        }
+        awaitStats(a.forwarder, s -> s.egressPackets() == 50 && s.ingressPackets() == 50, "A's counters");
+    }
+
     @Test
     void closeWithoutOwnershipLeavesTunAndSocketToTheirOwner() throws Exception {
         b.forwarder.close();
@@ -591,7 +658,7 @@ class ForwarderTest {
         awaitStats(va.forwarder, s -> s.ingressPackets() == 1 && s.egressPackets() == 1, "A's counters");
         assertEquals(0, va.forwarder.stats().totalDrops());
         // Counted just after the TUN write that take() saw: wait for it.
-        awaitStats(vb.forwarder, s -> s.ingressBytes() == MTU, "B's counters");
+        awaitStats(vb.forwarder, s -> s.ingressPackets() == 1 && s.ingressBytes() == MTU, "B's counters");
     }
 
     static Lease vxlanLease(Ipv4Prefix subnet, int publicIp, int vni, String mac) {

@@ -17,7 +17,9 @@ import java.util.concurrent.atomic.AtomicLong;
  * A {@link TunDevice} without a kernel: packets {@link #inject injected} by a test are what {@link #read} returns (as
  * if the kernel routed them to the device), and packets the data plane {@link #write writes} are queued for the test
  * to {@link #takeWritten take}. {@link #read} blocks until a packet arrives or {@link #close()} wakes it with a
- * {@link ClosedChannelException}, like the kernel device. Thread-safe: any number of readers, writers and injectors.
+ * {@link ClosedChannelException}, like the kernel device. {@link #pollable()} by default, like the kernel device:
+ * {@link #tryRead} and {@link #awaitReadable} work ({@link #pollable(boolean)} turns that off, to test the readers of
+ * devices that cannot). Thread-safe: any number of readers, writers and injectors.
  */
 public final class InMemoryTunDevice implements TunDevice {
     private static final byte[] CLOSED = new byte[0];
@@ -37,6 +39,9 @@ public final class InMemoryTunDevice implements TunDevice {
     private volatile boolean discardWrites;
     private volatile boolean open = true;
     private volatile IOException writeFailure;
+    private volatile boolean pollable = true;
+    /** Notified whenever something is queued for reading or the device closes. */
+    private final Object readable = new Object();
 
     /** A plain device named {@code name} with this MTU. */
     public InMemoryTunDevice(String name, int mtu) {
@@ -63,6 +68,73 @@ public final class InMemoryTunDevice implements TunDevice {
     /** Queues a frame for {@link #read} exactly as given (with its virtio header, on a device that has them). */
     public void injectFrame(byte[] frame) {
         toRead.add(frame.clone());
+        signalReadable();
+    }
+
+    private void signalReadable() {
+        synchronized (readable) {
+            readable.notifyAll();
+        }
+    }
+
+    /** Whether {@link #tryRead} and {@link #awaitReadable} are offered; default true. */
+    public void pollable(boolean pollable) {
+        this.pollable = pollable;
+    }
+
+    @Override
+    public boolean pollable() {
+        return pollable;
+    }
+
+    @Override
+    public int tryRead(ByteBuffer dst) throws IOException {
+        if (!pollable) {
+            return TunDevice.super.tryRead(dst);
+        }
+        while (true) {
+            if (!open) {
+                throw new ClosedChannelException();
+            }
+            long left = repeatsLeft.get();
+            if (left > 0) {
+                if (repeatsLeft.compareAndSet(left, left - 1)) {
+                    return copy(repeatPacket, dst);
+                }
+                continue;
+            }
+            byte[] packet = toRead.poll();
+            if (packet == null) {
+                return -1;
+            }
+            if (packet == CLOSED) {
+                toRead.add(CLOSED);
+                throw new ClosedChannelException();
+            }
+            if (packet != WAKE) {
+                return copy(packet, dst);
+            }
+        }
+    }
+
+    @Override
+    public void awaitReadable() throws IOException {
+        if (!pollable) {
+            TunDevice.super.awaitReadable();
+        }
+        synchronized (readable) {
+            while (open && toRead.isEmpty() && repeatsLeft.get() <= 0) {
+                try {
+                    readable.wait();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new java.io.InterruptedIOException("interrupted in awaitReadable");
+                }
+            }
+        }
+        if (!open) {
+            throw new ClosedChannelException();
+        }
     }
 
     /**
@@ -82,6 +154,7 @@ public final class InMemoryTunDevice implements TunDevice {
         } else {
             toRead.add(packet.clone());
         }
+        signalReadable();
     }
 
     /**
@@ -92,6 +165,7 @@ public final class InMemoryTunDevice implements TunDevice {
         repeatPacket = packet.clone();
         repeatsLeft.set(times);
         toRead.add(WAKE);
+        signalReadable();
     }
 
     /** Whether writes are only counted (no copy, no queue: allocation-free), instead of queued for the test. */
@@ -208,6 +282,7 @@ public final class InMemoryTunDevice implements TunDevice {
         if (open) {
             open = false;
             toRead.add(CLOSED);
+            signalReadable();
         }
     }
 

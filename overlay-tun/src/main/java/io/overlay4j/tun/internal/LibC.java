@@ -69,6 +69,10 @@ public final class LibC {
     public static final int AF_UNSPEC = 0;
     /** {@code AF_INET}. */
     public static final int AF_INET = 2;
+    /** {@code AF_UNIX}. */
+    public static final int AF_UNIX = 1;
+    /** {@code SOCK_SEQPACKET}: message boundaries kept, as a TUN keeps packets. */
+    public static final int SOCK_SEQPACKET = 5;
     /** {@code AF_NETLINK}. */
     public static final int AF_NETLINK = 16;
     /** {@code SOCK_DGRAM}. */
@@ -221,6 +225,9 @@ public final class LibC {
 
     /** {@code int socket(int domain, int type, int protocol)}. */
     public static native int socket(int domain, int type, int protocol);
+
+    /** {@code int socketpair(int domain, int type, int protocol, int sv[2])}, {@code sv} a native address. */
+    public static native int socketpair(int domain, int type, int protocol, long sv);
 
     /** {@code int bind(int fd, const struct sockaddr *addr, socklen_t len)}, {@code addr} a native address. */
     public static native int bind(int fd, long addr, int len);

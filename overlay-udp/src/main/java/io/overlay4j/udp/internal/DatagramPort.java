@@ -30,6 +30,13 @@ public interface DatagramPort {
     /** {@link UdpSocket#tryReceive}: -1 at once if nothing is queued. */
     int tryReceive(ByteBuffer dst, UdpSocket.Received info) throws IOException;
 
+    /**
+     * {@link UdpSocket#awaitReadable}: waits until a {@link #tryReceive} would find a datagram (or the port closes).
+     * The default returns at once, for ports whose receives never wait.
+     */
+    default void awaitReadable() throws IOException {
+    }
+
     /** Whether the port is open. */
     boolean isOpen();
 
@@ -64,6 +71,11 @@ public interface DatagramPort {
             @Override
             public int tryReceive(ByteBuffer dst, UdpSocket.Received info) throws IOException {
                 return socket.tryReceive(dst, info);
+            }
+
+            @Override
+            public void awaitReadable() throws IOException {
+                socket.awaitReadable();
             }
 
             @Override

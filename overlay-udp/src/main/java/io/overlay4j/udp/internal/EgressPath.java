@@ -48,6 +48,17 @@ public final class EgressPath {
     private final ByteBuffer frame;
     private final ByteBuffer segments;
     private final ByteBuffer icmp;
+    /** Single datagrams for one peer, back to back, all {@link #runLength} long but maybe the last: one GSO send. */
+    private final ByteBuffer run;
+    private Peer runPeer;
+    private int runCount;
+    private int runLength;
+    private int runBytes;
+    private long runInner;
+    /** The last datagram of the run was shorter than the others: a GSO send can carry nothing after it. */
+    private boolean runClosed;
+    /** Whether single packets are collected into a run (in {@link #drain}) rather than sent one by one. */
+    private boolean batching;
 
     /**
      * An egress path; allocates its buffers (about 200 KiB of direct memory).
@@ -74,6 +85,7 @@ public final class EgressPath {
         this.frame = ByteBuffer.allocateDirect(headroom + VirtioNetHeader.LENGTH + MAX_PACKET);
         this.segments = ByteBuffer.allocateDirect(2 * MAX_PACKET + UdpSocket.MAX_SEGMENTS * headroom);
         this.icmp = ByteBuffer.allocateDirect(VirtioNetHeader.LENGTH + IcmpUnreachable.MAX_LENGTH);
+        this.run = ByteBuffer.allocateDirect(UdpSocket.MAX_PAYLOAD);
     }
 
     /** Whether the TUN side runs with virtio headers (super-packet reads). */
@@ -93,6 +105,38 @@ public final class EgressPath {
         f.limit(f.capacity()).position(readAt);
         int n = tun.read(f);
         return handle(n);
+    }
+
+    /**
+     * Reads and handles the packets already queued on the TUN, at most {@code maxReads}, without waiting: for a
+     * {@linkplain TunDevice#pollable() pollable} device, whose reader waits with {@link TunDevice#awaitReadable()}.
+     * Consecutive single packets for the same peer whose datagrams have the same length (the last may be shorter)
+     * leave together, with one segmented send (UDP GSO: one system call for up to 64 datagrams) when the run ends:
+     * at another peer or length, a super-packet, 64 datagrams or 64 KiB, or the end of the drain. Order is kept.
+     *
+     * @return the number of packets (or super-packets) read; 0 if none was queued
+     * @throws ClosedChannelException if the TUN device or the port is closed: the loop ends
+     * @throws IOException            if a TUN read fails
+     */
+    public int drain(int maxReads) throws IOException {
+        int reads = 0;
+        ByteBuffer f = frame;
+        batching = true;
+        try {
+            while (reads < maxReads) {
+                f.limit(f.capacity()).position(readAt);
+                int n = tun.tryRead(f);
+                if (n < 0) {
+                    break;
+                }
+                reads++;
+                handle(n);
+            }
+        } finally {
+            batching = false;
+            flushRun();
+        }
+        return reads;
     }
 
     private int handle(int n) throws IOException {
@@ -138,6 +182,10 @@ public final class EgressPath {
             counters.drop(reason);
             return 0;
         }
+        if (batching) {
+            append(peer, length);
+            return 1;
+        }
         try {
             port.send(frame, peer.address(), peer.port());
         } catch (ClosedChannelException e) {
@@ -153,7 +201,60 @@ public final class EgressPath {
         return 1;
     }
 
+    /** Appends the encapsulated datagram in {@code frame} to the run (sending the run first if it cannot take it). */
+    private void append(Peer peer, int innerLength) throws IOException {
+        int length = frame.remaining();
+        if (runCount > 0 && (peer != runPeer || runClosed || length > runLength || runCount == UdpSocket.MAX_SEGMENTS
+                || runBytes + length > UdpSocket.MAX_PAYLOAD)) {
+            flushRun();
+        }
+        if (runCount == 0) {
+            runPeer = peer;
+            runLength = length;
+        }
+        run.limit(run.capacity()).position(runBytes);
+        run.put(frame);
+        runBytes += length;
+        runCount++;
+        runInner += innerLength;
+        if (length < runLength) {
+            runClosed = true;
+        }
+    }
+
+    /** Sends the pending run, if any: one datagram with {@code send}, several with one segmented send. */
+    private void flushRun() throws IOException {
+        int count = runCount;
+        if (count == 0) {
+            return;
+        }
+        Peer peer = runPeer;
+        long inner = runInner;
+        run.limit(runBytes).position(0);
+        runCount = 0;
+        runBytes = 0;
+        runInner = 0;
+        runClosed = false;
+        runPeer = null;
+        try {
+            if (count == 1) {
+                port.send(run, peer.address(), peer.port());
+            } else {
+                port.sendSegmented(run, runLength, peer.address(), peer.port());
+            }
+        } catch (ClosedChannelException e) {
+            throw e;
+        } catch (IOException e) {
+            report(e);
+            counters.drops(DropReason.SEND_FAILED, count);
+            return;
+        }
+        counters.packets(count, inner);
+        PeerCounters.of(peer).sent(count, inner);
+    }
+
     private int sendSegments(Peer peer, int length) throws IOException {
+        flushRun(); // the run's packets were read before this one
         segments.clear(); // the segmenter writes up to the limit, which the last send moved
         TcpSegmenter.Result r = segmenter.segment(frame, readAt, vnetLength + length, segments, 0, headroom);
         if (r.isDrop()) {

@@ -144,6 +144,36 @@ public final class IngressPath {
         }
     }
 
+    /**
+     * Handles the datagrams already queued on the port, at most {@code maxReceives} receives, without waiting, then
+     * writes the coalesced packets to the TUN: for a reader that waits with {@link DatagramPort#awaitReadable()}.
+     *
+     * @return the number of receives that returned a datagram (or a GRO run); 0 if none was queued
+     * @throws ClosedChannelException if the port or the TUN is closed: the loop ends
+     * @throws IOException            if a receive fails
+     */
+    public int drain(int maxReceives) throws IOException {
+        int receives = 0;
+        while (receives < maxReceives && running) {
+            batch.clear();
+            int n = port.tryReceive(batch, info);
+            if (n < 0) {
+                break;
+            }
+            receives++;
+            if (running) {
+                ingest(n);
+            }
+        }
+        if (coalescer != null && coalescer.pendingPackets() > 0) {
+            coalescer.flush(toTun);
+        }
+        if (tunClosed) {
+            throw new ClosedChannelException();
+        }
+        return receives;
+    }
+
     /** Admits and forwards the datagrams of one receive of {@code n} bytes described by {@link #info}. */
     private void ingest(int n) throws IOException {
         PeerTable table = peers.get();
