@@ -137,6 +137,7 @@ public final class UdpBackend implements Backend {
             Forwarder.Builder fb = Forwarder.builder()
                     .tun(net.tun)
                     .socket(net.socket)
+                    .ownsSocket(true) // closing it wakes the receiver, also where loopback is down
                     .port(udpPort)
                     .mtu(mtu)
                     .ownSubnet(own)

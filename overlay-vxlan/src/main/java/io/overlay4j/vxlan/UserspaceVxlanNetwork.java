@@ -131,6 +131,7 @@ final class UserspaceVxlanNetwork implements VxlanBackend.VxlanNetwork {
         Forwarder f = Forwarder.builder()
                 .tun(tun)
                 .socket(socket)
+                .ownsSocket(true) // closing it wakes the receiver, also where loopback is down
                 .encapsulator(vx)
                 .port(port)
                 .mtu(mtu)
