@@ -29,5 +29,24 @@ echo "JMH smoke run (one 100 ms iteration per benchmark, to prove they run; not 
 java -Djmh.ignoreLock=true -jar overlay-bench/target/benchmarks.jar -f 1 -wi 0 -i 1 -r 100ms -foe true \
   -rf text -rff /dev/null \
   | grep -E '^(Benchmark|[A-Za-z]+Benchmark\.)' | tail -n +1
+# The thousand-host benchmark, small (100 hosts, 5 s of churn), to prove it runs and its final-state checks pass; the
+# figures come from the full run (java -cp overlay-bench/target/benchmarks.jar io.overlay4j.bench.scale.ThousandHosts).
+if [ "$(id -u)" -eq 0 ]; then
+  echo "Thousand hosts, small:"
+  out=$(java -cp overlay-bench/target/benchmarks.jar io.overlay4j.bench.scale.ThousandHosts --hosts 100 \
+    --churn-seconds 5 2>&1) || { echo "$out"; exit 1; }
+  echo "$out" | grep -A 8 '^thousand hosts:'
+fi
+# The soak's short run: three nodes, a real etcd, traffic, churn, an etcd and a node restart, the fuzzer; its verdict
+# line ends the output (the full run is ten minutes: bash overlay-bench/soak.sh).
+if [ "$(id -u)" -eq 0 ]; then
+  echo "Soak, short run:"
+  bash overlay-bench/soak.sh --duration 75 --no-build
+elif [ "${CI:-}" = "true" ]; then
+  echo "the soak needs root (network namespaces)" >&2
+  exit 1
+else
+  echo "Soak skipped: it needs root (network namespaces)."
+fi
 bash scripts/check-reproducible.sh --install-to "$repo"
 bash scripts/check-consumer.sh --repo "$repo"

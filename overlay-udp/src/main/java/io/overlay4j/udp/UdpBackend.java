@@ -157,6 +157,7 @@ public final class UdpBackend implements Backend {
                 Forwarder.Builder fb = Forwarder.builder()
                         .tun(tun)
                         .socket(socket)
+                        .ownsSocket(true) // closing it wakes the receiver, also where loopback is down
                         .port(port)
                         .mtu(mtu())
                         .ownSubnet(own)

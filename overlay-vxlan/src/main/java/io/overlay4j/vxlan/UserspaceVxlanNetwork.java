@@ -118,6 +118,7 @@ final class UserspaceVxlanNetwork extends ForwardingNetwork implements VxlanBack
         Forwarder f = Forwarder.builder()
                 .tun(tun)
                 .socket(socket)
+                .ownsSocket(true) // closing it wakes the receiver, also where loopback is down
                 .encapsulator(vx)
                 .port(port)
                 .mtu(mtu())
