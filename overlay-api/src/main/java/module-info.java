@@ -12,8 +12,9 @@ module io.overlay4j {
     requires org.slf4j;
 
     exports io.overlay4j;
-    // Json, with which VxlanEncapsulator and the vxlan backend read BackendData as flannel does; not an API.
-    exports io.overlay4j.internal to io.overlay4j.udp, io.overlay4j.vxlan;
+    // Json, with which VxlanEncapsulator and the vxlan backend read BackendData as flannel does, and what the
+    // backends' networks share (AbstractNetwork, Cleanup, WarnOnce); not an API.
+    exports io.overlay4j.internal to io.overlay4j.udp, io.overlay4j.vxlan, io.overlay4j.hostgw;
 
     uses io.overlay4j.BackendProvider;
 }

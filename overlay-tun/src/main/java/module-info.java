@@ -12,6 +12,7 @@ module io.overlay4j.tun {
     requires org.slf4j;
 
     exports io.overlay4j.tun;
-    // libc bindings and direct-buffer access, for the data plane's checksum loops; not an API.
-    exports io.overlay4j.tun.internal to io.overlay4j.udp;
+    // libc bindings and direct-buffer access, for the data plane's checksum loops; KernelWatch, for the kernel
+    // backends; not an API.
+    exports io.overlay4j.tun.internal to io.overlay4j.udp, io.overlay4j.vxlan, io.overlay4j.hostgw;
 }

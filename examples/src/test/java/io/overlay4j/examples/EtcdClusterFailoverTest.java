@@ -11,19 +11,18 @@ import io.overlay4j.OverlayNode;
 import io.overlay4j.OverlayNode.State;
 import io.overlay4j.etcd.EtcdSubnetAllocator;
 import io.overlay4j.etcd.testing.EtcdServerExtension;
-import io.overlay4j.testing.Requirements;
 import io.overlay4j.tun.NetworkNamespace;
 import io.overlay4j.tun.testing.TestNamespaces;
 import io.overlay4j.udp.UdpBackend;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
-import java.util.ArrayList;
+import java.util.ArrayDeque;
+import java.util.Deque;
 import java.util.List;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 import java.util.regex.Matcher;
@@ -56,31 +55,26 @@ class EtcdClusterFailoverTest {
     final TestNamespaces namespaces = new TestNamespaces();
 
     private WalkthroughTopology topology;
-    private final List<AutoCloseable> closeables = new ArrayList<>();
+    /** What the test opened, last first. */
+    private final Deque<AutoCloseable> closeables = new ArrayDeque<>();
 
     @BeforeEach
     void setUp() throws Exception {
-        Requirements.requireKernelNetworking();
-        Requirements.requireBinary("ping");
+        Walkthroughs.requireHosts();
         cluster.etcdctl("put", PREFIX + "/config", CONFIG);
-        String prefix = "o4jc" + Integer.toHexString(ThreadLocalRandom.current().nextInt(0x10000)) + "-";
-        topology = WalkthroughTopology.create(prefix, 1472);
+        topology = WalkthroughTopology.create(Walkthroughs.uniquePrefix("o4jc"), 1472);
     }
 
     @AfterEach
     void tearDown() throws Exception {
-        for (int i = closeables.size() - 1; i >= 0; i--) {
-            closeables.get(i).close();
-        }
-        if (topology != null) {
-            topology.close();
-        }
+        Walkthroughs.closeAll(closeables);
+        Walkthroughs.closeAll(topology);
     }
 
     private EtcdSubnetAllocator allocator() {
         EtcdSubnetAllocator a = EtcdSubnetAllocator.builder().endpoints(cluster.endpoints())
                 .requestTimeout(Duration.ofSeconds(3)).build();
-        closeables.add(a);
+        closeables.push(a);
         return a;
     }
 
@@ -92,7 +86,7 @@ class EtcdClusterFailoverTest {
 
     private OverlayNode started(OverlayNode.Builder b) {
         OverlayNode n = b.build().start();
-        closeables.add(n);
+        closeables.push(n);
         return n;
     }
 
@@ -121,7 +115,7 @@ class EtcdClusterFailoverTest {
         }
         Events e3 = new Events();
         OverlayNode n3 = node(host3, "eth0", e3).build();
-        closeables.add(n3);
+        closeables.push(n3);
         CompletableFuture<OverlayNode> joining = n3.startAsync();
         Lease third = joining.get(30, TimeUnit.SECONDS).lease();
         double joinedAfter = (System.nanoTime() - killed) / 1e9;

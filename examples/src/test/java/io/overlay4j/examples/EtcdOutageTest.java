@@ -10,14 +10,12 @@ import io.overlay4j.OverlayException;
 import io.overlay4j.OverlayNode;
 import io.overlay4j.etcd.EtcdSubnetAllocator;
 import io.overlay4j.etcd.testing.EtcdServerExtension;
-import io.overlay4j.testing.Requirements;
 import io.overlay4j.tun.NetworkNamespace;
 import io.overlay4j.udp.UdpBackend;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -41,7 +39,6 @@ class EtcdOutageTest {
     @TempDir
     Path dir;
 
-    private String prefix;
     private WalkthroughTopology topology;
     private EtcdSubnetAllocator allocator;
     private OverlayNode node1;
@@ -49,11 +46,9 @@ class EtcdOutageTest {
 
     @BeforeEach
     void setUp() throws Exception {
-        Requirements.requireKernelNetworking();
-        Requirements.requireBinary("ping");
+        Walkthroughs.requireHosts();
         etcd.etcdctl("put", "/coreos.com/network/config", CONFIG);
-        prefix = "o4jo" + Integer.toHexString(ThreadLocalRandom.current().nextInt(0x10000)) + "-";
-        topology = WalkthroughTopology.create(prefix, 1472);
+        topology = WalkthroughTopology.create(Walkthroughs.uniquePrefix("o4jo"), 1472);
         // Built here, in the root namespace where etcd listens; the nodes using it run in their hosts' namespaces
         // and call it first from there.
         allocator = EtcdSubnetAllocator.builder().endpoints(etcd.endpoint()).requestTimeout(Duration.ofSeconds(3))
@@ -61,18 +56,8 @@ class EtcdOutageTest {
     }
 
     @AfterEach
-    void tearDown() {
-        for (OverlayNode n : new OverlayNode[] {node1, node2}) {
-            if (n != null) {
-                n.close();
-            }
-        }
-        if (allocator != null) {
-            allocator.close();
-        }
-        if (topology != null) {
-            topology.close();
-        }
+    void tearDown() throws Exception {
+        Walkthroughs.closeAll(node1, node2, allocator, topology);
     }
 
     private OverlayNode start(NetworkNamespace host, Ipv4Prefix subnet) throws Exception {

@@ -10,18 +10,16 @@ import io.overlay4j.Lease;
 import io.overlay4j.OverlayNode;
 import io.overlay4j.etcd.EtcdSubnetAllocator;
 import io.overlay4j.etcd.testing.EtcdServerExtension;
-import io.overlay4j.testing.Requirements;
 import io.overlay4j.tun.NetworkNamespace;
 import io.overlay4j.udp.UdpBackend;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
-import java.time.Duration;
-import java.util.ArrayList;
+import java.util.ArrayDeque;
+import java.util.Deque;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -47,30 +45,25 @@ class EtcdPoisonedKeysTest {
     final EtcdServerExtension etcd = new EtcdServerExtension();
 
     private WalkthroughTopology topology;
-    private final List<AutoCloseable> closeables = new ArrayList<>();
+    /** What the test opened, last first. */
+    private final Deque<AutoCloseable> closeables = new ArrayDeque<>();
 
     @BeforeEach
     void setUp() throws Exception {
-        Requirements.requireKernelNetworking();
-        Requirements.requireBinary("ping");
+        Walkthroughs.requireHosts();
         etcd.etcdctl("put", "/coreos.com/network/config", CONFIG);
-        topology = WalkthroughTopology.create("o4jp" + Integer.toHexString(ThreadLocalRandom.current()
-                .nextInt(0x10000)) + "-", 1472);
+        topology = WalkthroughTopology.create(Walkthroughs.uniquePrefix("o4jp"), 1472);
     }
 
     @AfterEach
     void tearDown() throws Exception {
-        for (int i = closeables.size() - 1; i >= 0; i--) {
-            closeables.get(i).close();
-        }
-        if (topology != null) {
-            topology.close();
-        }
+        Walkthroughs.closeAll(closeables);
+        Walkthroughs.closeAll(topology);
     }
 
     private OverlayNode start(NetworkNamespace host, Ipv4Prefix subnet, List<String> peerEvents) {
         EtcdSubnetAllocator a = EtcdSubnetAllocator.builder().endpoints(etcd.endpoint()).build();
-        closeables.add(a);
+        closeables.push(a);
         OverlayNode n = OverlayNode.builder().allocator(a).backend(UdpBackend.builder().build())
                 .underlayInterface(WalkthroughTopology.UNDERLAY).threadFactory(host.threadFactory())
                 .preferredSubnet(subnet).listener(new OverlayNode.Listener() {
@@ -84,7 +77,7 @@ class EtcdPoisonedKeysTest {
                         peerEvents.add("removed " + peer.subnet());
                     }
                 }).build().start();
-        closeables.add(n);
+        closeables.push(n);
         return n;
     }
 

@@ -21,7 +21,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
-import java.util.concurrent.ThreadLocalRandom;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -49,24 +48,13 @@ class KernelBackendsWalkthroughTest {
 
     @BeforeEach
     void setUp() {
-        Requirements.requireKernelNetworking();
-        Requirements.requireBinary("ping");
-        prefix = "o4jk" + Integer.toHexString(ThreadLocalRandom.current().nextInt(0x10000)) + "-";
+        Walkthroughs.requireHosts();
+        prefix = Walkthroughs.uniquePrefix("o4jk");
     }
 
     @AfterEach
-    void tearDown() {
-        for (OverlayNode n : new OverlayNode[] {node1, node2}) {
-            if (n != null) {
-                n.close();
-            }
-        }
-        if (allocator != null) {
-            allocator.close();
-        }
-        if (topology != null) {
-            topology.close();
-        }
+    void tearDown() throws Exception {
+        Walkthroughs.closeAll(node1, node2, allocator, topology);
     }
 
     private OverlayNode start(NetworkNamespace host, Ipv4Prefix subnet, io.overlay4j.Backend backend)

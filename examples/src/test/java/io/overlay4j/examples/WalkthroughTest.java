@@ -12,7 +12,6 @@ import io.overlay4j.NetworkConfig;
 import io.overlay4j.OverlayNode;
 import io.overlay4j.Route;
 import io.overlay4j.TrafficStats;
-import io.overlay4j.testing.Requirements;
 import io.overlay4j.tun.LinuxTunDevice;
 import io.overlay4j.tun.NetworkNamespace;
 import io.overlay4j.udp.UdpBackend;
@@ -23,7 +22,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
-import java.util.concurrent.ThreadLocalRandom;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -47,26 +45,17 @@ class WalkthroughTest {
 
     @BeforeEach
     void setUp() throws Exception {
-        Requirements.requireKernelNetworking();
-        Requirements.requireBinary("ping");
-        prefix = "o4jw" + Integer.toHexString(ThreadLocalRandom.current().nextInt(0x10000)) + "-";
+        Walkthroughs.requireHosts();
+        prefix = Walkthroughs.uniquePrefix("o4jw");
         topology = WalkthroughTopology.create(prefix, 1472);
         allocator = LocalSubnetAllocator.builder().file(dir.resolve("leases.json"))
                 .network(NetworkConfig.parse(CONFIG)).build();
     }
 
     @AfterEach
-    void tearDown() {
-        for (OverlayNode n : new OverlayNode[] {node1, node2}) {
-            if (n != null) {
-                n.close();
-            }
-        }
-        if (allocator != null) {
-            allocator.close();
-        }
+    void tearDown() throws Exception {
+        Walkthroughs.closeAll(node1, node2, allocator, topology);
         if (topology != null) {
-            topology.close();
             for (String n : new String[] {"host1", "host2", "c1", "c2"}) {
                 assertFalse(Files.exists(Path.of("/run/netns", prefix + n)), "namespace left behind: " + n);
             }

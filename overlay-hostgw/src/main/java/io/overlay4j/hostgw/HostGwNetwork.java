@@ -7,21 +7,19 @@ import io.overlay4j.LeaseAttributes;
 import io.overlay4j.LeaseEvent;
 import io.overlay4j.Route;
 import io.overlay4j.TrafficStats;
+import io.overlay4j.internal.AbstractNetwork;
+import io.overlay4j.internal.WarnOnce;
 import io.overlay4j.tun.Link;
 import io.overlay4j.tun.NetlinkMonitor;
 import io.overlay4j.tun.NetlinkRouteProgrammer;
+import io.overlay4j.tun.internal.KernelWatch;
 import java.io.IOException;
-import java.util.ArrayList;
 import java.util.EnumSet;
-import java.util.HashMap;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
-import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.RejectedExecutionException;
-import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -29,32 +27,26 @@ import org.slf4j.LoggerFactory;
 /**
  * {@link HostGwBackend}'s network for one lease: one route per peer. Peer changes arrive on the node's control thread;
  * restores (a route deleted, the interface back up, the periodic check) run on this network's own thread; both under
- * {@link #lock}.
+ * {@link #lock}. Its MTU is the interface's: nothing is added to packets.
  */
-final class HostGwNetwork implements Backend.Network {
+final class HostGwNetwork extends AbstractNetwork {
     private static final Logger LOG = LoggerFactory.getLogger(HostGwNetwork.class);
-    private static final int MAX_WARNED = 1024;
 
     private final HostGwBackend backend;
     private final Ipv4Prefix network;
     private final String iface;
-    private final int mtu;
     private final NetlinkRouteProgrammer nl;
-    private final Object lock = new Object();
     /** The route of every peer, installed or still to install (flannel's route list). */
     private final Map<Ipv4Prefix, Route> routes = new TreeMap<>();
-    private final Set<String> warned = new HashSet<>();
-    private ScheduledThreadPoolExecutor checks;
-    private NetlinkMonitor monitor;
-    private Lease lease;
-    private boolean closed;
+    private final WarnOnce warnings = new WarnOnce(LOG);
+    private KernelWatch watch;
     private boolean checkQueued;
 
     private HostGwNetwork(HostGwBackend backend, Backend.Context context, NetlinkRouteProgrammer nl) {
+        super(context.interfaceMtu());
         this.backend = backend;
         this.network = context.config().network();
         this.iface = context.interfaceName();
-        this.mtu = context.interfaceMtu();
         this.nl = nl;
     }
 
@@ -64,81 +56,44 @@ final class HostGwNetwork implements Backend.Network {
         HostGwNetwork n = new HostGwNetwork(backend, context, nl);
         try {
             nl.linkIndex(n.iface); // fails early, naming the interface, if it is gone
-            n.lease = context.acquireLease(attributes);
+            Lease lease = n.acquireLease(context, attributes);
             // The checks run on a thread of their own from the node's factory (so in the node's network namespace).
-            n.checks = new ScheduledThreadPoolExecutor(1, context.threadFactory());
-            n.checks.prestartAllCoreThreads();
+            n.watch = KernelWatch.start("route check thread of " + n.iface, context.threadFactory());
             long every = backend.checkInterval.toMillis();
-            n.checks.scheduleWithFixedDelay(n::check, every, every, TimeUnit.MILLISECONDS);
-            n.monitor = NetlinkMonitor.start("overlay4j-host-gw-monitor-" + n.iface,
+            n.watch.worker().scheduleWithFixedDelay(n::check, every, every, TimeUnit.MILLISECONDS);
+            n.watch.follow("overlay4j-host-gw-monitor-" + n.iface,
                     EnumSet.of(NetlinkMonitor.Group.LINK, NetlinkMonitor.Group.IPV4_ROUTE), n.new KernelListener(),
                     context.threadFactory());
-            LOG.info("host-gw backend up on {} (MTU {}), subnet {}", n.iface, n.mtu, n.lease.subnet());
+            LOG.info("host-gw backend up on {} (MTU {}), subnet {}", n.iface, n.mtu(), lease.subnet());
             return n;
         } catch (IOException | RuntimeException | Error e) {
-            n.stopWatching();
-            nl.close();
+            KernelWatch.shutDown(n.watch, () -> { }, nl);
             throw e;
         }
     }
 
     @Override
-    public Lease lease() {
-        return lease;
-    }
-
-    /** {@inheritDoc} The interface's MTU: nothing is added to packets. */
-    @Override
-    public int mtu() {
-        return mtu;
+    protected void applyPeers(List<LeaseEvent> events) {
+        dispatch(events, this::add, this::remove);
     }
 
     @Override
-    public void peersChanged(List<LeaseEvent> events) {
-        synchronized (lock) {
-            if (closed) {
-                return;
-            }
-            for (LeaseEvent e : events) {
-                if (e.type() == LeaseEvent.Type.ADDED) {
-                    add(e.lease());
-                } else {
-                    remove(e.lease().subnet());
-                }
-            }
+    protected void replacePeers(List<Lease> peers) {
+        removeMissing(routes.keySet(), peers, this::remove);
+        for (Lease l : peers) {
+            add(l);
         }
-    }
-
-    @Override
-    public void resetPeers(List<Lease> peers) {
-        synchronized (lock) {
-            if (closed) {
-                return;
-            }
-            Map<Ipv4Prefix, Lease> want = new HashMap<>();
-            for (Lease l : peers) {
-                want.put(l.subnet(), l);
-            }
-            for (Ipv4Prefix s : new ArrayList<>(routes.keySet())) {
-                if (!want.containsKey(s)) {
-                    remove(s);
+        try {
+            for (Route r : nl.routes()) {
+                if (r.device().equals(iface) && r.gateway() != null && !r.kernel()
+                        && network.contains(r.destination()) && !r.destination().equals(network)
+                        && !routes.containsKey(r.destination())) {
+                    LOG.info("removing stale route {}", r);
+                    deleteQuietly(r);
                 }
             }
-            for (Lease l : peers) {
-                add(l);
-            }
-            try {
-                for (Route r : nl.routes()) {
-                    if (r.device().equals(iface) && r.gateway() != null && !r.kernel()
-                            && network.contains(r.destination()) && !r.destination().equals(network)
-                            && !routes.containsKey(r.destination())) {
-                        LOG.info("removing stale route {}", r);
-                        deleteQuietly(r);
-                    }
-                }
-            } catch (IOException | RuntimeException e) {
-                LOG.warn("cannot clean up stale routes via {}: {}", iface, e.toString());
-            }
+        } catch (IOException | RuntimeException e) {
+            LOG.warn("cannot clean up stale routes via {}: {}", iface, e.toString());
         }
     }
 
@@ -156,50 +111,27 @@ final class HostGwNetwork implements Backend.Network {
 
     /** Stops following peers; deletes the routes only if the backend was built with {@code cleanUpOnClose}. */
     @Override
-    public void close() {
-        synchronized (lock) {
-            if (closed) {
-                return;
-            }
-            closed = true;
-        }
-        stopWatching();
-        try {
-            synchronized (lock) {
-                if (backend.cleanUpOnClose) {
-                    for (Route r : routes.values()) {
-                        deleteQuietly(r);
-                    }
-                    LOG.info("removed {} routes via {}", routes.size(), iface);
-                } else {
-                    LOG.info("left {} routes via {} in place (as flanneld does)", routes.size(), iface);
-                }
-                routes.clear();
-            }
-        } finally {
-            nl.close();
-        }
+    protected void release() {
+        KernelWatch.shutDown(watch, this::finish, nl);
     }
 
-    private void stopWatching() {
-        if (monitor != null) {
-            monitor.close();
-        }
-        if (checks != null) {
-            checks.shutdownNow();
-            try {
-                if (!checks.awaitTermination(10, TimeUnit.SECONDS)) {
-                    LOG.warn("the route check thread of {} did not stop within 10 s", iface);
+    private void finish() {
+        synchronized (lock) {
+            if (backend.cleanUpOnClose) {
+                for (Route r : routes.values()) {
+                    deleteQuietly(r);
                 }
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
+                LOG.info("removed {} routes via {}", routes.size(), iface);
+            } else {
+                LOG.info("left {} routes via {} in place (as flanneld does)", routes.size(), iface);
             }
+            routes.clear();
         }
     }
 
     @Override
     public String toString() {
-        return "host-gw network via " + iface + " lease " + (lease == null ? "?" : lease.subnet());
+        return "host-gw network via " + iface + " lease " + leaseText();
     }
 
     // ---- peers ---------------------------------------------------------------------------------------------
@@ -209,7 +141,7 @@ final class HostGwNetwork implements Backend.Network {
         LeaseAttributes a = peer.attributes();
         if (!HostGwBackend.TYPE.equals(a.backendType())) {
             backend.ignored.incrementAndGet();
-            warnOnce("type " + subnet + " " + a.backendType(), "Ignoring non-host-gw subnet {} at {}: type={}",
+            warnings.warn("type " + subnet + " " + a.backendType(), "Ignoring non-host-gw subnet {} at {}: type={}",
                     subnet, a.publicIp().getHostAddress(), a.backendType());
             remove(subnet);
             return;
@@ -320,13 +252,13 @@ final class HostGwNetwork implements Backend.Network {
 
     private void queueCheck() {
         synchronized (lock) {
-            if (closed || checkQueued) {
+            if (isClosed() || checkQueued) {
                 return;
             }
             checkQueued = true;
         }
         try {
-            checks.execute(this::check);
+            watch.worker().execute(this::check);
         } catch (RejectedExecutionException e) {
             // closing
         }
@@ -336,7 +268,7 @@ final class HostGwNetwork implements Backend.Network {
     private void check() {
         synchronized (lock) {
             checkQueued = false;
-            if (closed || routes.isEmpty()) {
+            if (isClosed() || routes.isEmpty()) {
                 return;
             }
             List<Route> current;
@@ -358,17 +290,6 @@ final class HostGwNetwork implements Backend.Network {
                     LOG.warn("Error recovering route to {}: {}", route, e.toString());
                 }
             }
-        }
-    }
-
-    private void warnOnce(String key, String format, Object... args) {
-        if (warned.size() > MAX_WARNED) {
-            warned.clear();
-        }
-        if (warned.add(key)) {
-            LOG.warn(format, args);
-        } else {
-            LOG.debug(format, args);
         }
     }
 }

@@ -1,5 +1,8 @@
 package io.overlay4j.hostgw;
 
+import static io.overlay4j.tun.testing.TestNodes.await;
+import static io.overlay4j.tun.testing.TestNodes.quietly;
+import static io.overlay4j.tun.testing.TestNodes.subnet;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -8,27 +11,20 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.overlay4j.Ipv4Prefix;
 import io.overlay4j.Lease;
 import io.overlay4j.LeaseAttributes;
-import io.overlay4j.LocalSubnetAllocator;
-import io.overlay4j.NetworkConfig;
 import io.overlay4j.OverlayException;
 import io.overlay4j.OverlayNode;
 import io.overlay4j.Route;
-import io.overlay4j.testing.Requirements;
 import io.overlay4j.tun.NetlinkRouteProgrammer;
 import io.overlay4j.tun.testing.TestNamespaces;
+import io.overlay4j.tun.testing.TestNodes;
 import io.overlay4j.tun.testing.TestUnderlay;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.Set;
-import java.util.TreeMap;
 import java.util.TreeSet;
-import java.util.concurrent.Callable;
-import java.util.function.BooleanSupplier;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -43,7 +39,6 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class HostGwBackendKernelTest {
     private static final String CONFIG = "{\"Network\":\"100.96.0.0/16\",\"Backend\":{\"Type\":\"host-gw\"}}";
-    private static final Duration WAIT = Duration.ofSeconds(20);
 
     @RegisterExtension
     final TestNamespaces namespaces = new TestNamespaces("o4jhg");
@@ -52,55 +47,24 @@ class HostGwBackendKernelTest {
     Path dir;
 
     private TestUnderlay lan;
-    private LocalSubnetAllocator allocator;
-    private final Map<Integer, OverlayNode> nodes = new TreeMap<>();
-    private final List<NetlinkRouteProgrammer> programmers = new ArrayList<>();
+    private TestNodes nodes;
 
     @BeforeEach
     void setUp() throws IOException {
-        Requirements.requireKernelNetworking();
-        Requirements.requireBinary("ping");
-        lan = TestUnderlay.create(namespaces, 3);
-        allocator = LocalSubnetAllocator.builder().file(dir.resolve("leases.json"))
-                .network(NetworkConfig.parse(CONFIG)).pollInterval(Duration.ofMillis(100)).build();
+        nodes = TestNodes.create(namespaces, 3, dir, "ping");
+        lan = nodes.lan();
+        nodes.network(CONFIG);
     }
 
     @AfterEach
     void tearDown() {
-        for (OverlayNode n : nodes.values()) {
-            n.close();
+        if (nodes != null) {
+            nodes.close();
         }
-        for (NetlinkRouteProgrammer p : programmers) {
-            p.close();
-        }
-        allocator.close();
     }
 
     private static HostGwBackend backend() {
         return HostGwBackend.builder().cleanUpOnClose(true).checkInterval(Duration.ofHours(1)).build();
-    }
-
-    private OverlayNode start(int host, HostGwBackend backend) throws Exception {
-        OverlayNode node = lan.host(host).call(() -> OverlayNode.builder()
-                .allocator(allocator)
-                .backend(backend)
-                .underlayInterface(TestUnderlay.DEVICE)
-                .subnetFile(dir.resolve("host" + host + ".env"))
-                .preferredSubnet(subnet(host))
-                .build()
-                .start());
-        nodes.put(host, node);
-        return node;
-    }
-
-    private NetlinkRouteProgrammer nl(int host) throws Exception {
-        NetlinkRouteProgrammer p = lan.host(host).call(NetlinkRouteProgrammer::open);
-        programmers.add(p);
-        return p;
-    }
-
-    private static Ipv4Prefix subnet(int host) {
-        return Ipv4Prefix.parse("100.96." + host + ".0/24");
     }
 
     /** flannel's host-gw route for a peer: {@code <subnet> via <PublicIP> dev <iface>}. */
@@ -115,24 +79,6 @@ class HostGwBackendKernelTest {
 
     private static boolean routesAre(NetlinkRouteProgrammer nl, String... routes) {
         return quietly(() -> overlayRoutes(nl).equals(new TreeSet<>(List.of(routes))));
-    }
-
-    private static boolean quietly(Callable<Boolean> c) {
-        try {
-            return c.call();
-        } catch (Exception e) {
-            return false;
-        }
-    }
-
-    private static void await(String what, BooleanSupplier condition) throws InterruptedException {
-        long deadline = System.nanoTime() + WAIT.toNanos();
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError("not within " + WAIT.toSeconds() + " s: " + what);
-            }
-            Thread.sleep(50);
-        }
     }
 
     /** Pings host {@code to}'s docker0-like address from host {@code from}, through the host-gw route. */
@@ -154,10 +100,10 @@ class HostGwBackendKernelTest {
     void routesAreFlannelsAndCarryTraffic() throws Exception {
         bridges(1, 2, 3);
         HostGwBackend b1 = backend();
-        start(1, b1);
-        start(2, backend());
-        NetlinkRouteProgrammer h1 = nl(1);
-        NetlinkRouteProgrammer h2 = nl(2);
+        nodes.start(1, b1);
+        nodes.start(2, backend());
+        NetlinkRouteProgrammer h1 = nodes.netlink(1);
+        NetlinkRouteProgrammer h2 = nodes.netlink(2);
         await("routes both ways", () -> routesAre(h1, "100.96.1.0/24 dev docker0 proto kernel scope link src "
                 + "100.96.1.1", route(2)) && routesAre(h2, "100.96.2.0/24 dev docker0 proto kernel scope link src "
                 + "100.96.2.1", route(1)));
@@ -175,13 +121,13 @@ class HostGwBackendKernelTest {
         ping(2, 1);
 
         // a third host joins and leaves
-        start(3, backend());
+        nodes.start(3, backend());
         await("host1 routes host3", () -> quietly(() -> overlayRoutes(h1).contains(route(3))));
         ping(3, 1);
         OverlayNode n3 = nodes.remove(3);
         Lease l3 = n3.lease();
         n3.close();
-        allocator.release(l3);
+        nodes.allocator().release(l3);
         await("host1 drops host3's route", () -> quietly(() -> !overlayRoutes(h1).contains(route(3))));
         assertEquals(2, b1.stats().peers() + 1);
     }
@@ -189,12 +135,12 @@ class HostGwBackendKernelTest {
     @Test
     void deletedRoutesComeBackAtOnceAndConflictsAreReplaced() throws Exception {
         bridges(1, 2);
-        NetlinkRouteProgrammer h1 = nl(1);
-        start(2, backend());
+        NetlinkRouteProgrammer h1 = nodes.netlink(1);
+        nodes.start(2, backend());
         // a route to host2's subnet via a wrong gateway (host2's lease exists, so it is a conflict, not a leftover)
         lan.ip(1, "route", "add", "100.96.2.0/24", "via", "10.168.0.9", "dev", "eth0");
         HostGwBackend b1 = backend();
-        start(1, b1);
+        nodes.start(1, b1);
         await("host1 replaced the conflicting route", () -> quietly(() -> overlayRoutes(h1).contains(route(2))
                 && overlayRoutes(h1).stream().noneMatch(r -> r.contains("10.168.0.9"))));
         assertEquals(1, b1.stats().replaced());
@@ -221,14 +167,14 @@ class HostGwBackendKernelTest {
     @Test
     void anIdenticalRouteIsLeftAloneAndForeignLeasesIgnored() throws Exception {
         bridges(1, 2);
-        NetlinkRouteProgrammer h1 = nl(1);
-        start(2, backend());
+        NetlinkRouteProgrammer h1 = nodes.netlink(1);
+        nodes.start(2, backend());
         lan.ip(1, "route", "add", "100.96.2.0/24", "via", "10.168.0.3", "dev", "eth0", "proto", "static");
-        allocator.reserve(subnet(50), new LeaseAttributes(TestUnderlay.address(3), null, "vxlan",
+        nodes.allocator().reserve(subnet(50), new LeaseAttributes(TestUnderlay.address(3), null, "vxlan",
                 "{\"VNI\":1,\"VtepMAC\":\"0a:00:00:00:00:01\"}"));
-        allocator.reserve(subnet(51), LeaseAttributes.udp(TestUnderlay.address(3)));
+        nodes.allocator().reserve(subnet(51), LeaseAttributes.udp(TestUnderlay.address(3)));
         HostGwBackend b1 = backend();
-        start(1, b1);
+        nodes.start(1, b1);
         Thread.sleep(500);
         await("host2 known", () -> b1.stats().peers() == 1);
         String shown = lan.ip(1, "route", "show", "100.96.2.0/24").trim();
@@ -242,36 +188,36 @@ class HostGwBackendKernelTest {
     @Test
     void aPublicIpOtherThanTheInterfacesIsRefusedAsFlannelDoes() throws Exception {
         OverlayException e = assertThrows(OverlayException.class, () -> lan.host(1).call(() -> OverlayNode.builder()
-                .allocator(allocator).backend(backend()).underlayInterface(TestUnderlay.DEVICE)
+                .allocator(nodes.allocator()).backend(backend()).underlayInterface(TestUnderlay.DEVICE)
                 .publicAddress(Ipv4Prefix.parseAddress("203.0.113.7")).subnetFile(null).build().start()));
         assertEquals("your PublicIP differs from interface IP, meaning that probably you're on a NAT, which is not "
                 + "supported by host-gw backend", e.getMessage());
-        assertTrue(allocator.leases().isEmpty(), "no lease taken");
+        assertTrue(nodes.allocator().leases().isEmpty(), "no lease taken");
     }
 
     @Test
     void aLeftoverRouteIntoTheNetworkIsRemovedAtTheFirstPeerList() throws Exception {
-        NetlinkRouteProgrammer h1 = nl(1);
+        NetlinkRouteProgrammer h1 = nodes.netlink(1);
         // a peer that went away while no node ran on host1
         lan.ip(1, "route", "add", "100.96.9.0/24", "via", "10.168.0.9", "dev", "eth0");
         lan.ip(1, "route", "add", "192.0.2.0/24", "via", "10.168.0.9", "dev", "eth0"); // not ours
         HostGwBackend b1 = backend();
-        start(1, b1);
-        start(2, backend());
+        nodes.start(1, b1);
+        nodes.start(2, backend());
         await("only host2's route left", () -> routesAre(h1, route(2)));
         assertTrue(lan.ip(1, "route").contains("192.0.2.0/24 via 10.168.0.9 dev eth0"));
     }
 
     @Test
     void closingLeavesTheRoutesAsFlannelDoesUnlessToldOtherwise() throws Exception {
-        NetlinkRouteProgrammer h1 = nl(1);
-        start(1, HostGwBackend.builder().build());
-        start(2, backend());
+        NetlinkRouteProgrammer h1 = nodes.netlink(1);
+        nodes.start(1, HostGwBackend.builder().build());
+        nodes.start(2, backend());
         await("host1 routes host2", () -> quietly(() -> overlayRoutes(h1).contains(route(2))));
         nodes.remove(1).close();
         assertTrue(overlayRoutes(h1).contains(route(2)), "left in place");
         HostGwBackend b1 = backend();
-        OverlayNode again = start(1, b1);
+        OverlayNode again = nodes.start(1, b1);
         assertEquals(subnet(1), again.lease().subnet());
         await("host2 known again", () -> b1.stats().peers() == 1);
         nodes.remove(1).close();

@@ -8,22 +8,20 @@ import io.overlay4j.Lease;
 import io.overlay4j.LeaseAttributes;
 import io.overlay4j.LeaseEvent;
 import io.overlay4j.NetworkConfig;
-import io.overlay4j.OffloadStatus;
 import io.overlay4j.OverlayException;
-import io.overlay4j.PeerStats;
 import io.overlay4j.Route;
 import io.overlay4j.RouteProgrammer;
-import io.overlay4j.TrafficStats;
 import io.overlay4j.TunDevice;
 import io.overlay4j.TunOptions;
+import io.overlay4j.internal.Cleanup;
 import io.overlay4j.tun.LinuxTunDevice;
 import io.overlay4j.tun.NetlinkRouteProgrammer;
 import io.overlay4j.tun.UdpSocket;
+import io.overlay4j.udp.internal.ForwardingNetwork;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
@@ -115,54 +113,8 @@ public final class UdpBackend implements Backend {
         }
         int mtu = context.interfaceMtu() - FlannelUdpEncapsulator.OVERHEAD;
         UdpNetwork net = new UdpNetwork(udpPort, mtu, offloads, context.interfaceName());
-        try {
-            net.tun = tunFactory.open(new TunOptions(tunName, mtu).withOffloads(offloads));
-            String device = net.tun.name();
-            net.lease = context.acquireLease(LeaseAttributes.udp(context.publicAddress()));
-            Ipv4Prefix own = net.lease.subnet();
-            if (routeSupplier != null) {
-                net.routes = requireNonNull(routeSupplier.get(), "route programmer supplier returned null");
-                net.ownsRoutes = true;
-            } else {
-                net.routes = routes;
-            }
-            net.routes.addAddress(device, own.network(), 32);
-            net.routes.setLinkUp(device);
-            Route route = Route.viaDevice(network, device);
-            net.routes.addRoute(route);
-            net.route = route;
-            InetSocketAddress bind = new InetSocketAddress(context.interfaceAddress(), udpPort);
-            net.socket = UdpSocket.open(bind, UdpSocket.Options.builder().sendBufferSize(socketBufferSize)
-                    .receiveBufferSize(socketBufferSize).gro(offloads).build());
-            Forwarder.Builder fb = Forwarder.builder()
-                    .tun(net.tun)
-                    .socket(net.socket)
-                    .ownsSocket(true) // closing it wakes the receiver, also where loopback is down
-                    .port(udpPort)
-                    .mtu(mtu)
-                    .ownSubnet(own)
-                    .network(network)
-                    .admitAnySenderAddress(admitAnySenderAddress)
-                    .threadFactory(context.threadFactory());
-            if (errorHandler != null) {
-                fb.errorHandler(errorHandler);
-            }
-            Forwarder forwarder = fb.build();
-            net.forwarder = forwarder;
-            forwarder.start();
-            LOG.info("udp backend up: {} mtu {} (offloads {}: virtio header {}, GSO {}, GRO {}), address {}/32, "
-                            + "route {}, socket {} (buffers {}/{} B)", device, mtu, offloads ? "asked" : "off",
-                    forwarder.vnetHeader(), net.socket.gsoSupported(), net.socket.groEnabled(),
-                    own.network().getHostAddress(), route, bind, net.socket.sendBufferSize(),
-                    net.socket.receiveBufferSize());
-            if (admitAnySenderAddress) {
-                LOG.warn("udp backend on {} admits datagrams from any sender address (peers behind NAT)", device);
-            }
-            return net;
-        } catch (IOException | RuntimeException | Error e) {
-            net.cleanUp(e);
-            throw e;
-        }
+        net.setUp(this, context, network);
+        return net;
     }
 
     @Override
@@ -171,62 +123,83 @@ public final class UdpBackend implements Backend {
     }
 
     /** The running backend for one lease. */
-    static final class UdpNetwork implements Network {
+    static final class UdpNetwork extends ForwardingNetwork {
         private final int port;
-        private final int mtu;
-        private final boolean offloads;
-        private final String interfaceName;
-        private final Object lock = new Object();
-        private TunDevice tun;
-        private Lease lease;
         private RouteProgrammer routes;
         private boolean ownsRoutes;
         private Route route;
-        private UdpSocket socket;
-        private Forwarder forwarder;
-        private boolean closed;
 
         UdpNetwork(int port, int mtu, boolean offloads, String interfaceName) {
+            super(mtu, offloads, interfaceName == null ? "underlay" : interfaceName);
             this.port = port;
-            this.mtu = mtu;
-            this.offloads = offloads;
-            this.interfaceName = interfaceName;
         }
 
-        @Override
-        public Lease lease() {
-            return lease;
-        }
-
-        @Override
-        public int mtu() {
-            return mtu;
-        }
-
-        @Override
-        public void peersChanged(List<LeaseEvent> events) {
-            synchronized (lock) {
-                if (!closed) {
-                    for (LeaseEvent e : events) {
-                        if (e.type() == LeaseEvent.Type.ADDED) {
-                            warnIfNotUdp(e.lease());
-                        }
-                    }
-                    forwarder.peersChanged(events);
+        /** What {@link UdpBackend#register} does, on this network's fields; cleans up if any step fails. */
+        void setUp(UdpBackend b, Context context, Ipv4Prefix network) throws IOException {
+            try {
+                tun = b.tunFactory.open(new TunOptions(b.tunName, mtu()).withOffloads(b.offloads));
+                String device = tun.name();
+                Ipv4Prefix own = acquireLease(context, LeaseAttributes.udp(context.publicAddress())).subnet();
+                if (b.routeSupplier != null) {
+                    routes = requireNonNull(b.routeSupplier.get(), "route programmer supplier returned null");
+                    ownsRoutes = true;
+                } else {
+                    routes = b.routes;
                 }
+                routes.addAddress(device, own.network(), 32);
+                routes.setLinkUp(device);
+                Route route = Route.viaDevice(network, device);
+                routes.addRoute(route);
+                this.route = route;
+                InetSocketAddress bind = new InetSocketAddress(context.interfaceAddress(), port);
+                socket = UdpSocket.open(bind, UdpSocket.Options.builder().sendBufferSize(b.socketBufferSize)
+                        .receiveBufferSize(b.socketBufferSize).gro(b.offloads).build());
+                Forwarder.Builder fb = Forwarder.builder()
+                        .tun(tun)
+                        .socket(socket)
+                        .ownsSocket(true) // closing it wakes the receiver, also where loopback is down
+                        .port(port)
+                        .mtu(mtu())
+                        .ownSubnet(own)
+                        .network(network)
+                        .admitAnySenderAddress(b.admitAnySenderAddress)
+                        .threadFactory(context.threadFactory());
+                if (b.errorHandler != null) {
+                    fb.errorHandler(b.errorHandler);
+                }
+                Forwarder f = fb.build();
+                forwarder = f;
+                f.start();
+                LOG.info("udp backend up: {} mtu {} (offloads {}: virtio header {}, GSO {}, GRO {}), address {}/32, "
+                                + "route {}, socket {} (buffers {}/{} B)", device, mtu(), b.offloads ? "asked" : "off",
+                        f.vnetHeader(), socket.gsoSupported(), socket.groEnabled(),
+                        own.network().getHostAddress(), route, bind, socket.sendBufferSize(),
+                        socket.receiveBufferSize());
+                if (b.admitAnySenderAddress) {
+                    LOG.warn("udp backend on {} admits datagrams from any sender address (peers behind NAT)", device);
+                }
+            } catch (IOException | RuntimeException | Error e) {
+                tearDown(e);
+                throw e;
             }
         }
 
         @Override
-        public void resetPeers(List<Lease> peers) {
-            synchronized (lock) {
-                if (!closed) {
-                    for (Lease l : peers) {
-                        warnIfNotUdp(l);
-                    }
-                    forwarder.resetPeers(peers);
+        protected void applyPeers(List<LeaseEvent> events) {
+            for (LeaseEvent e : events) {
+                if (e.type() == LeaseEvent.Type.ADDED) {
+                    warnIfNotUdp(e.lease());
                 }
             }
+            forwarder.peersChanged(events);
+        }
+
+        @Override
+        protected void replacePeers(List<Lease> peers) {
+            for (Lease l : peers) {
+                warnIfNotUdp(l);
+            }
+            forwarder.resetPeers(peers);
         }
 
         /**
@@ -241,120 +214,29 @@ public final class UdpBackend implements Backend {
             }
         }
 
-        @Override
-        public TrafficStats stats() {
-            return forwarder.stats();
-        }
-
-        @Override
-        public List<PeerStats> peerStats() {
-            return forwarder.peerStats();
-        }
-
-        /**
-         * The TUN device's virtio headers, and GSO and GRO on the data socket (bound on the underlay interface): see
-         * {@link Forwarder#offloads}. None once closed.
-         */
-        @Override
-        public List<OffloadStatus> offloads() {
-            synchronized (lock) {
-                if (closed) {
-                    return List.of();
-                }
-            }
-            return forwarder.offloads(offloads, interfaceName == null ? "underlay" : interfaceName);
-        }
-
-        /** The forwarder's peer table (for tests and diagnostics). */
-        PeerTable peers() {
-            return forwarder.peers();
-        }
-
-        @Override
-        public void close() {
-            synchronized (lock) {
-                if (closed) {
-                    return;
-                }
-                closed = true;
-            }
-            Throwable first = cleanUp(null);
-            if (first == null) {
-                return;
-            }
-            if (first instanceof RuntimeException) {
-                throw (RuntimeException) first;
-            }
-            if (first instanceof Error) {
-                throw (Error) first;
-            }
-            throw new OverlayException(OverlayException.Kind.DEVICE,
-                    "closing the udp backend on " + (tun == null ? "?" : tun.name()) + " failed", first);
-        }
-
         /**
          * Stops the forwarder, deletes the route, closes the socket, the TUN and an owned route programmer, in that
          * order, each even if an earlier step failed.
-         *
-         * @param failure the exception that caused the clean-up, or null: later failures are added to it as suppressed
-         * @return the first failure if {@code failure} was null, else null
          */
-        Throwable cleanUp(Throwable failure) {
-            Throwable first = failure;
-            if (forwarder != null) {
-                first = attempt(first, () -> forwarder.close());
-            }
-            if (route != null) {
-                first = attempt(first, () -> routes.deleteRoute(route));
-            }
-            if (socket != null) {
-                first = attempt(first, () -> socket.close());
-            }
-            if (tun != null) {
-                first = attempt(first, () -> tun.close());
-            }
-            if (forwarder != null) {
-                first = attempt(first, () -> {
-                    try {
-                        if (!forwarder.awaitTermination(5, TimeUnit.SECONDS)) {
-                            LOG.warn("udp backend forwarder threads did not stop within 5 s");
-                        }
-                    } catch (InterruptedException e) {
-                        Thread.currentThread().interrupt();
-                    }
-                });
-            }
-            if (ownsRoutes && routes != null) {
-                first = attempt(first, () -> routes.close());
-            }
-            return failure == null ? first : null;
+        @Override
+        protected void release() {
+            Cleanup.rethrow(tearDown(null), "closing the udp backend on " + tunName() + " failed");
         }
 
-        private static Throwable attempt(Throwable first, Step step) {
-            try {
-                step.run();
-                return first;
-            } catch (Throwable t) {
-                if (first == null) {
-                    return t;
-                }
-                if (first != t) {
-                    first.addSuppressed(t);
-                }
-                return first;
-            }
+        @Override
+        protected Throwable deleteRoutes(Throwable first) {
+            return route == null ? first : Cleanup.attempt(first, () -> routes.deleteRoute(route));
+        }
+
+        @Override
+        protected Throwable closeRoutes(Throwable first) {
+            return ownsRoutes && routes != null ? Cleanup.attempt(first, routes::close) : first;
         }
 
         @Override
         public String toString() {
-            return "udp network " + (tun == null ? "?" : tun.name()) + " lease " + (lease == null ? "?"
-                    : lease.subnet()) + " port " + port;
+            return "udp network " + tunName() + " lease " + leaseText() + " port " + port;
         }
-    }
-
-    @FunctionalInterface
-    private interface Step {
-        void run() throws Exception;
     }
 
     /** Builds a {@link UdpBackend}. */

@@ -9,6 +9,9 @@ import io.overlay4j.LeaseEvent;
 import io.overlay4j.OverlayException;
 import io.overlay4j.Route;
 import io.overlay4j.TrafficStats;
+import io.overlay4j.internal.AbstractNetwork;
+import io.overlay4j.internal.Cleanup;
+import io.overlay4j.internal.WarnOnce;
 import io.overlay4j.tun.FdbEntry;
 import io.overlay4j.tun.Link;
 import io.overlay4j.tun.LinkAddress;
@@ -17,6 +20,7 @@ import io.overlay4j.tun.Neighbour;
 import io.overlay4j.tun.NetlinkMonitor;
 import io.overlay4j.tun.NetlinkRouteProgrammer;
 import io.overlay4j.tun.VxlanLink;
+import io.overlay4j.tun.internal.KernelWatch;
 import io.overlay4j.udp.VxlanLeaseData;
 import java.io.IOException;
 import java.net.Inet4Address;
@@ -25,7 +29,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.EnumSet;
-import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
@@ -33,7 +36,6 @@ import java.util.Optional;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.ScheduledFuture;
-import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -43,10 +45,9 @@ import org.slf4j.LoggerFactory;
  * entry and onlink route (or direct route). Peer changes arrive on the node's control thread; repairs (a deleted
  * device, entries deleted by hand, failed requests) run on this network's own thread; both under {@link #lock}.
  */
-final class KernelVxlanNetwork implements VxlanBackend.VxlanNetwork {
+final class KernelVxlanNetwork extends AbstractNetwork implements VxlanBackend.VxlanNetwork {
     private static final Logger LOG = LoggerFactory.getLogger(KernelVxlanNetwork.class);
     private static final int ETHERNET_HEADER = 14;
-    private static final int MAX_WARNED = 1024;
     private static final int EPROTONOSUPPORT = 93;
     private static final int EAFNOSUPPORT = 97;
 
@@ -63,31 +64,26 @@ final class KernelVxlanNetwork implements VxlanBackend.VxlanNetwork {
     private final String device;
     private final String underlay;
     private final Inet4Address publicIp;
-    private final int mtu;
     private final NetlinkRouteProgrammer nl;
-    private final Object lock = new Object();
     private final Map<Ipv4Prefix, Programmed> programmed = new TreeMap<>();
     /** Peers whose last programming failed, retried by the repair thread. */
     private final Map<Ipv4Prefix, Lease> pending = new TreeMap<>();
-    private final Set<String> warned = new HashSet<>();
-    private ScheduledThreadPoolExecutor repairs;
-    private NetlinkMonitor monitor;
-    private Lease lease;
+    private final WarnOnce warnings = new WarnOnce(LOG);
+    private KernelWatch watch;
     private String mac;
-    private boolean closed;
     private boolean createdDevice;
     private ScheduledFuture<?> resync;
     private Duration backoff;
 
     private KernelVxlanNetwork(VxlanBackend backend, Backend.Context context, VxlanConfig config,
                                NetlinkRouteProgrammer nl) {
+        super(config.deviceMtu(context.interfaceMtu()));
         this.backend = backend;
         this.config = config;
         this.network = context.config().network();
         this.device = config.deviceName();
         this.underlay = context.interfaceName();
         this.publicIp = context.publicAddress();
-        this.mtu = config.deviceMtu(context.interfaceMtu());
         this.nl = nl;
         this.backoff = backend.options.minBackoff();
     }
@@ -101,11 +97,11 @@ final class KernelVxlanNetwork implements VxlanBackend.VxlanNetwork {
             n.setUp(context);
             return n;
         } catch (IOException | RuntimeException | Error e) {
-            n.stopWatching();
-            if (n.createdDevice) {
-                n.quietly("delete " + n.device + " after a failed start", () -> nl.deleteLink(n.device));
-            }
-            nl.close();
+            KernelWatch.shutDown(n.watch, () -> {
+                if (n.createdDevice) {
+                    n.quietly("delete " + n.device + " after a failed start", () -> nl.deleteLink(n.device));
+                }
+            }, nl);
             throw e;
         }
     }
@@ -117,21 +113,19 @@ final class KernelVxlanNetwork implements VxlanBackend.VxlanNetwork {
         mac = ensureDevice(null);
         LeaseAttributes attributes = new LeaseAttributes(publicIp, null, VxlanBackend.TYPE,
                 new VxlanLeaseData(config.vni(), mac).toJson());
-        lease = context.acquireLease(attributes);
+        acquireLease(context, attributes);
         configureDevice();
         // Repairs run on a thread of their own from the node's factory (so in the node's network namespace).
-        repairs = new ScheduledThreadPoolExecutor(1, context.threadFactory());
-        repairs.setRemoveOnCancelPolicy(true);
-        repairs.prestartAllCoreThreads();
-        monitor = NetlinkMonitor.start("overlay4j-vxlan-monitor-" + device,
-                EnumSet.allOf(NetlinkMonitor.Group.class), new KernelListener(), context.threadFactory());
+        watch = KernelWatch.start("repair thread of " + device, context.threadFactory());
+        watch.follow("overlay4j-vxlan-monitor-" + device, EnumSet.allOf(NetlinkMonitor.Group.class),
+                new KernelListener(), context.threadFactory());
         // The device may have gone between configuring it and watching it.
         if (nl.vxlanLink(device).isEmpty()) {
             scheduleResync("device vanished during start", Duration.ZERO);
         }
         LOG.info("vxlan backend up: {} (VNI {}, port {}, local {}, MTU {}, VtepMAC {}), address {}/32", device,
-                config.vni(), config.effectivePort(), publicIp.getHostAddress(), mtu, mac,
-                lease.subnet().network().getHostAddress());
+                config.vni(), config.effectivePort(), publicIp.getHostAddress(), mtu(), mac,
+                lease().subnet().network().getHostAddress());
     }
 
     // ---- the device ----------------------------------------------------------------------------------------
@@ -145,7 +139,7 @@ final class KernelVxlanNetwork implements VxlanBackend.VxlanNetwork {
     private String ensureDevice(String wantMac) throws IOException {
         int underlayIndex = nl.linkIndex(underlay);
         VxlanLink want = VxlanLink.request(device, config.vni(), underlayIndex, publicIp, config.port(),
-                config.learning(), config.gbp(), mtu, wantMac != null ? wantMac : VxlanLeaseData.randomMac());
+                config.learning(), config.gbp(), mtu(), wantMac != null ? wantMac : VxlanLeaseData.randomMac());
         try {
             if (Boolean.getBoolean(VxlanBackend.REFUSE_KERNEL_DEVICE_PROPERTY)) {
                 // what RTM_NEWLINK answers where the vxlan module is missing and cannot be loaded
@@ -171,9 +165,9 @@ final class KernelVxlanNetwork implements VxlanBackend.VxlanNetwork {
                 createdDevice = true;
             } else if (why == null) {
                 LOG.info("reusing the existing {} (MAC {})", device, vxlan.get().mac());
-                if (vxlan.get().mtu() != mtu) {
-                    LOG.info("setting {}'s MTU from {} to {}", device, vxlan.get().mtu(), mtu);
-                    nl.setMtu(device, mtu);
+                if (vxlan.get().mtu() != mtu()) {
+                    LOG.info("setting {}'s MTU from {} to {}", device, vxlan.get().mtu(), mtu());
+                    nl.setMtu(device, mtu());
                 }
             } else {
                 LOG.warn("{} already exists with incompatible configuration: {}; recreating device", device, why);
@@ -229,7 +223,7 @@ final class KernelVxlanNetwork implements VxlanBackend.VxlanNetwork {
      * IPv6 router advertisements off; the device up; and its MAC the one published.
      */
     private void configureDevice() throws IOException {
-        Inet4Address base = lease.subnet().network();
+        Inet4Address base = lease().subnet().network();
         int index = nl.linkIndex(device);
         boolean present = false;
         for (LinkAddress a : nl.ipv4Addresses()) {
@@ -283,60 +277,26 @@ final class KernelVxlanNetwork implements VxlanBackend.VxlanNetwork {
     // ---- Backend.Network -----------------------------------------------------------------------------------
 
     @Override
-    public Lease lease() {
-        return lease;
-    }
-
-    @Override
-    public int mtu() {
-        return mtu;
-    }
-
-    @Override
     public VxlanBackend.DataPlane dataPlane() {
         return VxlanBackend.DataPlane.KERNEL;
     }
 
     @Override
-    public void peersChanged(List<LeaseEvent> events) {
-        synchronized (lock) {
-            if (closed) {
-                return;
-            }
-            for (LeaseEvent e : events) {
-                if (e.type() == LeaseEvent.Type.ADDED) {
-                    add(e.lease());
-                } else {
-                    remove(e.lease().subnet());
-                }
-            }
-        }
+    protected void applyPeers(List<LeaseEvent> events) {
+        dispatch(events, this::add, this::remove);
     }
 
     @Override
-    public void resetPeers(List<Lease> peers) {
-        synchronized (lock) {
-            if (closed) {
-                return;
-            }
-            Map<Ipv4Prefix, Lease> want = new HashMap<>();
-            for (Lease l : peers) {
-                want.put(l.subnet(), l);
-            }
-            for (Ipv4Prefix s : new ArrayList<>(programmed.keySet())) {
-                if (!want.containsKey(s)) {
-                    remove(s);
-                }
-            }
-            pending.keySet().retainAll(want.keySet());
-            for (Lease l : peers) {
-                add(l);
-            }
-            try {
-                removeStaleEntries();
-            } catch (IOException | RuntimeException e) {
-                LOG.warn("cannot clean up stale entries on {}: {}", device, e.toString());
-            }
+    protected void replacePeers(List<Lease> peers) {
+        Set<Ipv4Prefix> want = removeMissing(programmed.keySet(), peers, this::remove);
+        pending.keySet().retainAll(want);
+        for (Lease l : peers) {
+            add(l);
+        }
+        try {
+            removeStaleEntries();
+        } catch (IOException | RuntimeException e) {
+            LOG.warn("cannot clean up stale entries on {}: {}", device, e.toString());
         }
     }
 
@@ -366,53 +326,30 @@ final class KernelVxlanNetwork implements VxlanBackend.VxlanNetwork {
      * routes.
      */
     @Override
-    public void close() {
-        synchronized (lock) {
-            if (closed) {
-                return;
-            }
-            closed = true;
-        }
-        stopWatching();
-        try {
-            if (backend.options.cleanUpOnClose()) {
-                synchronized (lock) {
-                    for (Programmed p : programmed.values()) {
-                        if (p.direct()) {
-                            quietly("delete route " + p.route(), () -> nl.deleteRoute(p.route()));
-                        }
-                    }
-                    programmed.clear();
-                }
-                quietly("delete " + device, () -> nl.deleteLink(device));
-                LOG.info("removed {} and its peers' entries", device);
-            } else {
-                LOG.info("left {} and {} peers' entries in place (as flanneld does)", device, programmed.size());
-            }
-        } finally {
-            nl.close();
-        }
+    protected void release() {
+        KernelWatch.shutDown(watch, this::finish, nl);
     }
 
-    private void stopWatching() {
-        if (monitor != null) {
-            monitor.close();
-        }
-        if (repairs != null) {
-            repairs.shutdownNow();
-            try {
-                if (!repairs.awaitTermination(10, TimeUnit.SECONDS)) {
-                    LOG.warn("the repair thread of {} did not stop within 10 s", device);
+    private void finish() {
+        if (backend.options.cleanUpOnClose()) {
+            synchronized (lock) {
+                for (Programmed p : programmed.values()) {
+                    if (p.direct()) {
+                        quietly("delete route " + p.route(), () -> nl.deleteRoute(p.route()));
+                    }
                 }
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
+                programmed.clear();
             }
+            quietly("delete " + device, () -> nl.deleteLink(device));
+            LOG.info("removed {} and its peers' entries", device);
+        } else {
+            LOG.info("left {} and {} peers' entries in place (as flanneld does)", device, programmed.size());
         }
     }
 
     @Override
     public String toString() {
-        return "vxlan network " + device + " lease " + (lease == null ? "?" : lease.subnet());
+        return "vxlan network " + device + " lease " + leaseText();
     }
 
     // ---- peers ---------------------------------------------------------------------------------------------
@@ -421,27 +358,15 @@ final class KernelVxlanNetwork implements VxlanBackend.VxlanNetwork {
     private void add(Lease peer) {
         Ipv4Prefix subnet = peer.subnet();
         LeaseAttributes a = peer.attributes();
-        if (!VxlanBackend.TYPE.equals(a.backendType())) {
-            backend.ignored.incrementAndGet();
-            warnOnce("type " + subnet + " " + a.backendType(), "ignoring non-vxlan subnet {} at {}: type={}", subnet,
-                    a.publicIp().getHostAddress(), a.backendType());
-            forget(subnet);
-            return;
-        }
-        VxlanLeaseData data;
-        try {
-            data = VxlanLeaseData.parse(a.backendData());
-        } catch (IllegalArgumentException e) {
-            backend.malformed.incrementAndGet();
-            warnOnce("data " + subnet + " " + a.backendData(), "skipping the vxlan lease of {} at {}: {}", subnet,
-                    a.publicIp().getHostAddress(), e.getMessage());
+        VxlanLeaseData data = backend.peerData(peer, warnings, false);
+        if (data == null) {
             forget(subnet);
             return;
         }
         if (data.vni() != config.vni()) {
-            warnOnce("vni " + subnet + " " + data.vni(), "peer {} publishes VNI {} but this node's is {}; programming "
-                    + "it as flanneld does, but no traffic will pass until the VNIs agree", subnet, data.vni(),
-                    config.vni());
+            warnings.warn("vni " + subnet + " " + data.vni(), "peer {} publishes VNI {} but this node's is {}; "
+                    + "programming it as flanneld does, but no traffic will pass until the VNIs agree", subnet,
+                    data.vni(), config.vni());
         }
         Programmed want;
         try {
@@ -648,7 +573,7 @@ final class KernelVxlanNetwork implements VxlanBackend.VxlanNetwork {
      */
     private void scheduleRepair(Ipv4Prefix key) {
         try {
-            repairs.execute(() -> repair(key));
+            watch.worker().execute(() -> repair(key));
         } catch (java.util.concurrent.RejectedExecutionException e) {
             // closing
         }
@@ -656,7 +581,7 @@ final class KernelVxlanNetwork implements VxlanBackend.VxlanNetwork {
 
     private void repair(Ipv4Prefix key) {
         synchronized (lock) {
-            if (closed) {
+            if (isClosed()) {
                 return;
             }
             try {
@@ -707,11 +632,11 @@ final class KernelVxlanNetwork implements VxlanBackend.VxlanNetwork {
 
     private void scheduleResync(String why, Duration delay) {
         synchronized (lock) {
-            if (closed || (resync != null && !resync.isDone())) {
+            if (isClosed() || (resync != null && !resync.isDone())) {
                 return;
             }
             try {
-                resync = repairs.schedule(() -> resync(why), delay.toMillis(), TimeUnit.MILLISECONDS);
+                resync = watch.worker().schedule(() -> resync(why), delay.toMillis(), TimeUnit.MILLISECONDS);
             } catch (java.util.concurrent.RejectedExecutionException e) {
                 // closing
             }
@@ -724,7 +649,7 @@ final class KernelVxlanNetwork implements VxlanBackend.VxlanNetwork {
      */
     private void resync(String why) {
         synchronized (lock) {
-            if (closed) {
+            if (isClosed()) {
                 return;
             }
             resync = null;
@@ -732,7 +657,7 @@ final class KernelVxlanNetwork implements VxlanBackend.VxlanNetwork {
                 Optional<VxlanLink> have = nl.vxlanLink(device);
                 boolean recreate = have.isEmpty() || !mac.equals(have.get().mac())
                         || incompatibility(VxlanLink.request(device, config.vni(), nl.linkIndex(underlay), publicIp,
-                        config.port(), config.learning(), config.gbp(), mtu, mac), nl.link(device).orElseThrow(),
+                        config.port(), config.learning(), config.gbp(), mtu(), mac), nl.link(device).orElseThrow(),
                         have.get()) != null;
                 if (recreate) {
                     ensureDevice(mac);
@@ -770,28 +695,7 @@ final class KernelVxlanNetwork implements VxlanBackend.VxlanNetwork {
 
     // ---- helpers -------------------------------------------------------------------------------------------
 
-    private void warnOnce(String key, String format, Object... args) {
-        if (warned.size() > MAX_WARNED) {
-            warned.clear();
-        }
-        if (warned.add(key)) {
-            LOG.warn(format, args);
-        } else {
-            LOG.debug(format, args);
-        }
-    }
-
-    @FunctionalInterface
-    private interface Step {
-        void run() throws IOException;
-    }
-
-    private void quietly(String what, Step step) {
-        try {
-            step.run();
-        } catch (IOException | RuntimeException e) {
-            backend.failures.incrementAndGet();
-            LOG.warn("{} failed: {}", what, e.toString());
-        }
+    private void quietly(String what, Cleanup.Step step) {
+        Cleanup.quietly(LOG, backend.failures, what, step);
     }
 }

@@ -5,20 +5,19 @@ import io.overlay4j.Ipv4Prefix;
 import io.overlay4j.Lease;
 import io.overlay4j.LeaseAttributes;
 import io.overlay4j.LeaseEvent;
-import io.overlay4j.OffloadStatus;
 import io.overlay4j.OverlayException;
-import io.overlay4j.PeerStats;
 import io.overlay4j.Route;
-import io.overlay4j.TrafficStats;
 import io.overlay4j.TunOptions;
+import io.overlay4j.internal.Cleanup;
+import io.overlay4j.internal.WarnOnce;
 import io.overlay4j.tun.Link;
 import io.overlay4j.tun.LinuxTunDevice;
 import io.overlay4j.tun.NetlinkRouteProgrammer;
 import io.overlay4j.tun.UdpSocket;
 import io.overlay4j.udp.Forwarder;
-import io.overlay4j.udp.PeerTable;
 import io.overlay4j.udp.VxlanEncapsulator;
 import io.overlay4j.udp.VxlanLeaseData;
+import io.overlay4j.udp.internal.ForwardingNetwork;
 import java.io.IOException;
 import java.net.Inet4Address;
 import java.net.InetSocketAddress;
@@ -27,13 +26,10 @@ import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.Set;
 import java.util.TreeMap;
-import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -47,11 +43,12 @@ import org.slf4j.LoggerFactory;
  * {@code <subnet base>/32}, the route {@code <Network> dev <tun>}, a UDP socket on the underlay address and the
  * config's {@code Port} (0: 8472), and the lease {@code {"VNI":…,"VtepMAC":"…"}} a kernel node publishes. Peer changes
  * arrive on the node's control thread (under {@link #lock}); the forwarder's two threads come from the node's factory.
+ * In {@link #peerStats()}, a peer reached through a DirectRouting route is the kernel's to forward to: only what it
+ * sends us is counted.
  */
-final class UserspaceVxlanNetwork implements VxlanBackend.VxlanNetwork {
+final class UserspaceVxlanNetwork extends ForwardingNetwork implements VxlanBackend.VxlanNetwork {
     private static final Logger LOG = LoggerFactory.getLogger(UserspaceVxlanNetwork.class);
     private static final int SOCKET_BUFFER_SIZE = 4 << 20;
-    private static final int MAX_WARNED = 1024;
     private static final byte[] MAC_SEED_LABEL = "overlay4j userspace VTEP".getBytes(StandardCharsets.US_ASCII);
 
     private final VxlanBackend backend;
@@ -59,29 +56,20 @@ final class UserspaceVxlanNetwork implements VxlanBackend.VxlanNetwork {
     private final Ipv4Prefix network;
     private final Inet4Address publicIp;
     private final int port;
-    private final int mtu;
-    private final String underlay;
-    private final Object lock = new Object();
     /** DirectRouting: the routes installed for peers the kernel reaches without a gateway. */
     private final Map<Ipv4Prefix, Route> direct = new TreeMap<>();
-    private final Set<String> warned = new HashSet<>();
+    private final WarnOnce warnings = new WarnOnce(LOG);
     private NetlinkRouteProgrammer nl;
-    private LinuxTunDevice tun;
-    private UdpSocket socket;
-    private Forwarder forwarder;
     private Route networkRoute;
-    private Lease lease;
     private String mac;
-    private boolean closed;
 
     private UserspaceVxlanNetwork(VxlanBackend backend, Backend.Context context, VxlanConfig config) {
+        super(config.deviceMtu(context.interfaceMtu()), backend.options.offloads(), context.interfaceName());
         this.backend = backend;
         this.config = config;
         this.network = context.config().network();
         this.publicIp = context.publicAddress();
         this.port = config.effectivePort();
-        this.mtu = config.deviceMtu(context.interfaceMtu());
-        this.underlay = context.interfaceName();
     }
 
     /**
@@ -101,7 +89,7 @@ final class UserspaceVxlanNetwork implements VxlanBackend.VxlanNetwork {
             n.setUp(context);
             return n;
         } catch (IOException | RuntimeException | Error e) {
-            n.cleanUp(e);
+            n.tearDown(e);
             throw e;
         }
     }
@@ -116,13 +104,12 @@ final class UserspaceVxlanNetwork implements VxlanBackend.VxlanNetwork {
                 config.learning() ? " (Learning has no meaning here: peers are known from their leases)" : "");
         nl = NetlinkRouteProgrammer.open();
         removeKernelDevice(name);
-        tun = LinuxTunDevice.open(new TunOptions(name, mtu).withOffloads(options.offloads()));
+        tun = LinuxTunDevice.open(new TunOptions(name, mtu()).withOffloads(options.offloads()));
         InetSocketAddress bind = new InetSocketAddress(context.interfaceAddress(), port);
         socket = UdpSocket.open(bind, UdpSocket.Options.builder().sendBufferSize(SOCKET_BUFFER_SIZE)
                 .receiveBufferSize(SOCKET_BUFFER_SIZE).gro(options.offloads()).build());
-        lease = context.acquireLease(new LeaseAttributes(publicIp, null, VxlanBackend.TYPE,
-                new VxlanLeaseData(config.vni(), mac).toJson()));
-        Ipv4Prefix own = lease.subnet();
+        Ipv4Prefix own = acquireLease(context, new LeaseAttributes(publicIp, null, VxlanBackend.TYPE,
+                new VxlanLeaseData(config.vni(), mac).toJson())).subnet();
         nl.addAddress(tun.name(), own.network(), 32);
         nl.setLinkUp(tun.name());
         Route route = Route.viaDevice(network, tun.name());
@@ -134,7 +121,7 @@ final class UserspaceVxlanNetwork implements VxlanBackend.VxlanNetwork {
                 .ownsSocket(true) // closing it wakes the receiver, also where loopback is down
                 .encapsulator(vx)
                 .port(port)
-                .mtu(mtu)
+                .mtu(mtu())
                 .ownSubnet(own)
                 .network(network)
                 .admitAnySenderAddress(options.admitAnySenderAddress())
@@ -144,7 +131,7 @@ final class UserspaceVxlanNetwork implements VxlanBackend.VxlanNetwork {
         f.start();
         LOG.info("vxlan backend up, userspace data plane: {} (VNI {}, port {}, VtepMAC {}, MTU {}, offloads {}: "
                         + "virtio header {}, GSO {}, GRO {}), address {}/32, route {}, socket {}", tun.name(),
-                config.vni(), port, mac, mtu, options.offloads() ? "asked" : "off", f.vnetHeader(),
+                config.vni(), port, mac, mtu(), options.offloads() ? "asked" : "off", f.vnetHeader(),
                 socket.gsoSupported(), socket.groEnabled(), own.network().getHostAddress(), route, bind);
         if (options.admitAnySenderAddress()) {
             LOG.warn("vxlan on {} admits datagrams from any sender address (peers behind NAT)", tun.name());
@@ -197,67 +184,39 @@ final class UserspaceVxlanNetwork implements VxlanBackend.VxlanNetwork {
     // ---- Backend.Network -----------------------------------------------------------------------------------
 
     @Override
-    public Lease lease() {
-        return lease;
-    }
-
-    @Override
-    public int mtu() {
-        return mtu;
-    }
-
-    @Override
     public VxlanBackend.DataPlane dataPlane() {
         return VxlanBackend.DataPlane.USERSPACE;
     }
 
     @Override
-    public void peersChanged(List<LeaseEvent> events) {
-        synchronized (lock) {
-            if (closed) {
-                return;
+    protected void applyPeers(List<LeaseEvent> events) {
+        List<LeaseEvent> usable = new ArrayList<>(events.size());
+        for (LeaseEvent e : events) {
+            if (e.type() == LeaseEvent.Type.ADDED && usable(e.lease())) {
+                usable.add(e);
+                routeDirectly(e.lease());
+            } else {
+                // a removed lease, or one that turned unusable: its old peer entry and direct route go
+                usable.add(LeaseEvent.removed(e.lease()));
+                unrouteDirectly(e.lease().subnet());
             }
-            List<LeaseEvent> usable = new ArrayList<>(events.size());
-            for (LeaseEvent e : events) {
-                if (e.type() == LeaseEvent.Type.ADDED && usable(e.lease())) {
-                    usable.add(e);
-                    routeDirectly(e.lease());
-                } else {
-                    // a removed lease, or one that turned unusable: its old peer entry and direct route go
-                    usable.add(LeaseEvent.removed(e.lease()));
-                    unrouteDirectly(e.lease().subnet());
-                }
-            }
-            forwarder.peersChanged(usable);
         }
+        forwarder.peersChanged(usable);
     }
 
     @Override
-    public void resetPeers(List<Lease> peers) {
-        synchronized (lock) {
-            if (closed) {
-                return;
+    protected void replacePeers(List<Lease> peers) {
+        List<Lease> usable = new ArrayList<>(peers.size());
+        for (Lease l : peers) {
+            if (usable(l)) {
+                usable.add(l);
             }
-            List<Lease> usable = new ArrayList<>(peers.size());
-            for (Lease l : peers) {
-                if (usable(l)) {
-                    usable.add(l);
-                }
-            }
-            Set<Ipv4Prefix> keep = new HashSet<>();
-            for (Lease l : usable) {
-                keep.add(l.subnet());
-            }
-            for (Ipv4Prefix s : new ArrayList<>(direct.keySet())) {
-                if (!keep.contains(s)) {
-                    unrouteDirectly(s);
-                }
-            }
-            for (Lease l : usable) {
-                routeDirectly(l);
-            }
-            forwarder.resetPeers(usable);
         }
+        removeMissing(direct.keySet(), usable, this::unrouteDirectly);
+        for (Lease l : usable) {
+            routeDirectly(l);
+        }
+        forwarder.resetPeers(usable);
     }
 
     /**
@@ -266,25 +225,8 @@ final class UserspaceVxlanNetwork implements VxlanBackend.VxlanNetwork {
      * (counted); another VNI is passed on, and the forwarder's peer table skips and lists it.
      */
     private boolean usable(Lease peer) {
-        LeaseAttributes a = peer.attributes();
-        if (!VxlanBackend.TYPE.equals(a.backendType())) {
-            backend.ignored.incrementAndGet();
-            warnOnce("type " + peer.subnet() + " " + a.backendType(), "ignoring non-vxlan subnet {} at {}: type={}",
-                    peer.subnet(), a.publicIp().getHostAddress(), a.backendType());
-            return false;
-        }
-        try {
-            VxlanLeaseData data = VxlanLeaseData.parse(a.backendData());
-            if (!data.unicastMac()) {
-                throw new IllegalArgumentException("VtepMAC " + data.vtepMac() + " is not a unicast address");
-            }
-        } catch (IllegalArgumentException e) {
-            backend.malformed.incrementAndGet();
-            warnOnce("data " + peer.subnet() + " " + a.backendData(), "skipping the vxlan lease of {} at {}: {}",
-                    peer.subnet(), a.publicIp().getHostAddress(), e.getMessage());
-            return false;
-        }
-        return true; // another VNI: the peer table skips it, logged with the reason, until the VNIs agree
+        // another VNI is usable: the peer table skips it, logged with the reason, until the VNIs agree
+        return backend.peerData(peer, warnings, true) != null;
     }
 
     /**
@@ -330,40 +272,9 @@ final class UserspaceVxlanNetwork implements VxlanBackend.VxlanNetwork {
         return f == null ? 0 : f.peers().size();
     }
 
-    /** The forwarder's peer table (tests, diagnostics). */
-    PeerTable peers() {
-        return forwarder.peers();
-    }
-
     /** The VtepMAC this node publishes. */
     String vtepMac() {
         return mac;
-    }
-
-    /** The forwarder's counters: inner packets and bytes each way, and every drop by reason. */
-    @Override
-    public TrafficStats stats() {
-        return forwarder.stats();
-    }
-
-    /**
-     * The forwarder's per-peer counters. A peer reached through a DirectRouting route is the kernel's to forward to:
-     * only what it sends us is counted.
-     */
-    @Override
-    public List<PeerStats> peerStats() {
-        return forwarder.peerStats();
-    }
-
-    /** The TUN's virtio headers and the socket's GSO and GRO ({@link Forwarder#offloads}); none once closed. */
-    @Override
-    public List<OffloadStatus> offloads() {
-        synchronized (lock) {
-            if (closed) {
-                return List.of();
-            }
-        }
-        return forwarder.offloads(backend.options.offloads(), underlay);
     }
 
     /**
@@ -372,116 +283,39 @@ final class UserspaceVxlanNetwork implements VxlanBackend.VxlanNetwork {
      * {@code cleanUpOnClose} concerns the kernel data plane). Idempotent.
      */
     @Override
-    public void close() {
-        synchronized (lock) {
-            if (closed) {
-                return;
-            }
-            closed = true;
-        }
-        Throwable first = cleanUp(null);
-        if (first instanceof RuntimeException) {
-            throw (RuntimeException) first;
-        }
-        if (first instanceof Error) {
-            throw (Error) first;
-        }
-        if (first != null) {
-            throw new OverlayException(OverlayException.Kind.DEVICE, "closing the userspace vxlan data plane on "
-                    + (tun == null ? "?" : tun.name()) + " failed", first);
-        }
-        LOG.info("removed {} and its routes", tun.name());
+    protected void release() {
+        Cleanup.rethrow(tearDown(null), "closing the userspace vxlan data plane on " + tunName() + " failed");
+        LOG.info("removed {} and its routes", tunName());
     }
 
-    /**
-     * Stops the forwarder, deletes the routes, closes the socket, the TUN and the netlink socket, in that order, each
-     * even if an earlier step failed.
-     *
-     * @param failure the exception that caused the clean-up, or null: later failures are added to it as suppressed
-     * @return the first failure if {@code failure} was null, else null
-     */
-    private Throwable cleanUp(Throwable failure) {
-        Throwable first = failure;
-        if (forwarder != null) {
-            first = attempt(first, forwarder::close);
-        }
+    /** The direct routes, then the network's route into the TUN. */
+    @Override
+    protected Throwable deleteRoutes(Throwable first) {
         synchronized (lock) {
             for (Route r : direct.values()) {
-                first = attempt(first, () -> nl.deleteRoute(r));
+                first = Cleanup.attempt(first, () -> nl.deleteRoute(r));
             }
             direct.clear();
         }
         if (networkRoute != null) {
-            first = attempt(first, () -> nl.deleteRoute(networkRoute));
+            first = Cleanup.attempt(first, () -> nl.deleteRoute(networkRoute));
         }
-        if (socket != null) {
-            first = attempt(first, socket::close);
-        }
-        if (tun != null) {
-            first = attempt(first, tun::close);
-        }
-        if (forwarder != null) {
-            first = attempt(first, () -> {
-                try {
-                    if (!forwarder.awaitTermination(5, TimeUnit.SECONDS)) {
-                        LOG.warn("the forwarder threads of {} did not stop within 5 s", tun.name());
-                    }
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                }
-            });
-        }
-        if (nl != null) {
-            first = attempt(first, nl::close);
-        }
-        return failure == null ? first : null;
+        return first;
+    }
+
+    @Override
+    protected Throwable closeRoutes(Throwable first) {
+        return nl == null ? first : Cleanup.attempt(first, nl::close);
     }
 
     @Override
     public String toString() {
-        return "vxlan network (userspace) " + (tun == null ? "?" : tun.name()) + " lease "
-                + (lease == null ? "?" : lease.subnet());
+        return "vxlan network (userspace) " + tunName() + " lease " + leaseText();
     }
 
     // ---- helpers -------------------------------------------------------------------------------------------
 
-    @FunctionalInterface
-    private interface Step {
-        void run() throws Exception;
-    }
-
-    private static Throwable attempt(Throwable first, Step step) {
-        try {
-            step.run();
-            return first;
-        } catch (Throwable t) {
-            if (first == null) {
-                return t;
-            }
-            if (first != t) {
-                first.addSuppressed(t);
-            }
-            return first;
-        }
-    }
-
-    private void quietly(String what, Step step) {
-        try {
-            step.run();
-        } catch (Exception e) {
-            backend.failures.incrementAndGet();
-            LOG.warn("{} failed: {}", what, e.toString());
-        }
-    }
-
-    private void warnOnce(String key, String format, Object... args) {
-        if (warned.size() > MAX_WARNED) {
-            warned.clear();
-        }
-        if (warned.add(key)) {
-            LOG.warn(format, args);
-        } else {
-            LOG.debug(format, args);
-        }
+    private void quietly(String what, Cleanup.Step step) {
+        Cleanup.quietly(LOG, backend.failures, what, step);
     }
 }

@@ -3,7 +3,10 @@ package io.overlay4j.vxlan;
 import static java.util.Objects.requireNonNull;
 
 import io.overlay4j.Backend;
+import io.overlay4j.Lease;
+import io.overlay4j.LeaseAttributes;
 import io.overlay4j.OverlayException;
+import io.overlay4j.internal.WarnOnce;
 import io.overlay4j.udp.VxlanLeaseData;
 import java.io.IOException;
 import java.time.Duration;
@@ -190,6 +193,33 @@ public final class VxlanBackend implements Backend {
             }
         }
         return UserspaceVxlanNetwork.register(this, context, config);
+    }
+
+    /**
+     * The vxlan data of a peer's lease, as both data planes decide it: null for a lease of another backend type
+     * (counted as ignored, as flanneld ignores it) or with malformed {@code BackendData} (counted as malformed), each
+     * logged through {@code warnings}; with {@code unicastOnly}, a VtepMAC no VTEP can have is malformed too.
+     */
+    VxlanLeaseData peerData(Lease peer, WarnOnce warnings, boolean unicastOnly) {
+        LeaseAttributes a = peer.attributes();
+        if (!TYPE.equals(a.backendType())) {
+            ignored.incrementAndGet();
+            warnings.warn("type " + peer.subnet() + " " + a.backendType(), "ignoring non-vxlan subnet {} at {}: "
+                    + "type={}", peer.subnet(), a.publicIp().getHostAddress(), a.backendType());
+            return null;
+        }
+        try {
+            VxlanLeaseData data = VxlanLeaseData.parse(a.backendData());
+            if (unicastOnly && !data.unicastMac()) {
+                throw new IllegalArgumentException("VtepMAC " + data.vtepMac() + " is not a unicast address");
+            }
+            return data;
+        } catch (IllegalArgumentException e) {
+            malformed.incrementAndGet();
+            warnings.warn("data " + peer.subnet() + " " + a.backendData(), "skipping the vxlan lease of {} at {}: {}",
+                    peer.subnet(), a.publicIp().getHostAddress(), e.getMessage());
+            return null;
+        }
     }
 
     /** The network registered last, or null (tests). */

@@ -1,6 +1,13 @@
 package io.overlay4j.vxlan;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static io.overlay4j.tun.testing.TestNodes.await;
+import static io.overlay4j.tun.testing.TestNodes.base;
+import static io.overlay4j.tun.testing.TestNodes.quietly;
+import static io.overlay4j.tun.testing.TestNodes.subnet;
+import static io.overlay4j.vxlan.VxlanHosts.deviceRoutes;
+import static io.overlay4j.vxlan.VxlanHosts.expectedRoutes;
+import static io.overlay4j.vxlan.VxlanHosts.fdb;
+import static io.overlay4j.vxlan.VxlanHosts.neighbours;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
@@ -10,48 +17,21 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.overlay4j.Ipv4Prefix;
 import io.overlay4j.Lease;
 import io.overlay4j.LeaseAttributes;
-import io.overlay4j.LocalSubnetAllocator;
-import io.overlay4j.NetworkConfig;
 import io.overlay4j.OverlayException;
 import io.overlay4j.OverlayNode;
-import io.overlay4j.Route;
-import io.overlay4j.testing.Requirements;
-import io.overlay4j.tun.FdbEntry;
-import io.overlay4j.tun.Neighbour;
 import io.overlay4j.tun.NetlinkRouteProgrammer;
 import io.overlay4j.tun.NetworkNamespace;
 import io.overlay4j.tun.VxlanLink;
 import io.overlay4j.tun.testing.TestNamespaces;
 import io.overlay4j.tun.testing.TestUnderlay;
 import io.overlay4j.udp.VxlanLeaseData;
-import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
 import java.net.Inet4Address;
-import java.net.InetSocketAddress;
-import java.net.ServerSocket;
-import java.net.Socket;
 import java.nio.file.Files;
-import java.nio.file.Path;
-import java.time.Duration;
-import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
-import java.util.Map;
-import java.util.Random;
 import java.util.Set;
-import java.util.TreeMap;
 import java.util.TreeSet;
-import java.util.concurrent.Callable;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.TimeUnit;
-import java.util.function.BooleanSupplier;
 import java.util.stream.Collectors;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.extension.RegisterExtension;
-import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The kernel vxlan backend on real hosts (namespaces on one L2 switch, a shared lease file): the kernel objects after
@@ -59,199 +39,41 @@ import org.junit.jupiter.api.io.TempDir;
  * {@code vxlan_network.go}), traffic through them, peers joining and leaving, restarts, leftover devices, a deleted
  * device, entries deleted by hand, malformed and foreign leases, DirectRouting.
  */
-class VxlanBackendKernelTest {
-    private static final String CONFIG = "{\"Network\":\"100.96.0.0/16\",\"Backend\":{\"Type\":\"vxlan\"}}";
-    private static final String DEVICE = "flannel.1";
-    private static final Duration WAIT = Duration.ofSeconds(20);
-
-    @RegisterExtension
-    final TestNamespaces namespaces = new TestNamespaces("o4jvx");
-
-    @TempDir
-    Path dir;
-
-    private TestUnderlay lan;
-    private LocalSubnetAllocator allocator;
-    private final Map<Integer, OverlayNode> nodes = new TreeMap<>();
-    private final List<NetlinkRouteProgrammer> programmers = new ArrayList<>();
-
-    @BeforeEach
-    void setUp() throws IOException {
-        Requirements.requireKernelNetworking();
-        Requirements.requireBinary("ping");
-        Requirements.requireBinary("bridge");
-        lan = TestUnderlay.create(namespaces, 2);
+class VxlanBackendKernelTest extends VxlanKernelTestBase {
+    VxlanBackendKernelTest() {
+        super("o4jvx", "ping", "bridge");
     }
 
-    @AfterEach
-    void tearDown() {
-        for (OverlayNode n : nodes.values()) {
-            n.close();
-        }
-        for (NetlinkRouteProgrammer p : programmers) {
-            p.close();
-        }
-        if (allocator != null) {
-            allocator.close();
-        }
-    }
-
-    private void network(String config) {
-        allocator = LocalSubnetAllocator.builder().file(dir.resolve("leases.json"))
-                .network(NetworkConfig.parse(config)).pollInterval(Duration.ofMillis(100)).build();
-    }
-
-    private static VxlanBackend cleaning() {
-        return VxlanBackend.builder().cleanUpOnClose(true).retryBackoff(Duration.ofMillis(200), Duration.ofSeconds(2))
-                .build();
-    }
-
-    private OverlayNode start(int host, VxlanBackend backend) throws Exception {
-        OverlayNode node = lan.host(host).call(() -> OverlayNode.builder()
-                .allocator(allocator)
-                .backend(backend)
-                .underlayInterface(TestUnderlay.DEVICE)
-                .subnetFile(dir.resolve("host" + host + ".env"))
-                .preferredSubnet(subnet(host))
-                .build()
-                .start());
-        nodes.put(host, node);
-        return node;
-    }
-
-    private void stop(int host) {
-        OverlayNode n = nodes.remove(host);
-        if (n != null) {
-            n.close();
-        }
-    }
-
-    private NetlinkRouteProgrammer nl(int host) throws Exception {
-        NetlinkRouteProgrammer p = lan.host(host).call(NetlinkRouteProgrammer::open);
-        programmers.add(p);
-        return p;
-    }
-
-    private static Ipv4Prefix subnet(int host) {
-        return Ipv4Prefix.parse("100.96." + host + ".0/24");
-    }
-
-    private static Inet4Address base(int host) {
-        return subnet(host).network();
-    }
-
-    private static void await(String what, BooleanSupplier condition) throws InterruptedException {
-        long deadline = System.nanoTime() + WAIT.toNanos();
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError("not within " + WAIT.toSeconds() + " s: " + what);
-            }
-            Thread.sleep(50);
-        }
-    }
-
-    private static boolean quietly(Callable<Boolean> c) {
-        try {
-            return c.call();
-        } catch (Exception e) {
-            return false;
-        }
-    }
-
-    private String vtepMac(int host) {
-        Lease l = allocator.leases().stream().filter(x -> x.subnet().equals(subnet(host))).findFirst().orElseThrow();
-        return VxlanLeaseData.parse(l.attributes().backendData()).vtepMac();
-    }
-
-    /** The entries flannel's handleSubnetEvents makes for these peers on {@code host}, as our records print them. */
-    private Set<String> expectedNeighbours(int... peers) {
-        return Arrays.stream(peers).mapToObj(p -> base(p).getHostAddress() + " dev " + DEVICE + " lladdr "
-                + vtepMac(p) + " PERMANENT").collect(Collectors.toCollection(TreeSet::new));
-    }
-
-    private Set<String> expectedFdb(int... peers) {
-        return Arrays.stream(peers).mapToObj(p -> vtepMac(p) + " dev " + DEVICE + " dst "
-                + TestUnderlay.address(p).getHostAddress() + " self permanent")
-                .collect(Collectors.toCollection(TreeSet::new));
-    }
-
-    private static Set<String> expectedRoutes(int... peers) {
-        return Arrays.stream(peers).mapToObj(p -> subnet(p) + " via " + base(p).getHostAddress() + " dev " + DEVICE
-                + " onlink").collect(Collectors.toCollection(TreeSet::new));
-    }
-
-    private static Set<String> neighbours(NetlinkRouteProgrammer nl) throws IOException {
-        return nl.neighbours(DEVICE).stream().map(Neighbour::toString).collect(Collectors.toCollection(TreeSet::new));
-    }
-
-    private static Set<String> fdb(NetlinkRouteProgrammer nl) throws IOException {
-        return nl.fdbEntries(DEVICE).stream().map(FdbEntry::toString).collect(Collectors.toCollection(TreeSet::new));
-    }
-
-    private static Set<String> deviceRoutes(NetlinkRouteProgrammer nl, String device) throws IOException {
-        return nl.routes().stream().filter(r -> r.device().equals(device) && !r.kernel()).map(Route::toString)
-                .collect(Collectors.toCollection(TreeSet::new));
-    }
-
-    private boolean programmedFor(NetlinkRouteProgrammer nl, int... peers) {
-        return quietly(() -> neighbours(nl).equals(expectedNeighbours(peers)) && fdb(nl).equals(expectedFdb(peers))
-                && deviceRoutes(nl, DEVICE).equals(expectedRoutes(peers)));
+    /** Two kernel nodes on {@link #CONFIG}; returns host 1's backend once host 1 has programmed host 2. */
+    private VxlanBackend twoNodes() throws Exception {
+        nodes.network(CONFIG);
+        VxlanBackend b1 = kernel();
+        nodes.start(1, b1);
+        nodes.start(2, kernel());
+        NetlinkRouteProgrammer h1 = nodes.netlink(1);
+        await("host1 programs host2", () -> hosts.programmedFor(h1, 2));
+        return b1;
     }
 
     private static Set<String> lines(String text) {
         return text.lines().map(String::trim).filter(s -> !s.isEmpty()).collect(Collectors.toCollection(TreeSet::new));
     }
 
-    private void ping(int from, Inet4Address to) throws IOException {
-        String out = lan.exec(from, "ping", "-c", "2", "-i", "0.2", "-W", "2", to.getHostAddress());
-        assertTrue(out.contains(" 0% packet loss"), out);
-    }
-
-    /** Sends 4 MiB over TCP from host {@code from} to {@code to}:7001 in host {@code toHost}; checks every byte. */
-    private void tcp(int from, int toHost, Inet4Address to) throws Exception {
-        byte[] data = new byte[4 << 20];
-        new Random(42).nextBytes(data);
-        ServerSocket server = lan.host(toHost).call(() -> {
-            ServerSocket s = new ServerSocket();
-            s.bind(new InetSocketAddress(to, 7001));
-            return s;
-        });
-        try (server) {
-            CompletableFuture<byte[]> received = CompletableFuture.supplyAsync(() -> {
-                try (Socket s = server.accept(); InputStream in = s.getInputStream()) {
-                    return in.readAllBytes();
-                } catch (IOException e) {
-                    throw new java.io.UncheckedIOException(e);
-                }
-            });
-            lan.host(from).call(() -> {
-                try (Socket s = new Socket()) {
-                    s.connect(new InetSocketAddress(to, 7001), 5000);
-                    try (OutputStream out = s.getOutputStream()) {
-                        out.write(data);
-                    }
-                }
-                return null;
-            });
-            assertArrayEquals(data, received.get(30, TimeUnit.SECONDS), "TCP stream corrupted");
-        }
-    }
-
     // ---- the tests -----------------------------------------------------------------------------------------
 
     @Test
     void kernelObjectsAreFlannelsAndCarryTraffic() throws Exception {
-        network(CONFIG);
-        VxlanBackend b1 = cleaning();
-        start(1, b1);
-        start(2, cleaning());
-        NetlinkRouteProgrammer h1 = nl(1);
-        NetlinkRouteProgrammer h2 = nl(2);
-        await("host1 programs host2 and host2 host1", () -> programmedFor(h1, 2) && programmedFor(h2, 1));
+        nodes.network(CONFIG);
+        VxlanBackend b1 = kernel();
+        nodes.start(1, b1);
+        nodes.start(2, kernel());
+        NetlinkRouteProgrammer h1 = nodes.netlink(1);
+        NetlinkRouteProgrammer h2 = nodes.netlink(2);
+        await("host1 programs host2 and host2 host1", () -> hosts.programmedFor(h1, 2) && hosts.programmedFor(h2, 1));
 
         // the lease, byte for byte (pkg/lease/lease.go LeaseAttrs + vxlanLeaseAttrs)
-        String mac1 = vtepMac(1);
-        Lease lease1 = allocator.leases().stream().filter(l -> l.subnet().equals(subnet(1))).findFirst().orElseThrow();
+        String mac1 = hosts.vtepMac(1);
+        Lease lease1 = hosts.lease(1);
         assertEquals("{\"PublicIP\":\"10.168.0.2\",\"PublicIPv6\":null,\"BackendType\":\"vxlan\",\"BackendData\":"
                 + "{\"VNI\":1,\"VtepMAC\":\"" + mac1 + "\"}}", lease1.attributes().toJson());
         // subnet.env: FLANNEL_MTU = underlay MTU - 50
@@ -273,11 +95,11 @@ class VxlanBackendKernelTest {
         assertTrue(lan.ip(1, "-4", "addr", "show", "dev", DEVICE).contains("inet 100.96.1.0/32 "));
 
         // the peer's entries, each compared with ip neigh / bridge fdb / ip route
-        assertEquals(expectedNeighbours(2), neighbours(h1));
-        assertEquals(Set.of("100.96.2.0 lladdr " + vtepMac(2) + " PERMANENT"),
+        assertEquals(hosts.expectedNeighbours(2), neighbours(h1));
+        assertEquals(Set.of("100.96.2.0 lladdr " + hosts.vtepMac(2) + " PERMANENT"),
                 lines(lan.ip(1, "neigh", "show", "dev", DEVICE)));
-        assertEquals(expectedFdb(2), fdb(h1));
-        assertEquals(Set.of(vtepMac(2) + " dst 10.168.0.3 self permanent"), lines(TestNamespaces.exec(
+        assertEquals(hosts.expectedFdb(2), fdb(h1));
+        assertEquals(Set.of(hosts.vtepMac(2) + " dst 10.168.0.3 self permanent"), lines(TestNamespaces.exec(
                 List.of("bridge", "-n", lan.host(1).name(), "fdb", "show", "dev", DEVICE))));
         assertEquals(expectedRoutes(2), deviceRoutes(h1, DEVICE));
         assertTrue(lines(lan.ip(1, "route")).contains("100.96.2.0/24 via 100.96.2.0 dev flannel.1 onlink"),
@@ -286,77 +108,77 @@ class VxlanBackendKernelTest {
                 .equals("unicast 100.96.2.0/24 via 100.96.2.0 dev flannel.1 proto boot scope global onlink"));
 
         // traffic both ways through the kernel's VXLAN (source = the /32 on flannel.1)
-        ping(1, base(2));
-        ping(2, base(1));
-        tcp(1, 2, base(2));
-        tcp(2, 1, base(1));
+        hosts.ping(1, base(2));
+        hosts.ping(2, base(1));
+        hosts.tcp(1, 2, base(2));
+        hosts.tcp(2, 1, base(1));
         assertTrue(nodes.get(1).stats().egressPackets() > 100, nodes.get(1).stats().toString());
         assertTrue(nodes.get(1).stats().ingressBytes() > 4 << 20, nodes.get(1).stats().toString());
         assertEquals(1, b1.stats().peers());
         assertEquals(0, b1.stats().malformedLeases() + b1.stats().failures());
 
         // cleanUpOnClose removes the device (and so everything on it)
-        stop(2);
+        nodes.stop(2);
         await("host2's device gone", () -> quietly(() -> h2.link(DEVICE).isEmpty()));
     }
 
     @Test
     void peersJoiningAndLeavingAddAndRemoveTheirEntries() throws Exception {
-        network(CONFIG);
+        nodes.network(CONFIG);
         lan.addHost();
-        start(1, cleaning());
-        start(2, cleaning());
-        NetlinkRouteProgrammer h1 = nl(1);
-        await("host1 programs host2", () -> programmedFor(h1, 2));
+        nodes.start(1, kernel());
+        nodes.start(2, kernel());
+        NetlinkRouteProgrammer h1 = nodes.netlink(1);
+        await("host1 programs host2", () -> hosts.programmedFor(h1, 2));
 
-        start(3, cleaning());
-        NetlinkRouteProgrammer h3 = nl(3);
-        await("host1 programs hosts 2 and 3", () -> programmedFor(h1, 2, 3));
-        await("host3 programs hosts 1 and 2", () -> programmedFor(h3, 1, 2));
-        ping(1, base(3));
-        ping(3, base(2));
+        nodes.start(3, kernel());
+        NetlinkRouteProgrammer h3 = nodes.netlink(3);
+        await("host1 programs hosts 2 and 3", () -> hosts.programmedFor(h1, 2, 3));
+        await("host3 programs hosts 1 and 2", () -> hosts.programmedFor(h3, 1, 2));
+        hosts.ping(1, base(3));
+        hosts.ping(3, base(2));
 
         // host 3 leaves, giving its lease back: its neighbour, FDB entry and route disappear everywhere
-        String mac3 = vtepMac(3);
+        String mac3 = hosts.vtepMac(3);
         OverlayNode n3 = nodes.remove(3);
         Lease lease3 = n3.lease();
         n3.close();
-        allocator.release(lease3);
-        await("host1 forgets host3", () -> programmedFor(h1, 2));
+        nodes.allocator().release(lease3);
+        await("host1 forgets host3", () -> hosts.programmedFor(h1, 2));
         assertFalse(lan.ip(1, "neigh", "show", "dev", DEVICE).contains("100.96.3.0"));
         assertFalse(TestNamespaces.exec(List.of("bridge", "-n", lan.host(1).name(), "fdb", "show", "dev", DEVICE))
                 .contains(mac3));
         assertFalse(lan.ip(1, "route").contains("100.96.3.0/24"));
-        ping(1, base(2));
+        hosts.ping(1, base(2));
     }
 
     @Test
     void restartKeepsTheMacTheSubnetAndTheFlows() throws Exception {
-        network(CONFIG);
-        start(1, VxlanBackend.builder().build()); // flanneld's close: everything stays
-        start(2, cleaning());
-        NetlinkRouteProgrammer h1 = nl(1);
-        NetlinkRouteProgrammer h2 = nl(2);
-        await("both programmed", () -> programmedFor(h1, 2) && programmedFor(h2, 1));
-        String mac = vtepMac(1);
+        nodes.network(CONFIG);
+        nodes.start(1, VxlanBackend.builder().build()); // flanneld's close: everything stays
+        nodes.start(2, kernel());
+        NetlinkRouteProgrammer h1 = nodes.netlink(1);
+        NetlinkRouteProgrammer h2 = nodes.netlink(2);
+        await("both programmed", () -> hosts.programmedFor(h1, 2) && hosts.programmedFor(h2, 1));
+        String mac = hosts.vtepMac(1);
 
-        stop(1);
+        nodes.stop(1);
         // while node 1 is down, the kernel keeps forwarding: its device, address and entries are still there
         assertEquals(mac, h1.vxlanLink(DEVICE).orElseThrow().mac());
-        assertTrue(programmedFor(h1, 2));
-        ping(2, base(1));
+        assertTrue(hosts.programmedFor(h1, 2));
+        hosts.ping(2, base(1));
 
-        start(1, cleaning());
+        nodes.start(1, kernel());
         assertEquals(subnet(1), nodes.get(1).lease().subnet());
-        assertEquals(mac, vtepMac(1), "the restarted node reuses the device and publishes the same MAC");
+        assertEquals(mac, hosts.vtepMac(1), "the restarted node reuses the device and publishes the same MAC");
         assertEquals(mac, h1.vxlanLink(DEVICE).orElseThrow().mac());
-        await("both programmed", () -> programmedFor(h1, 2) && programmedFor(h2, 1));
-        ping(1, base(2));
+        await("both programmed", () -> hosts.programmedFor(h1, 2) && hosts.programmedFor(h2, 1));
+        hosts.ping(1, base(2));
     }
 
     @Test
     void aLeftoverDeviceIsReusedWhenCompatible() throws Exception {
-        network(CONFIG);
+        nodes.network(CONFIG);
         String leftover = "0a:58:0a:a8:00:02";
         lan.ip(1, "link", "add", DEVICE, "address", leftover, "type", "vxlan", "id", "1", "local", "10.168.0.2",
                 "dev", "eth0", "dstport", "8472", "nolearning");
@@ -364,15 +186,15 @@ class VxlanBackendKernelTest {
         lan.ip(1, "addr", "add", "192.0.2.1/32", "dev", DEVICE);     // elsewhere: left alone
         lan.ip(1, "neigh", "replace", "100.96.99.0", "lladdr", "0a:00:00:00:00:99", "dev", DEVICE, "nud",
                 "permanent");                                         // a peer gone while no node ran: removed
-        start(1, cleaning());
-        start(2, cleaning());
-        NetlinkRouteProgrammer h1 = nl(1);
-        assertEquals(leftover, vtepMac(1), "a compatible device keeps its MAC");
+        nodes.start(1, kernel());
+        nodes.start(2, kernel());
+        NetlinkRouteProgrammer h1 = nodes.netlink(1);
+        assertEquals(leftover, hosts.vtepMac(1), "a compatible device keeps its MAC");
         assertEquals(leftover, h1.vxlanLink(DEVICE).orElseThrow().mac());
         assertEquals(Set.of(Ipv4Prefix.parse("100.96.1.0/32"), Ipv4Prefix.parse("192.0.2.1/32")),
                 Set.copyOf(h1.addresses(DEVICE)));
         assertEquals(1450, h1.mtu(DEVICE));
-        await("host1 programs exactly host2", () -> programmedFor(h1, 2));
+        await("host1 programs exactly host2", () -> hosts.programmedFor(h1, 2));
         // the other address came first on flannel.1, so name the source
         String out = lan.exec(1, "ping", "-I", "100.96.1.0", "-c", "2", "-i", "0.2", "-W", "2", "100.96.2.0");
         assertTrue(out.contains(" 0% packet loss"), out);
@@ -380,114 +202,103 @@ class VxlanBackendKernelTest {
 
     @Test
     void aLeftoverDeviceIsReplacedWhenIncompatible() throws Exception {
-        network(CONFIG);
+        nodes.network(CONFIG);
         // another VNI under flannel.1's name on host 1, another local address on host 2
         lan.ip(1, "link", "add", DEVICE, "address", "0a:58:00:00:00:01", "type", "vxlan", "id", "2", "local",
                 "10.168.0.2", "dev", "eth0", "dstport", "8472", "nolearning");
         lan.ip(2, "link", "add", DEVICE, "address", "0a:58:00:00:00:02", "type", "vxlan", "id", "1", "local",
                 "10.168.0.99", "dev", "eth0", "dstport", "8472", "nolearning");
-        start(1, cleaning());
-        start(2, cleaning());
-        NetlinkRouteProgrammer h1 = nl(1);
-        NetlinkRouteProgrammer h2 = nl(2);
-        assertNotEquals("0a:58:00:00:00:01", vtepMac(1));
+        nodes.start(1, kernel());
+        nodes.start(2, kernel());
+        NetlinkRouteProgrammer h1 = nodes.netlink(1);
+        NetlinkRouteProgrammer h2 = nodes.netlink(2);
+        assertNotEquals("0a:58:00:00:00:01", hosts.vtepMac(1));
         assertEquals(1, h1.vxlanLink(DEVICE).orElseThrow().vni());
-        assertNotEquals("0a:58:00:00:00:02", vtepMac(2));
+        assertNotEquals("0a:58:00:00:00:02", hosts.vtepMac(2));
         assertEquals(TestUnderlay.address(2), h2.vxlanLink(DEVICE).orElseThrow().local());
-        await("both programmed", () -> programmedFor(h1, 2) && programmedFor(h2, 1));
-        ping(1, base(2));
+        await("both programmed", () -> hosts.programmedFor(h1, 2) && hosts.programmedFor(h2, 1));
+        hosts.ping(1, base(2));
 
         // not a vxlan device at all under the name: replaced too
-        stop(1); // cleanUpOnClose: flannel.1 is gone
+        nodes.stop(1); // cleanUpOnClose: flannel.1 is gone
         lan.ip(1, "link", "add", DEVICE, "type", "bridge");
-        start(1, cleaning());
+        nodes.start(1, kernel());
         assertEquals("vxlan", h1.link(DEVICE).orElseThrow().kind());
         // a new device, so a new MAC in the lease: host2 follows it
-        await("both programmed", () -> programmedFor(h1, 2) && programmedFor(h2, 1));
-        ping(1, base(2));
+        await("both programmed", () -> hosts.programmedFor(h1, 2) && hosts.programmedFor(h2, 1));
+        hosts.ping(1, base(2));
     }
 
     @Test
     void aDeletedDeviceIsRecreatedWithItsMacAndPeers() throws Exception {
-        network(CONFIG);
-        VxlanBackend b1 = cleaning();
-        start(1, b1);
-        start(2, cleaning());
-        NetlinkRouteProgrammer h1 = nl(1);
-        await("host1 programs host2", () -> programmedFor(h1, 2));
-        String mac = vtepMac(1);
+        VxlanBackend b1 = twoNodes();
+        NetlinkRouteProgrammer h1 = nodes.netlink(1);
+        String mac = hosts.vtepMac(1);
 
         lan.ip(1, "link", "del", DEVICE);
-        await("flannel.1 recreated and host2 programmed again", () -> programmedFor(h1, 2)
+        await("flannel.1 recreated and host2 programmed again", () -> hosts.programmedFor(h1, 2)
                 && quietly(() -> h1.isUp(DEVICE) && h1.addresses(DEVICE).contains(Ipv4Prefix.parse("100.96.1.0/32"))));
         assertEquals(mac, h1.vxlanLink(DEVICE).orElseThrow().mac(), "recreated with the published MAC");
-        assertEquals(mac, vtepMac(1));
+        assertEquals(mac, hosts.vtepMac(1));
         assertTrue(b1.stats().deviceRecreations() >= 1, b1.stats().toString());
-        ping(1, base(2));
-        ping(2, base(1));
+        hosts.ping(1, base(2));
+        hosts.ping(2, base(1));
 
         // set down by hand: set up again (the kernel flushed its routes)
         lan.ip(1, "link", "set", DEVICE, "down");
-        await("flannel.1 up again with its route", () -> programmedFor(h1, 2) && quietly(() -> h1.isUp(DEVICE)));
-        ping(1, base(2));
+        await("flannel.1 up again with its route", () -> hosts.programmedFor(h1, 2) && quietly(() -> h1.isUp(DEVICE)));
+        hosts.ping(1, base(2));
     }
 
     @Test
     void entriesDeletedByHandComeBack() throws Exception {
-        network(CONFIG);
-        VxlanBackend b1 = cleaning();
-        start(1, b1);
-        start(2, cleaning());
-        NetlinkRouteProgrammer h1 = nl(1);
-        await("host1 programs host2", () -> programmedFor(h1, 2));
+        VxlanBackend b1 = twoNodes();
+        NetlinkRouteProgrammer h1 = nodes.netlink(1);
         lan.ip(1, "route", "del", "100.96.2.0/24");
-        await("route back", () -> programmedFor(h1, 2));
+        await("route back", () -> hosts.programmedFor(h1, 2));
         lan.ip(1, "neigh", "del", "100.96.2.0", "dev", DEVICE);
-        await("neighbour back", () -> programmedFor(h1, 2));
-        TestNamespaces.exec(List.of("bridge", "-n", lan.host(1).name(), "fdb", "del", vtepMac(2), "dev", DEVICE,
+        await("neighbour back", () -> hosts.programmedFor(h1, 2));
+        TestNamespaces.exec(List.of("bridge", "-n", lan.host(1).name(), "fdb", "del", hosts.vtepMac(2), "dev", DEVICE,
                 "dst", "10.168.0.3", "self"));
-        await("FDB entry back", () -> programmedFor(h1, 2));
+        await("FDB entry back", () -> hosts.programmedFor(h1, 2));
         assertTrue(b1.stats().repairs() >= 3, b1.stats().toString());
-        ping(1, base(2));
+        hosts.ping(1, base(2));
     }
 
     @Test
     void malformedAndForeignLeasesAreSkippedAndTheOthersWork() throws Exception {
-        network(CONFIG);
+        nodes.network(CONFIG);
         Inet4Address ghost = Ipv4Prefix.parseAddress("10.168.0.50");
-        allocator.reserve(subnet(50), new LeaseAttributes(ghost, null, "vxlan",
-                "{\"VNI\":1,\"VtepMAC\":\"zz:zz:zz:zz:zz:zz\"}"));
-        allocator.reserve(subnet(51), new LeaseAttributes(ghost, null, "vxlan", "{\"VtepMAC\":\"0a:00:00:00:00:51\"}"));
-        allocator.reserve(subnet(52), new LeaseAttributes(ghost, null, "vxlan", null));
-        allocator.reserve(subnet(53), new LeaseAttributes(ghost, null, "host-gw", null));
-        allocator.reserve(subnet(54), LeaseAttributes.udp(ghost));
-        VxlanBackend b1 = cleaning();
-        start(1, b1);
-        start(2, cleaning());
-        NetlinkRouteProgrammer h1 = nl(1);
-        await("host1 programs host2 and nothing else", () -> programmedFor(h1, 2));
+        hosts.reserveMalformed(ghost);
+        nodes.allocator().reserve(subnet(53), new LeaseAttributes(ghost, null, "host-gw", null));
+        nodes.allocator().reserve(subnet(54), LeaseAttributes.udp(ghost));
+        VxlanBackend b1 = kernel();
+        nodes.start(1, b1);
+        nodes.start(2, kernel());
+        NetlinkRouteProgrammer h1 = nodes.netlink(1);
+        await("host1 programs host2 and nothing else", () -> hosts.programmedFor(h1, 2));
         assertEquals(3, b1.stats().malformedLeases(), b1.stats().toString());
         assertEquals(2, b1.stats().ignoredLeases(), b1.stats().toString());
         assertEquals(1, b1.stats().peers());
-        ping(1, base(2));
-        tcp(2, 1, base(1));
+        hosts.ping(1, base(2));
+        hosts.tcp(2, 1, base(1));
 
         // a peer whose lease turns malformed loses its entries (its old ones would point at a stale MAC)
-        allocator.reserve(subnet(60), new LeaseAttributes(ghost, null, "vxlan",
+        nodes.allocator().reserve(subnet(60), new LeaseAttributes(ghost, null, "vxlan",
                 new VxlanLeaseData(1, "0a:00:00:00:00:60").toJson()));
         await("host1 programs host 60", () -> quietly(() -> neighbours(h1).size() == 2));
         assertTrue(deviceRoutes(h1, DEVICE).contains("100.96.60.0/24 via 100.96.60.0 dev flannel.1 onlink"));
-        allocator.reserve(subnet(60), new LeaseAttributes(ghost, null, "vxlan", "{\"VNI\":1,\"VtepMAC\":42}"));
-        await("host 60's entries removed", () -> programmedFor(h1, 2));
-        ping(1, base(2));
+        nodes.allocator().reserve(subnet(60), new LeaseAttributes(ghost, null, "vxlan", "{\"VNI\":1,\"VtepMAC\":42}"));
+        await("host 60's entries removed", () -> hosts.programmedFor(h1, 2));
+        hosts.ping(1, base(2));
     }
 
     @Test
     void directRoutingRoutesPeersOnTheSameLinkWithoutVxlan() throws Exception {
-        network("{\"Network\":\"100.96.0.0/16\",\"Backend\":{\"Type\":\"vxlan\",\"DirectRouting\":true}}");
-        start(1, cleaning());
-        start(2, cleaning());
-        NetlinkRouteProgrammer h1 = nl(1);
+        nodes.network("{\"Network\":\"100.96.0.0/16\",\"Backend\":{\"Type\":\"vxlan\",\"DirectRouting\":true}}");
+        nodes.start(1, kernel());
+        nodes.start(2, kernel());
+        NetlinkRouteProgrammer h1 = nodes.netlink(1);
         // ip route get 10.168.0.3 is one route without gateway: the direct route, no neighbour, no FDB entry
         await("host1 routes host2 directly", () -> quietly(() -> deviceRoutes(h1, "eth0")
                 .equals(Set.of("100.96.2.0/24 via 10.168.0.3 dev eth0"))));
@@ -495,33 +306,33 @@ class VxlanBackendKernelTest {
         assertEquals(Set.of(), fdb(h1));
         assertEquals(Set.of(), deviceRoutes(h1, DEVICE));
         assertTrue(lines(lan.ip(1, "route")).contains("100.96.2.0/24 via 10.168.0.3 dev eth0"));
-        ping(1, base(2));
-        stop(2);
+        hosts.ping(1, base(2));
+        nodes.stop(2);
     }
 
     @Test
     void badOptionsAreConfigErrorsNamingTheField() throws Exception {
-        network("{\"Network\":\"100.96.0.0/16\",\"Backend\":{\"Type\":\"vxlan\",\"VNI\":16777216}}");
-        OverlayException e = assertThrows(OverlayException.class, () -> start(1, cleaning()));
+        nodes.network("{\"Network\":\"100.96.0.0/16\",\"Backend\":{\"Type\":\"vxlan\",\"VNI\":16777216}}");
+        OverlayException e = assertThrows(OverlayException.class, () -> nodes.start(1, kernel()));
         assertEquals(OverlayException.Kind.CONFIG_INVALID, e.kind());
         assertEquals("error decoding VXLAN backend config: VNI must be 0..16777215: 16777216", e.getMessage());
-        assertTrue(nl(1).links().stream().noneMatch(l -> l.kind().equals("vxlan")), "no device is made");
-        allocator.close();
+        assertTrue(nodes.netlink(1).links().stream().noneMatch(l -> l.kind().equals("vxlan")), "no device is made");
+        nodes.allocator().close();
         Files.delete(dir.resolve("leases.json"));
-        network("{\"Network\":\"100.96.0.0/16\",\"Backend\":{\"Type\":\"vxlan\",\"Port\":\"8472\"}}");
-        e = assertThrows(OverlayException.class, () -> start(1, cleaning()));
+        nodes.network("{\"Network\":\"100.96.0.0/16\",\"Backend\":{\"Type\":\"vxlan\",\"Port\":\"8472\"}}");
+        e = assertThrows(OverlayException.class, () -> nodes.start(1, kernel()));
         assertTrue(e.getMessage().contains("VXLANConfig.port of type int"), e.getMessage());
-        assertTrue(allocator.leases().isEmpty(), "no lease is taken for a bad config");
+        assertTrue(nodes.allocator().leases().isEmpty(), "no lease is taken for a bad config");
     }
 
     @Test
     void theRegistryRunsVxlanForAVxlanConfig() throws Exception {
-        network(CONFIG);
+        nodes.network(CONFIG);
         NetworkNamespace h1 = lan.host(1);
-        OverlayNode node = h1.call(() -> OverlayNode.builder().allocator(allocator)
+        OverlayNode node = h1.call(() -> OverlayNode.builder().allocator(nodes.allocator())
                 .underlayInterface(TestUnderlay.DEVICE).subnetFile(null).build().start());
         nodes.put(1, node);
-        NetlinkRouteProgrammer p = nl(1);
+        NetlinkRouteProgrammer p = nodes.netlink(1);
         assertTrue(p.vxlanLink(DEVICE).isPresent());
         assertEquals("vxlan", node.lease().attributes().backendType());
         node.close();

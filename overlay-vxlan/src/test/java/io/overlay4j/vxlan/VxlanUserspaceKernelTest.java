@@ -1,6 +1,10 @@
 package io.overlay4j.vxlan;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static io.overlay4j.tun.testing.TestNodes.await;
+import static io.overlay4j.tun.testing.TestNodes.base;
+import static io.overlay4j.tun.testing.TestNodes.quietly;
+import static io.overlay4j.tun.testing.TestNodes.subnet;
+import static io.overlay4j.vxlan.VxlanHosts.deviceRoutes;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
@@ -11,52 +15,27 @@ import io.overlay4j.DropReason;
 import io.overlay4j.Ipv4Prefix;
 import io.overlay4j.Lease;
 import io.overlay4j.LeaseAttributes;
-import io.overlay4j.LocalSubnetAllocator;
-import io.overlay4j.NetworkConfig;
 import io.overlay4j.NodeStats;
 import io.overlay4j.OffloadStatus;
 import io.overlay4j.OverlayException;
 import io.overlay4j.OverlayNode;
 import io.overlay4j.PeerStats;
-import io.overlay4j.Route;
 import io.overlay4j.TrafficStats;
-import io.overlay4j.testing.Requirements;
-import io.overlay4j.tun.FdbEntry;
-import io.overlay4j.tun.Neighbour;
 import io.overlay4j.tun.NetlinkRouteProgrammer;
-import io.overlay4j.tun.testing.TestNamespaces;
 import io.overlay4j.tun.testing.TestUnderlay;
 import io.overlay4j.udp.VxlanLeaseData;
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
 import java.net.Inet4Address;
 import java.net.InetSocketAddress;
-import java.net.ServerSocket;
-import java.net.Socket;
 import java.net.StandardProtocolFamily;
 import java.nio.ByteBuffer;
 import java.nio.channels.DatagramChannel;
 import java.nio.file.Files;
-import java.nio.file.Path;
-import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
-import java.util.Random;
 import java.util.Set;
-import java.util.TreeMap;
-import java.util.TreeSet;
-import java.util.concurrent.Callable;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.TimeUnit;
-import java.util.function.BooleanSupplier;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.extension.RegisterExtension;
-import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The userspace vxlan data plane on real hosts (namespaces on one L2 switch, a shared lease file), next to the
@@ -67,53 +46,16 @@ import org.junit.jupiter.api.io.TempDir;
  * <p>Over this veth underlay the kernel nodes' {@code eth0} gets {@code ethtool -K eth0 tx off}: a kernel VXLAN
  * sender leaves inner checksums partial for the NIC, and a veth hands them on unfinished (see {@link VxlanBackend}).
  */
-class VxlanUserspaceKernelTest {
-    private static final String CONFIG = "{\"Network\":\"100.96.0.0/16\",\"Backend\":{\"Type\":\"vxlan\"}}";
-    private static final String DEVICE = "flannel.1";
+class VxlanUserspaceKernelTest extends VxlanKernelTestBase {
     private static final Ipv4Prefix NETWORK = Ipv4Prefix.parse("100.96.0.0/16");
-    private static final Duration WAIT = Duration.ofSeconds(20);
 
-    @RegisterExtension
-    final TestNamespaces namespaces = new TestNamespaces("o4juv");
-
-    @TempDir
-    Path dir;
-
-    private TestUnderlay lan;
-    private LocalSubnetAllocator allocator;
-    private final Map<Integer, OverlayNode> nodes = new TreeMap<>();
-    private final List<NetlinkRouteProgrammer> programmers = new ArrayList<>();
-
-    @BeforeEach
-    void setUp() throws IOException {
-        Requirements.requireKernelNetworking();
-        Requirements.requireBinary("ping");
-        Requirements.requireBinary("ethtool");
-        lan = TestUnderlay.create(namespaces, 2);
+    VxlanUserspaceKernelTest() {
+        super("o4juv", "ping", "ethtool");
     }
 
     @AfterEach
-    void tearDown() {
+    void clearProperty() {
         System.clearProperty(VxlanBackend.REFUSE_KERNEL_DEVICE_PROPERTY);
-        for (OverlayNode n : nodes.values()) {
-            n.close();
-        }
-        for (NetlinkRouteProgrammer p : programmers) {
-            p.close();
-        }
-        if (allocator != null) {
-            allocator.close();
-        }
-    }
-
-    private void network(String config) {
-        allocator = LocalSubnetAllocator.builder().file(dir.resolve("leases.json"))
-                .network(NetworkConfig.parse(config)).pollInterval(Duration.ofMillis(100)).build();
-    }
-
-    private static VxlanBackend kernel() {
-        return VxlanBackend.builder().cleanUpOnClose(true).retryBackoff(Duration.ofMillis(200), Duration.ofSeconds(2))
-                .build();
     }
 
     private static VxlanBackend userspace() {
@@ -125,151 +67,32 @@ class VxlanUserspaceKernelTest {
         lan.exec(host, "ethtool", "-K", TestUnderlay.DEVICE, "tx", "off");
     }
 
-    private OverlayNode start(int host, VxlanBackend backend) throws Exception {
-        OverlayNode node = lan.host(host).call(() -> OverlayNode.builder()
-                .allocator(allocator)
-                .backend(backend)
-                .underlayInterface(TestUnderlay.DEVICE)
-                .subnetFile(dir.resolve("host" + host + ".env"))
-                .preferredSubnet(subnet(host))
-                .build()
-                .start());
-        nodes.put(host, node);
-        return node;
-    }
-
-    private void stop(int host) {
-        OverlayNode n = nodes.remove(host);
-        if (n != null) {
-            n.close();
-        }
-    }
-
-    private NetlinkRouteProgrammer nl(int host) throws Exception {
-        NetlinkRouteProgrammer p = lan.host(host).call(NetlinkRouteProgrammer::open);
-        programmers.add(p);
-        return p;
-    }
-
-    private static Ipv4Prefix subnet(int host) {
-        return Ipv4Prefix.parse("100.96." + host + ".0/24");
-    }
-
-    private static Inet4Address base(int host) {
-        return subnet(host).network();
-    }
-
-    private static void await(String what, BooleanSupplier condition) throws InterruptedException {
-        long deadline = System.nanoTime() + WAIT.toNanos();
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError("not within " + WAIT.toSeconds() + " s: " + what);
-            }
-            Thread.sleep(50);
-        }
-    }
-
-    private static boolean quietly(Callable<Boolean> c) {
-        try {
-            return c.call();
-        } catch (Exception e) {
-            return false;
-        }
-    }
-
-    private Lease lease(int host) {
-        return allocator.leases().stream().filter(x -> x.subnet().equals(subnet(host))).findFirst().orElseThrow();
-    }
-
-    private String vtepMac(int host) {
-        return VxlanLeaseData.parse(lease(host).attributes().backendData()).vtepMac();
-    }
-
-    /** Whether the kernel node on {@code nl}'s host has exactly these peers' neighbour, FDB entry and route. */
-    private boolean kernelProgrammedFor(NetlinkRouteProgrammer nl, int... peers) {
-        return quietly(() -> {
-            Set<String> neigh = new TreeSet<>();
-            Set<String> fdb = new TreeSet<>();
-            Set<String> routes = new TreeSet<>();
-            for (int p : peers) {
-                neigh.add(base(p).getHostAddress() + " dev " + DEVICE + " lladdr " + vtepMac(p) + " PERMANENT");
-                fdb.add(vtepMac(p) + " dev " + DEVICE + " dst " + TestUnderlay.address(p).getHostAddress()
-                        + " self permanent");
-                routes.add(subnet(p) + " via " + base(p).getHostAddress() + " dev " + DEVICE + " onlink");
-            }
-            return nl.neighbours(DEVICE).stream().map(Neighbour::toString).collect(Collectors.toSet()).equals(neigh)
-                    && nl.fdbEntries(DEVICE).stream().map(FdbEntry::toString).collect(Collectors.toSet()).equals(fdb)
-                    && deviceRoutes(nl, DEVICE).equals(routes);
-        });
-    }
-
-    private static Set<String> deviceRoutes(NetlinkRouteProgrammer nl, String device) throws IOException {
-        return nl.routes().stream().filter(r -> r.device().equals(device) && !r.kernel()).map(Route::toString)
-                .collect(Collectors.toCollection(TreeSet::new));
-    }
-
     private static UserspaceVxlanNetwork userspaceNetwork(VxlanBackend b) {
         assertEquals(VxlanBackend.DataPlane.USERSPACE, b.activeDataPlane().orElseThrow());
         return (UserspaceVxlanNetwork) b.current();
-    }
-
-    private void ping(int from, Inet4Address to) throws IOException {
-        String out = lan.exec(from, "ping", "-c", "2", "-i", "0.2", "-W", "2", to.getHostAddress());
-        assertTrue(out.contains(" 0% packet loss"), out);
-    }
-
-    /** Sends 4 MiB over TCP from host {@code from} to {@code to}:7001 in host {@code toHost}; checks every byte. */
-    private void tcp(int from, int toHost, Inet4Address to) throws Exception {
-        byte[] data = new byte[4 << 20];
-        new Random(from * 31 + toHost).nextBytes(data);
-        ServerSocket server = lan.host(toHost).call(() -> {
-            ServerSocket s = new ServerSocket();
-            s.bind(new InetSocketAddress(to, 7001));
-            return s;
-        });
-        try (server) {
-            CompletableFuture<byte[]> received = CompletableFuture.supplyAsync(() -> {
-                try (Socket s = server.accept(); InputStream in = s.getInputStream()) {
-                    return in.readAllBytes();
-                } catch (IOException e) {
-                    throw new java.io.UncheckedIOException(e);
-                }
-            });
-            lan.host(from).call(() -> {
-                try (Socket s = new Socket()) {
-                    s.connect(new InetSocketAddress(to, 7001), 5000);
-                    try (OutputStream out = s.getOutputStream()) {
-                        out.write(data);
-                    }
-                }
-                return null;
-            });
-            assertArrayEquals(data, received.get(60, TimeUnit.SECONDS), "TCP stream corrupted " + from + " -> "
-                    + toHost);
-        }
     }
 
     // ---- the tests -----------------------------------------------------------------------------------------
 
     @Test
     void aKernelNodeAndAUserspaceNodeTalkBothWays() throws Exception {
-        network(CONFIG);
+        nodes.network(CONFIG);
         finishChecksumsOnTheUnderlay(1);
         VxlanBackend k = kernel();
         VxlanBackend u = userspace();
-        start(1, k);
-        start(2, u);
-        NetlinkRouteProgrammer h1 = nl(1);
-        NetlinkRouteProgrammer h2 = nl(2);
-        await("the kernel node programs the userspace node", () -> kernelProgrammedFor(h1, 2));
+        nodes.start(1, k);
+        nodes.start(2, u);
+        NetlinkRouteProgrammer h1 = nodes.netlink(1);
+        NetlinkRouteProgrammer h2 = nodes.netlink(2);
+        await("the kernel node programs the userspace node", () -> hosts.programmedFor(h1, 2));
         await("the userspace node follows the kernel node", () -> userspaceNetwork(u).peerCount() == 1);
 
         // the same lease a kernel node publishes, with a VtepMAC derived from VNI and public address
-        String mac2 = vtepMac(2);
+        String mac2 = hosts.vtepMac(2);
         assertEquals(UserspaceVxlanNetwork.derivedMac(1, TestUnderlay.address(2)), mac2);
         assertEquals(0x02, Integer.parseInt(mac2.substring(0, 2), 16) & 0x03, "locally administered unicast");
         assertEquals("{\"PublicIP\":\"10.168.0.3\",\"PublicIPv6\":null,\"BackendType\":\"vxlan\",\"BackendData\":"
-                + "{\"VNI\":1,\"VtepMAC\":\"" + mac2 + "\"}}", lease(2).attributes().toJson());
+                + "{\"VNI\":1,\"VtepMAC\":\"" + mac2 + "\"}}", hosts.lease(2).attributes().toJson());
         assertEquals(List.of("FLANNEL_NETWORK=100.96.0.0/16", "FLANNEL_SUBNET=100.96.2.1/24", "FLANNEL_MTU=1450",
                 "FLANNEL_IPMASQ=false"), Files.readAllLines(dir.resolve("host2.env")));
         assertEquals(1450, nodes.get(2).mtu());
@@ -283,10 +106,10 @@ class VxlanUserspaceKernelTest {
                 .filter(r -> r.startsWith("100.96.")).collect(Collectors.toSet()));
 
         // both ways: host to host (the /32s), ping and TCP byte for byte
-        ping(1, base(2));
-        ping(2, base(1));
-        tcp(1, 2, base(2));
-        tcp(2, 1, base(1));
+        hosts.ping(1, base(2));
+        hosts.ping(2, base(1));
+        hosts.tcp(1, 2, base(2));
+        hosts.tcp(2, 1, base(1));
         TrafficStats s = nodes.get(2).stats();
         assertTrue(s.ingressBytes() > 4 << 20 && s.egressBytes() > 4 << 20, s.toString());
         assertEquals(0, s.totalDrops() - s.drops(DropReason.NOT_IPV4), "only the TUN's IPv6 chatter: " + s);
@@ -312,32 +135,32 @@ class VxlanUserspaceKernelTest {
         assertEquals(DEVICE, nodes.get(2).nodeStats().offloads().get(0).device());
 
         // closing the userspace node removes its TUN and route
-        stop(2);
+        nodes.stop(2);
         await("host2's TUN gone", () -> quietly(() -> h2.link(DEVICE).isEmpty()
                 && deviceRoutes(h2, DEVICE).isEmpty()));
     }
 
     @Test
     void twoUserspaceNodesAndPeersJoiningAndLeaving() throws Exception {
-        network(CONFIG);
+        nodes.network(CONFIG);
         lan.addHost();
         VxlanBackend u1 = userspace();
-        start(1, u1);
-        start(2, userspace());
+        nodes.start(1, u1);
+        nodes.start(2, userspace());
         await("node 1 follows node 2", () -> userspaceNetwork(u1).peerCount() == 1);
-        assertTrue(!vtepMac(1).equals(vtepMac(2)), "two VTEPs, two MACs");
-        ping(1, base(2));
-        tcp(2, 1, base(1));
+        assertTrue(!hosts.vtepMac(1).equals(hosts.vtepMac(2)), "two VTEPs, two MACs");
+        hosts.ping(1, base(2));
+        hosts.tcp(2, 1, base(1));
 
         // a kernel node joins: everyone reaches everyone
         finishChecksumsOnTheUnderlay(3);
-        start(3, kernel());
-        NetlinkRouteProgrammer h3 = nl(3);
+        nodes.start(3, kernel());
+        NetlinkRouteProgrammer h3 = nodes.netlink(3);
         await("node 1 follows nodes 2 and 3", () -> userspaceNetwork(u1).peerCount() == 2);
-        await("the kernel node programs both userspace nodes", () -> kernelProgrammedFor(h3, 1, 2));
-        ping(1, base(3));
-        ping(3, base(2));
-        tcp(3, 1, base(1));
+        await("the kernel node programs both userspace nodes", () -> hosts.programmedFor(h3, 1, 2));
+        hosts.ping(1, base(3));
+        hosts.ping(3, base(2));
+        hosts.tcp(3, 1, base(1));
         assertTrue(userspaceNetwork(u1).peers().get(subnet(3)).toString().contains("10.168.0.4:8472"),
                 userspaceNetwork(u1).peers().toString());
 
@@ -345,90 +168,90 @@ class VxlanUserspaceKernelTest {
         OverlayNode n3 = nodes.remove(3);
         Lease lease3 = n3.lease();
         n3.close();
-        allocator.release(lease3);
+        nodes.allocator().release(lease3);
         await("node 1 forgets node 3", () -> userspaceNetwork(u1).peerCount() == 1);
         assertNull(userspaceNetwork(u1).peers().get(subnet(3)));
         String out = lan.exec(1, "sh", "-c", "ping -c 1 -W 1 " + base(3).getHostAddress() + " || true");
         assertTrue(out.contains("Unreachable") || out.contains("100% packet loss"), out);
-        ping(1, base(2));
+        hosts.ping(1, base(2));
     }
 
     @Test
     void aRestartKeepsTheMacAndTheSubnet() throws Exception {
-        network(CONFIG);
+        nodes.network(CONFIG);
         finishChecksumsOnTheUnderlay(1);
-        start(1, kernel());
-        start(2, userspace());
-        NetlinkRouteProgrammer h1 = nl(1);
-        await("the kernel node programs the userspace node", () -> kernelProgrammedFor(h1, 2));
-        String mac = vtepMac(2);
-        ping(1, base(2));
+        nodes.start(1, kernel());
+        nodes.start(2, userspace());
+        NetlinkRouteProgrammer h1 = nodes.netlink(1);
+        await("the kernel node programs the userspace node", () -> hosts.programmedFor(h1, 2));
+        String mac = hosts.vtepMac(2);
+        hosts.ping(1, base(2));
 
-        stop(2);
+        nodes.stop(2);
         VxlanBackend again = userspace();
-        start(2, again);
+        nodes.start(2, again);
         assertEquals(subnet(2), nodes.get(2).lease().subnet());
-        assertEquals(mac, vtepMac(2), "the restarted userspace node publishes the same VtepMAC");
+        assertEquals(mac, hosts.vtepMac(2), "the restarted userspace node publishes the same VtepMAC");
         assertEquals(mac, userspaceNetwork(again).vtepMac());
         await("the userspace node follows the kernel node", () -> userspaceNetwork(again).peerCount() == 1);
-        assertTrue(kernelProgrammedFor(h1, 2), "the kernel peer's entries needed no change");
-        ping(1, base(2));
-        tcp(1, 2, base(2));
-        tcp(2, 1, base(1));
+        assertTrue(hosts.programmedFor(h1, 2), "the kernel peer's entries needed no change");
+        hosts.ping(1, base(2));
+        hosts.tcp(1, 2, base(2));
+        hosts.tcp(2, 1, base(1));
     }
 
     @Test
     void autoFallsBackToUserspaceWhenTheKernelRefusesVxlanDevices() throws Exception {
-        network(CONFIG);
+        nodes.network(CONFIG);
         finishChecksumsOnTheUnderlay(2);
         // KERNEL alone fails as on a host without the vxlan module: a DEVICE error, no lease, nothing left behind
         System.setProperty(VxlanBackend.REFUSE_KERNEL_DEVICE_PROPERTY, "true");
-        OverlayException e = assertThrows(OverlayException.class, () -> start(1, kernel()));
+        OverlayException e = assertThrows(OverlayException.class, () -> nodes.start(1, kernel()));
         assertEquals(OverlayException.Kind.DEVICE, e.kind());
         assertTrue(e.getMessage().contains("the kernel cannot create the vxlan device flannel.1")
                 && e.getMessage().contains("EOPNOTSUPP"), e.getMessage());
-        assertTrue(allocator.leases().isEmpty(), "no lease is taken");
-        NetlinkRouteProgrammer h1 = nl(1);
+        assertTrue(nodes.allocator().leases().isEmpty(), "no lease is taken");
+        NetlinkRouteProgrammer h1 = nodes.netlink(1);
         assertTrue(h1.link(DEVICE).isEmpty());
 
         VxlanBackend auto = VxlanBackend.builder().dataPlane(VxlanBackend.DataPlane.AUTO).cleanUpOnClose(true)
                 .build();
-        start(1, auto);
+        nodes.start(1, auto);
         System.clearProperty(VxlanBackend.REFUSE_KERNEL_DEVICE_PROPERTY);
         assertEquals(VxlanBackend.DataPlane.USERSPACE, auto.activeDataPlane().orElseThrow());
         assertEquals("tun", h1.link(DEVICE).orElseThrow().kind());
-        assertEquals("vxlan", lease(1).attributes().backendType());
+        assertEquals("vxlan", hosts.lease(1).attributes().backendType());
 
         // and with a kernel that can, AUTO is the kernel's
         VxlanBackend kernelAuto = VxlanBackend.builder().dataPlane(VxlanBackend.DataPlane.AUTO).cleanUpOnClose(true)
                 .build();
-        start(2, kernelAuto);
+        nodes.start(2, kernelAuto);
         assertEquals(VxlanBackend.DataPlane.KERNEL, kernelAuto.activeDataPlane().orElseThrow());
-        NetlinkRouteProgrammer h2 = nl(2);
+        NetlinkRouteProgrammer h2 = nodes.netlink(2);
         assertEquals("vxlan", h2.link(DEVICE).orElseThrow().kind());
-        await("the kernel node programs the fallen-back node", () -> kernelProgrammedFor(h2, 1));
+        await("the kernel node programs the fallen-back node", () -> hosts.programmedFor(h2, 1));
         await("the fallen-back node follows the kernel node", () -> userspaceNetwork(auto).peerCount() == 1);
-        ping(1, base(2));
-        ping(2, base(1));
-        tcp(2, 1, base(1));
+        hosts.ping(1, base(2));
+        hosts.ping(2, base(1));
+        hosts.tcp(2, 1, base(1));
     }
 
     @Test
     void forgedDatagramsAreCountedAndNeverAnswered() throws Exception {
-        network(CONFIG);
+        nodes.network(CONFIG);
         finishChecksumsOnTheUnderlay(1);
-        start(1, kernel());
+        nodes.start(1, kernel());
         VxlanBackend u = userspace();
-        OverlayNode node2 = start(2, u);
-        NetlinkRouteProgrammer h1 = nl(1);
-        await("the kernel node programs the userspace node", () -> kernelProgrammedFor(h1, 2));
+        OverlayNode node2 = nodes.start(2, u);
+        NetlinkRouteProgrammer h1 = nodes.netlink(1);
+        await("the kernel node programs the userspace node", () -> hosts.programmedFor(h1, 2));
         await("the userspace node follows the kernel node", () -> userspaceNetwork(u).peerCount() == 1);
-        ping(1, base(2));
+        hosts.ping(1, base(2));
         lan.ip(1, "addr", "add", "10.168.0.99/24", "dev", TestUnderlay.DEVICE);
 
         TrafficStats before = quiet(node2);
-        String mac2 = vtepMac(2);
-        String mac1 = vtepMac(1);
+        String mac2 = hosts.vtepMac(2);
+        String mac1 = hosts.vtepMac(1);
         byte[] inner = ipv4Udp(base(1), base(2));
         DatagramChannel peer = lan.host(1).call(() -> DatagramChannel.open(StandardProtocolFamily.INET)
                 .bind(new InetSocketAddress(TestUnderlay.address(1), 0)));
@@ -456,28 +279,29 @@ class VxlanUserspaceKernelTest {
             assertNull(peer.receive(ByteBuffer.allocate(2048)), "the sender got an answer");
             assertNull(stranger.receive(ByteBuffer.allocate(2048)), "the stranger got an answer");
         }
-        ping(1, base(2));
+        hosts.ping(1, base(2));
     }
 
     @Test
     void admittingAnySenderAddressStillChecksVniMacAndInnerSource() throws Exception {
-        network(CONFIG);
+        nodes.network(CONFIG);
         VxlanBackend u1 = userspace();
-        start(1, u1);
-        OverlayNode node2 = start(2, VxlanBackend.builder().dataPlane(VxlanBackend.DataPlane.USERSPACE)
+        nodes.start(1, u1);
+        OverlayNode node2 = nodes.start(2, VxlanBackend.builder().dataPlane(VxlanBackend.DataPlane.USERSPACE)
                 .admitAnySenderAddress(true).build());
         await("node 1 follows node 2", () -> userspaceNetwork(u1).peerCount() == 1);
-        ping(1, base(2));
+        hosts.ping(1, base(2));
         lan.ip(1, "addr", "add", "10.168.0.99/24", "dev", TestUnderlay.DEVICE);
         TrafficStats before = quiet(node2);
         DatagramChannel natted = lan.host(1).call(() -> DatagramChannel.open(StandardProtocolFamily.INET)
                 .bind(new InetSocketAddress("10.168.0.99", 0)));
         try (natted) {
             InetSocketAddress target = new InetSocketAddress(TestUnderlay.address(2), 8472);
-            natted.send(vxlan(1, vtepMac(2), vtepMac(1), 0x0800, ipv4Udp(base(1), base(2))), target);
-            natted.send(vxlan(2, vtepMac(2), vtepMac(1), 0x0800, ipv4Udp(base(1), base(2))), target);
-            natted.send(vxlan(1, vtepMac(2), vtepMac(1), 0x0800, ipv4Udp(Ipv4Prefix.parseAddress("192.0.2.1"),
-                    base(2))), target);
+            String mac1 = hosts.vtepMac(1);
+            String mac2 = hosts.vtepMac(2);
+            natted.send(vxlan(1, mac2, mac1, 0x0800, ipv4Udp(base(1), base(2))), target);
+            natted.send(vxlan(2, mac2, mac1, 0x0800, ipv4Udp(base(1), base(2))), target);
+            natted.send(vxlan(1, mac2, mac1, 0x0800, ipv4Udp(Ipv4Prefix.parseAddress("192.0.2.1"), base(2))), target);
             await("one admitted, two refused", () -> {
                 TrafficStats s = node2.stats();
                 return s.ingressPackets() - before.ingressPackets() == 1
@@ -490,103 +314,100 @@ class VxlanUserspaceKernelTest {
 
     @Test
     void badLeasesAreSkippedAndCountedAndTheOthersWork() throws Exception {
-        network(CONFIG);
+        nodes.network(CONFIG);
         Inet4Address ghost = Ipv4Prefix.parseAddress("10.168.0.50");
-        allocator.reserve(subnet(50), new LeaseAttributes(ghost, null, "vxlan",
-                "{\"VNI\":1,\"VtepMAC\":\"zz:zz:zz:zz:zz:zz\"}"));
-        allocator.reserve(subnet(51), new LeaseAttributes(ghost, null, "vxlan", "{\"VtepMAC\":\"0a:00:00:00:00:51\"}"));
-        allocator.reserve(subnet(52), new LeaseAttributes(ghost, null, "vxlan", null));
-        allocator.reserve(subnet(53), new LeaseAttributes(ghost, null, "vxlan", "{\"VNI\":1,\"VtepMAC\":"
+        hosts.reserveMalformed(ghost);
+        nodes.allocator().reserve(subnet(53), new LeaseAttributes(ghost, null, "vxlan", "{\"VNI\":1,\"VtepMAC\":"
                 + "\"01:00:5e:00:00:01\"}"));
-        allocator.reserve(subnet(54), new LeaseAttributes(ghost, null, "host-gw", null));
-        allocator.reserve(subnet(55), LeaseAttributes.udp(ghost));
+        nodes.allocator().reserve(subnet(54), new LeaseAttributes(ghost, null, "host-gw", null));
+        nodes.allocator().reserve(subnet(55), LeaseAttributes.udp(ghost));
         VxlanBackend u1 = userspace();
-        start(1, u1);
-        start(2, userspace());
+        nodes.start(1, u1);
+        nodes.start(2, userspace());
         await("node 1 follows node 2 only", () -> userspaceNetwork(u1).peerCount() == 1);
         assertEquals(4, u1.stats().malformedLeases(), u1.stats().toString());
         assertEquals(2, u1.stats().ignoredLeases(), u1.stats().toString());
-        ping(1, base(2));
-        tcp(2, 1, base(1));
+        hosts.ping(1, base(2));
+        hosts.tcp(2, 1, base(1));
 
         // a peer whose lease turns malformed is dropped from the data plane
-        allocator.reserve(subnet(60), new LeaseAttributes(ghost, null, "vxlan",
+        nodes.allocator().reserve(subnet(60), new LeaseAttributes(ghost, null, "vxlan",
                 new VxlanLeaseData(1, "0a:00:00:00:00:60").toJson()));
         await("node 1 follows host 60", () -> userspaceNetwork(u1).peerCount() == 2);
-        allocator.reserve(subnet(60), new LeaseAttributes(ghost, null, "vxlan", "{\"VNI\":1,\"VtepMAC\":42}"));
+        nodes.allocator().reserve(subnet(60), new LeaseAttributes(ghost, null, "vxlan", "{\"VNI\":1,\"VtepMAC\":42}"));
         await("host 60 dropped", () -> userspaceNetwork(u1).peerCount() == 1);
-        ping(1, base(2));
+        hosts.ping(1, base(2));
     }
 
     @Test
     void theConfiguredPortAndMtuHoldForBothDataPlanes() throws Exception {
-        network("{\"Network\":\"100.96.0.0/16\",\"Backend\":{\"Type\":\"vxlan\",\"Port\":4789,\"MTU\":1400}}");
+        nodes.network("{\"Network\":\"100.96.0.0/16\",\"Backend\":{\"Type\":\"vxlan\",\"Port\":4789,\"MTU\":1400}}");
         finishChecksumsOnTheUnderlay(1);
-        start(1, kernel());
+        nodes.start(1, kernel());
         VxlanBackend u = userspace();
-        start(2, u);
-        NetlinkRouteProgrammer h1 = nl(1);
-        NetlinkRouteProgrammer h2 = nl(2);
+        nodes.start(2, u);
+        NetlinkRouteProgrammer h1 = nodes.netlink(1);
+        NetlinkRouteProgrammer h2 = nodes.netlink(2);
         assertEquals(4789, h1.vxlanLink(DEVICE).orElseThrow().port());
         assertEquals(1350, h2.mtu(DEVICE), "MTU - 50");
         assertEquals(1350, nodes.get(2).mtu());
         assertTrue(Files.readAllLines(dir.resolve("host2.env")).contains("FLANNEL_MTU=1350"));
-        await("the kernel node programs the userspace node", () -> kernelProgrammedFor(h1, 2));
+        await("the kernel node programs the userspace node", () -> hosts.programmedFor(h1, 2));
         await("the userspace node follows the kernel node", () -> userspaceNetwork(u).peerCount() == 1);
         assertTrue(userspaceNetwork(u).peers().get(subnet(1)).toString().contains("10.168.0.2:4789"),
                 userspaceNetwork(u).peers().toString());
-        ping(1, base(2));
-        ping(2, base(1));
-        tcp(1, 2, base(2));
+        hosts.ping(1, base(2));
+        hosts.ping(2, base(1));
+        hosts.tcp(1, 2, base(2));
     }
 
     @Test
     void directRoutingRoutesPeersOnTheSameLinkWithoutVxlan() throws Exception {
-        network("{\"Network\":\"100.96.0.0/16\",\"Backend\":{\"Type\":\"vxlan\",\"DirectRouting\":true}}");
+        nodes.network("{\"Network\":\"100.96.0.0/16\",\"Backend\":{\"Type\":\"vxlan\",\"DirectRouting\":true}}");
         VxlanBackend u1 = userspace();
-        start(1, u1);
-        start(2, userspace());
-        NetlinkRouteProgrammer h1 = nl(1);
+        nodes.start(1, u1);
+        nodes.start(2, userspace());
+        NetlinkRouteProgrammer h1 = nodes.netlink(1);
         await("host1 routes host2 directly", () -> quietly(() -> deviceRoutes(h1, TestUnderlay.DEVICE)
                 .contains("100.96.2.0/24 via 10.168.0.3 dev eth0")));
-        ping(1, base(2));
-        ping(2, base(1));
+        hosts.ping(1, base(2));
+        hosts.ping(2, base(1));
         long egress = nodes.get(1).stats().egressPackets();
-        ping(1, Ipv4Prefix.parseAddress("100.96.2.0"));
+        hosts.ping(1, Ipv4Prefix.parseAddress("100.96.2.0"));
         assertEquals(egress, nodes.get(1).stats().egressPackets(), "the kernel routed it, not the TUN");
 
-        stop(2);
-        allocator.release(lease(2));
+        nodes.stop(2);
+        nodes.allocator().release(hosts.lease(2));
         await("the direct route goes with the lease", () -> quietly(() -> deviceRoutes(h1, TestUnderlay.DEVICE)
                 .stream().noneMatch(r -> r.startsWith("100.96."))));
-        stop(1);
+        nodes.stop(1);
         assertTrue(deviceRoutes(h1, TestUnderlay.DEVICE).stream().noneMatch(r -> r.startsWith("100.96.")));
     }
 
     @Test
     void gbpIsRefusedAndALeftoverKernelDeviceIsReplaced() throws Exception {
-        network("{\"Network\":\"100.96.0.0/16\",\"Backend\":{\"Type\":\"vxlan\",\"GBP\":true}}");
-        OverlayException e = assertThrows(OverlayException.class, () -> start(1, userspace()));
+        nodes.network("{\"Network\":\"100.96.0.0/16\",\"Backend\":{\"Type\":\"vxlan\",\"GBP\":true}}");
+        OverlayException e = assertThrows(OverlayException.class, () -> nodes.start(1, userspace()));
         assertEquals(OverlayException.Kind.CONFIG_INVALID, e.kind());
         assertTrue(e.getMessage().contains("GBP"), e.getMessage());
-        assertTrue(allocator.leases().isEmpty(), "no lease is taken for a config it cannot serve");
-        allocator.close();
+        assertTrue(nodes.allocator().leases().isEmpty(), "no lease is taken for a config it cannot serve");
+        nodes.allocator().close();
         Files.delete(dir.resolve("leases.json"));
 
         // flannel.1 as a kernel run (flanneld's, or overlay4j's KERNEL data plane) leaves it: it goes, the TUN comes
-        network(CONFIG);
+        nodes.network(CONFIG);
         lan.ip(1, "link", "add", DEVICE, "type", "vxlan", "id", "1", "local", "10.168.0.2", "dev", "eth0", "dstport",
                 "8472", "nolearning");
         lan.ip(1, "link", "set", DEVICE, "up");
         lan.ip(1, "route", "add", "100.96.2.0/24", "via", "100.96.2.0", "dev", DEVICE, "onlink");
         VxlanBackend u1 = userspace();
-        start(1, u1);
-        start(2, userspace());
-        NetlinkRouteProgrammer h1 = nl(1);
+        nodes.start(1, u1);
+        nodes.start(2, userspace());
+        NetlinkRouteProgrammer h1 = nodes.netlink(1);
         assertEquals("tun", h1.link(DEVICE).orElseThrow().kind());
         await("node 1 follows node 2", () -> userspaceNetwork(u1).peerCount() == 1);
         assertEquals(Set.of(NETWORK + " dev " + DEVICE), deviceRoutes(h1, DEVICE));
-        ping(1, base(2));
+        hosts.ping(1, base(2));
         assertFalse(lan.ip(1, "-d", "link", "show").contains("vxlan id"), lan.ip(1, "-d", "link", "show"));
     }
 
