@@ -84,6 +84,8 @@ Options:
                         MODE@LABEL (e.g. overlay4j@before) runs MODE with that jar; repeatable
   --alt-opts LABEL=OPTS extra JVM flags for MODE@LABEL (e.g. 'spin=-Doverlay4j.forwarder.spinMicros=50');
                         a label may have options and no jar (then the default jar); repeatable
+                        The label 'killed' needs neither: overlay4j-vxlan@killed and overlay4j-host-gw@killed
+                        SIGKILL the JVMs once the path works and measure the kernel objects they left
   --state-dir DIR       where state, logs and raw results go (default: /tmp/overlay4j-e2e-<prefix>)
   --no-install          do not apt-get install missing tools (iperf3, iputils-ping, jq, ...)
   --syscalls            overlay4j modes: count the JVMs' system calls per thread with 'perf trace -s'
@@ -187,6 +189,11 @@ for m in "${MODES[@]}"; do
     case ${m%%@*} in overlay4j | overlay4j-plain | overlay4j-offload | overlay4j-vxlan | overlay4j-vxlan-userspace | overlay4j-host-gw | vxlan | host-gw | veth | overlayd) ;; *) die "unknown mode '$m' (modes: $ALL_MODES)" ;; esac
     if [[ $m == *@* ]]; then
         label=${m#*@}
+        if [[ $label == killed ]]; then
+            [[ ${m%%@*} == overlay4j-vxlan || ${m%%@*} == overlay4j-host-gw ]] \
+                || die "mode '$m': @killed is for the kernel backends' modes (overlay4j-vxlan, overlay4j-host-gw)"
+            continue
+        fi
         [[ -n ${ALT_JAR[$label]+x}${ALT_OPTS[$label]+x} ]] || die "mode '$m': no --alt or --alt-opts for label '$label'"
         [[ ${m%%@*} == overlay4j* ]] || die "mode '$m': only overlay4j modes take a @label"
     fi
@@ -587,6 +594,23 @@ o4j_up() {
     o4j_wait_ready 2
 }
 
+# MODE@killed: SIGKILL both JVMs once the path works, leaving the kernel objects they programmed in place, so the
+# measurement sees the same kernel state without the resident JVMs (a control for the kernel backends' rows).
+o4j_kill() {
+    local n pid i
+    for n in "${!O4J_PID[@]}"; do
+        pid=${O4J_PID[$n]}
+        kill -KILL "$pid" 2>/dev/null || true
+        for ((i = 0; i < 50; i++)); do
+            [[ -d /proc/$pid && $(proc_state "$pid") != Z ]] || break
+            sleep 0.1
+        done
+        wait "${O4J_LAUNCH[$n]}" 2>/dev/null || true
+        unset "O4J_PID[$n]" "O4J_LAUNCH[$n]"
+    done
+    echo "  killed both JVMs; their kernel objects stay until the topology is torn down" >&2
+}
+
 # SIGTERM both JVMs and wait for them (they remove their own devices); KILL after 15 s.
 o4j_stop() {
     local n pid rc i dev
@@ -837,6 +861,10 @@ run_one() {
         veth) : ;;
     esac
     wait_reachable "$cli" "$dst" "$reach"
+    if [[ $LABEL == killed ]]; then
+        o4j_kill
+        wait_reachable "$cli" "$dst" "$reach"
+    fi
     measure_ping "$cli" "$dst"
     measure_tcp "$cli" "$srv" "$dst"
     for rate in "${RATES[@]}"; do measure_udp "$cli" "$srv" "$dst" "$rate"; done
