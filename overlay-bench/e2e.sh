@@ -474,6 +474,17 @@ hostgw_up() {
 declare -A O4J_PID=() O4J_LAUNCH=()   # JVM pid (signals, CPU) and launcher pid ($!, for wait)
 
 proc_state() { awk '{sub(/^.*\) /, ""); print $1}' "/proc/$1/stat" 2>/dev/null || true; }
+# whether process $1 runs (exists and is no zombie)
+proc_alive() { [[ -d /proc/$1 && $(proc_state "$1") != Z ]]; }
+# waits up to $2 tenths of a second for process $1 to end; fails if it still runs
+wait_exit() {
+    local i
+    for ((i = 0; i < $2; i++)); do
+        proc_alive "$1" || return 0
+        sleep 0.1
+    done
+    ! proc_alive "$1"
+}
 proc_ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # utime+stime of the JIT compiler threads of JVM $1 (thread names "C1 CompilerThre..." and "C2 CompilerThre...")
 jit_ticks() {
@@ -597,14 +608,11 @@ o4j_up() {
 # MODE@killed: SIGKILL both JVMs once the path works, leaving the kernel objects they programmed in place, so the
 # measurement sees the same kernel state without the resident JVMs (a control for the kernel backends' rows).
 o4j_kill() {
-    local n pid i
+    local n pid
     for n in "${!O4J_PID[@]}"; do
         pid=${O4J_PID[$n]}
         kill -KILL "$pid" 2>/dev/null || true
-        for ((i = 0; i < 50; i++)); do
-            [[ -d /proc/$pid && $(proc_state "$pid") != Z ]] || break
-            sleep 0.1
-        done
+        wait_exit "$pid" 50 || true
         wait "${O4J_LAUNCH[$n]}" 2>/dev/null || true
         unset "O4J_PID[$n]" "O4J_LAUNCH[$n]"
     done
@@ -613,15 +621,11 @@ o4j_kill() {
 
 # SIGTERM both JVMs and wait for them (they remove their own devices); KILL after 15 s.
 o4j_stop() {
-    local n pid rc i dev
+    local n pid rc dev
     for n in "${!O4J_PID[@]}"; do kill -TERM "${O4J_PID[$n]}" 2>/dev/null || true; done
     for n in "${!O4J_PID[@]}"; do
         pid=${O4J_PID[$n]}
-        for ((i = 0; i < 150; i++)); do
-            [[ -d /proc/$pid && $(proc_state "$pid") != Z ]] || break
-            sleep 0.1
-        done
-        if [[ -d /proc/$pid && $(proc_state "$pid") != Z ]]; then
+        if ! wait_exit "$pid" 150; then
             warn "overlay4j host$n (pid $pid) ignored SIGTERM for 15 s; killing it"
             kill -KILL "$pid" 2>/dev/null || true
         fi
@@ -659,12 +663,8 @@ iperf_server_start() {
 }
 
 iperf_server_stop() {
-    local i
     [[ -n $SRV_PID ]] || return 0
-    for ((i = 0; i < 50; i++)); do
-        [[ -d /proc/$SRV_PID && $(proc_state "$SRV_PID") != Z ]] || break
-        sleep 0.1
-    done
+    wait_exit "$SRV_PID" 50 || true
     kill -TERM "$SRV_PID" 2>/dev/null || true
     wait "$SRV_PID" 2>/dev/null || true
     SRV_PID=""
