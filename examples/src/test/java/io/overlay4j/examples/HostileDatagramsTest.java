@@ -12,6 +12,7 @@ import io.overlay4j.LocalSubnetAllocator;
 import io.overlay4j.NetworkConfig;
 import io.overlay4j.OverlayNode;
 import io.overlay4j.TrafficStats;
+import io.overlay4j.bench.ProcessResources;
 import io.overlay4j.bench.fuzz.DatagramCapture;
 import io.overlay4j.bench.fuzz.DatagramFuzzer;
 import io.overlay4j.bench.fuzz.Encapsulation;
@@ -24,7 +25,6 @@ import io.overlay4j.tun.testing.TestNamespaces;
 import io.overlay4j.udp.UdpBackend;
 import io.overlay4j.vxlan.VxlanBackend;
 import java.io.IOException;
-import java.lang.management.ManagementFactory;
 import java.net.Inet4Address;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
@@ -44,7 +44,6 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Supplier;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Timeout;
@@ -217,7 +216,7 @@ class HostileDatagramsTest {
         try (LegitTraffic warm = new LegitTraffic(t)) {
             warm.awaitOneRound();
         }
-        Resources start = Resources.now();
+        ProcessResources start = ProcessResources.afterGc();
 
         LegitTraffic legit = new LegitTraffic(t);
         FuzzResult sent;
@@ -227,7 +226,7 @@ class HostileDatagramsTest {
             legit.awaitOneRound();
         }
         TrafficStats after = receiver.get();
-        Resources end = Resources.now();
+        ProcessResources end = ProcessResources.afterGc();
         long rcvbufErrors = udpRcvbufErrors(t.host2()) - rcvbufBefore;
         long captureOverflows = udpRcvbufErrors(t.c2()) - captureOverflowsBefore;
 
@@ -276,7 +275,7 @@ class HostileDatagramsTest {
                 Duration.ofSeconds(60));
         assertTrue(tcp.intact() && tcp.bytesReceived() == 8 << 20, "stream after the attack: " + tcp);
         // Flat: no thread, descriptor or memory left behind per datagram.
-        end.assertFlat(start);
+        assertFlat(start, end);
     }
 
     private OverlayNode node(LocalSubnetAllocator allocator, NetworkNamespace host, Ipv4Prefix subnet,
@@ -525,53 +524,14 @@ class HostileDatagramsTest {
     }
 
     /**
-     * This JVM's threads, descriptors, resident memory, live heap (after a GC), and the committed heap and non-heap
-     * (code cache, metaspace): RSS less both is the native rest (direct buffers, thread stacks, malloc), where a
-     * per-datagram leak in JNA or the sockets would show; the heap's size follows the GC's sizing and the code cache
-     * the JIT's, neither a leak.
+     * Threads and descriptors back where they were (±2), the native rest within 32 MiB, the live heap within 16 MiB:
+     * the heap's size follows the GC's sizing and the code cache the JIT's, neither a leak.
      */
-    record Resources(int threads, int fds, long rssKb, long heapAfterGc, long heapCommitted, long nonHeapCommitted) {
-        static Resources now() throws Exception {
-            for (int i = 0; i < 3; i++) {
-                System.gc();
-                Thread.sleep(100);
-            }
-            java.lang.management.MemoryUsage heap = ManagementFactory.getMemoryMXBean().getHeapMemoryUsage();
-            int threads = 0;
-            long rss = 0;
-            for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
-                if (line.startsWith("Threads:")) {
-                    threads = Integer.parseInt(line.substring(8).trim());
-                } else if (line.startsWith("VmRSS:")) {
-                    rss = Long.parseLong(line.substring(6).trim().split("\\s+")[0]);
-                }
-            }
-            int fds;
-            try (Stream<Path> s = Files.list(Path.of("/proc/self/fd"))) {
-                fds = (int) s.count();
-            }
-            long nonHeap = ManagementFactory.getMemoryMXBean().getNonHeapMemoryUsage().getCommitted();
-            return new Resources(threads, fds, rss, heap.getUsed(), heap.getCommitted(), nonHeap);
-        }
-
-        long nativeRestKb() {
-            return rssKb - heapCommitted / 1024 - nonHeapCommitted / 1024;
-        }
-
-        /** Threads and descriptors back where they were (±2), the native rest within 32 MiB, the live heap 16. */
-        void assertFlat(Resources start) {
-            String both = start + " -> " + this;
-            assertTrue(Math.abs(threads - start.threads) <= 2, "threads not flat: " + both);
-            assertTrue(Math.abs(fds - start.fds) <= 2, "file descriptors not flat: " + both);
-            assertTrue(nativeRestKb() - start.nativeRestKb() < 32 << 10, "native memory grew: " + both);
-            assertTrue(heapAfterGc - start.heapAfterGc < 16 << 20, "live heap grew: " + both);
-        }
-
-        @Override
-        public String toString() {
-            return String.format("threads %d, fds %d, RSS %.1f MiB (heap %.1f, code and metaspace %.1f, native rest"
-                            + " %.1f), heap after GC %.1f MiB", threads, fds, rssKb / 1024.0, heapCommitted / 1048576.0,
-                    nonHeapCommitted / 1048576.0, nativeRestKb() / 1024.0, heapAfterGc / 1048576.0);
-        }
+    private static void assertFlat(ProcessResources start, ProcessResources end) {
+        String both = start + " -> " + end;
+        assertTrue(Math.abs(end.threads() - start.threads()) <= 2, "threads not flat: " + both);
+        assertTrue(Math.abs(end.fds() - start.fds()) <= 2, "file descriptors not flat: " + both);
+        assertTrue(end.nativeRestKb() - start.nativeRestKb() < 32 << 10, "native memory grew: " + both);
+        assertTrue(end.heapUsed() - start.heapUsed() < 16 << 20, "live heap grew: " + both);
     }
 }

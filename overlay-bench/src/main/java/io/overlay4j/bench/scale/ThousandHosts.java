@@ -16,6 +16,7 @@ import io.overlay4j.LeaseAttributes;
 import io.overlay4j.OverlayNode;
 import io.overlay4j.Route;
 import io.overlay4j.TrafficStats;
+import io.overlay4j.bench.ProcessResources;
 import io.overlay4j.etcd.EtcdSubnetAllocator;
 import io.overlay4j.hostgw.HostGwBackend;
 import io.overlay4j.tun.FdbEntry;
@@ -25,7 +26,6 @@ import io.overlay4j.tun.Neighbour;
 import io.overlay4j.udp.UdpBackend;
 import io.overlay4j.vxlan.VxlanBackend;
 import java.io.IOException;
-import java.lang.management.ManagementFactory;
 import java.net.Inet4Address;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
@@ -219,9 +219,9 @@ public final class ThousandHosts {
             put(prefix + "/subnets/" + subnet(index).toSubnetKey(), "{}");
         }
         ThousandHosts shorter = new ThousandHosts(hosts, churnRate, Math.min(churnSeconds, 10), client, endpoint);
-        long cpu0 = Resources.cpuNanos();
+        long cpu0 = ProcessResources.cpuNanos();
         long events = shorter.churn(prefix, "udp", state, new Result("writer"));
-        double perThousand = (Resources.cpuNanos() - cpu0) / 1e9 / Math.max(1, events) * 1000;
+        double perThousand = (ProcessResources.cpuNanos() - cpu0) / 1e9 / Math.max(1, events) * 1000;
         client.getKVClient().delete(bytes(prefix), DeleteOption.builder().isPrefix(true).build())
                 .get(30, TimeUnit.SECONDS);
         log("the etcd writer alone: %.2f CPU s per 1,000 churn events", perThousand);
@@ -273,14 +273,14 @@ public final class ThousandHosts {
                     r.writeSeconds, r.learnSeconds, r.programSeconds);
 
             // 2. churn
-            r.before = Resources.now();
-            long cpu0 = Resources.cpuNanos();
+            r.before = ProcessResources.afterGc();
+            long cpu0 = ProcessResources.cpuNanos();
             long events = churn(prefix, backend, state, r);
             r.lagSeconds = await(() -> programmed(nl, host, n, state, false), 300, () -> "the churn to be programmed: "
                     + state.lastDiff);
-            r.cpuPerThousand = (Resources.cpuNanos() - cpu0) / 1e9 / Math.max(1, events) * 1000;
+            r.cpuPerThousand = (ProcessResources.cpuNanos() - cpu0) / 1e9 / Math.max(1, events) * 1000;
             r.events = events;
-            r.after = Resources.now();
+            r.after = ProcessResources.afterGc();
             r.etcdMatches = matchesEtcd(prefix, state);
             r.finalMatches = programmed(nl, host, n, state, true);
             log("%s: %d churn events, programmed %.2f s after the last; final state equals etcd's: %s; %s -> %s",
@@ -377,7 +377,7 @@ public final class ThousandHosts {
                 TimeUnit.NANOSECONDS.sleep(wait);
             }
             if (System.nanoTime() >= nextSample) {
-                r.samples.add(Resources.sample());
+                r.samples.add(ProcessResources.sample());
                 nextSample += TimeUnit.SECONDS.toNanos(5);
             }
             CompletableFuture<?> f;
@@ -641,7 +641,7 @@ public final class ThousandHosts {
                 + "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
         final String backend;
         final List<String> notes = new ArrayList<>();
-        final List<Resources> samples = new ArrayList<>();
+        final List<ProcessResources> samples = new ArrayList<>();
         double writeSeconds;
         double learnSeconds;
         double programSeconds;
@@ -651,8 +651,8 @@ public final class ThousandHosts {
         double restartProgramSeconds;
         long events;
         int peers;
-        Resources before;
-        Resources after;
+        ProcessResources before;
+        ProcessResources after;
         boolean etcdMatches;
         boolean finalMatches;
 
@@ -662,7 +662,7 @@ public final class ThousandHosts {
 
         boolean flat() {
             return before != null && after != null && after.threads() <= before.threads() + 2
-                    && after.fds() <= before.fds() + 4 && after.heapAfterGc() - before.heapAfterGc() < 16 << 20;
+                    && after.fds() <= before.fds() + 4 && after.heapUsed() - before.heapUsed() < 16 << 20;
         }
 
         boolean ok() {
@@ -676,54 +676,9 @@ public final class ThousandHosts {
             return String.format(Locale.ROOT, "| %s | %.2f | %.2f | %.2f | %d | %.2f | %.2f | %.2f | %.2f "
                             + "| %.1f -> %.1f | %.1f -> %.1f | %d -> %d | %d -> %d | %s |", backend, writeSeconds,
                     learnSeconds, programSeconds, events, cpuPerThousand, lagSeconds, restartReadySeconds,
-                    restartProgramSeconds, before.heapAfterGc() / 1048576.0, after.heapAfterGc() / 1048576.0,
+                    restartProgramSeconds, before.heapUsed() / 1048576.0, after.heapUsed() / 1048576.0,
                     before.rssKb() / 1024.0, after.rssKb() / 1024.0, before.threads(), after.threads(), before.fds(),
                     after.fds(), etcdMatches && finalMatches ? "yes" : "NO");
-        }
-    }
-
-    /** This JVM's threads, descriptors, resident memory and heap (after a GC when asked). */
-    record Resources(int threads, int fds, long rssKb, long heapAfterGc) {
-        static Resources now() throws Exception {
-            for (int i = 0; i < 3; i++) {
-                System.gc();
-                Thread.sleep(100);
-            }
-            return sample();
-        }
-
-        static Resources sample() {
-            long heap = ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getUsed();
-            int threads = 0;
-            long rss = 0;
-            try {
-                for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
-                    if (line.startsWith("Threads:")) {
-                        threads = Integer.parseInt(line.substring(8).trim());
-                    } else if (line.startsWith("VmRSS:")) {
-                        rss = Long.parseLong(line.substring(6).trim().split("\\s+")[0]);
-                    }
-                }
-                int fds;
-                try (Stream<Path> s = Files.list(Path.of("/proc/self/fd"))) {
-                    fds = (int) s.count();
-                }
-                return new Resources(threads, fds, rss, heap);
-            } catch (IOException e) {
-                return new Resources(threads, -1, rss, heap);
-            }
-        }
-
-        static long cpuNanos() {
-            java.lang.management.OperatingSystemMXBean os = ManagementFactory.getOperatingSystemMXBean();
-            return os instanceof com.sun.management.OperatingSystemMXBean
-                    ? ((com.sun.management.OperatingSystemMXBean) os).getProcessCpuTime() : 0;
-        }
-
-        @Override
-        public String toString() {
-            return String.format(Locale.ROOT, "heap after GC %.1f MiB, RSS %.1f MiB, threads %d, fds %d",
-                    heapAfterGc / 1048576.0, rssKb / 1024.0, threads, fds);
         }
     }
 }
