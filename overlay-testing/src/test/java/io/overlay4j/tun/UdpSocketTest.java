@@ -415,6 +415,43 @@ class UdpSocketTest {
     }
 
     @Test
+    void wakeupReturnsTheWaiterOrElseTheNextWaitOnce() throws Exception {
+        UdpSocket s = open(UdpSocket.Options.defaults());
+        Future<?> waiter = threads.submit(() -> {
+            s.awaitReadable();
+            return null;
+        });
+        Thread.sleep(300);
+        assertFalse(waiter.isDone(), "nothing was sent, the wait must block");
+        long start = System.nanoTime();
+        s.wakeup();
+        waiter.get(2, TimeUnit.SECONDS);
+        assertTrue(System.nanoTime() - start < TimeUnit.SECONDS.toNanos(1), "woken promptly");
+
+        // No waiter: the next wait returns at once, and only that one (wakeups do not pile up).
+        s.wakeup();
+        s.wakeup();
+        threads.submit(() -> {
+            s.awaitReadable();
+            return null;
+        }).get(2, TimeUnit.SECONDS);
+        Future<?> next = threads.submit(() -> {
+            s.awaitReadable();
+            return null;
+        });
+        Thread.sleep(300);
+        assertFalse(next.isDone(), "the wakeup was consumed: the wait blocks again");
+        s.wakeup();
+        next.get(2, TimeUnit.SECONDS);
+        assertEquals(-1, s.tryReceive(ByteBuffer.allocateDirect(2048), new UdpSocket.Received()),
+                "a wakeup is no datagram");
+
+        s.close();
+        s.wakeup(); // a no-op once closed
+        assertThrows(ClosedChannelException.class, s::awaitReadable);
+    }
+
+    @Test
     void blockedReceiveIsWokenByClose() throws Exception {
         UdpSocket s = open(UdpSocket.Options.builder().gro(true).build());
         Future<Integer> receiver = threads.submit(() -> s.receive(ByteBuffer.allocateDirect(65536),

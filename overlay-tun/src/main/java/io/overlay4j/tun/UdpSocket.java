@@ -102,7 +102,10 @@ public final class UdpSocket implements AutoCloseable {
     /** msghdr, iovec, sockaddr_in, pollfd[2] {socket POLLIN, eventfd}, control buffer; guarded by itself. */
     private final ByteBuffer receive;
     private final long receiveBase;
-    /** pollfd[2] {socket POLLIN, eventfd} for {@link #awaitReadable()}; one waiter at a time. */
+    /**
+     * pollfd[3] {socket POLLIN, close eventfd, wakeup eventfd} for {@link #awaitReadable()}, then 8 bytes to read the
+     * wakeup eventfd into; one waiter at a time.
+     */
     private final ByteBuffer ready;
     private final long readyBase;
     /** mmsghdr[MAX_BATCH], iovec[MAX_BATCH], sockaddr_in[MAX_BATCH]; allocated by the first sendBatch. */
@@ -115,9 +118,15 @@ public final class UdpSocket implements AutoCloseable {
     /** Whether an EMSGSIZE fallback was logged; guarded by {@link #send}. */
     private boolean loggedMsgSize;
 
-    private UdpSocket(int fd, int wakeFd, InetSocketAddress localAddress, int sendBufferSize, int receiveBufferSize,
-                      boolean groEnabled, boolean gsoSupported) {
+    /** The eventfd {@link #wakeup()} signals and {@link #awaitReadable()} resets. */
+    private final int wakeupFd;
+    /** The 8-byte increment {@link #wakeup()} writes (1, native order); never changed after construction. */
+    private final ByteBuffer wakeupValue;
+
+    private UdpSocket(int fd, int wakeFd, int wakeupFd, InetSocketAddress localAddress, int sendBufferSize,
+                      int receiveBufferSize, boolean groEnabled, boolean gsoSupported) {
         this.fd = fd;
+        this.wakeupFd = wakeupFd;
         this.localAddress = localAddress;
         this.sendBufferSize = sendBufferSize;
         this.receiveBufferSize = receiveBufferSize;
@@ -128,13 +137,20 @@ public final class UdpSocket implements AutoCloseable {
         sendBase = DirectBuffers.address(send);
         receive = nativeBuffer(RECEIVE_SIZE);
         receiveBase = DirectBuffers.address(receive);
-        ready = nativeBuffer(2 * LibC.POLLFD_SIZE);
+        ready = nativeBuffer(3 * LibC.POLLFD_SIZE + 8);
         readyBase = DirectBuffers.address(ready);
         ready.putInt(0, fd);
         ready.putShort(4, LibC.POLLIN);
         ready.putInt(LibC.POLLFD_SIZE, wakeFd);
         ready.putShort(LibC.POLLFD_SIZE + 4, LibC.POLLIN);
-        life = new FdLifecycle(fd, wakeFd, () -> LOG.debug("closed UDP socket {} (fd {})", localAddress, fd));
+        ready.putInt(2 * LibC.POLLFD_SIZE, wakeupFd);
+        ready.putShort(2 * LibC.POLLFD_SIZE + 4, LibC.POLLIN);
+        wakeupValue = nativeBuffer(8);
+        wakeupValue.putLong(0, 1);
+        life = new FdLifecycle(fd, wakeFd, () -> {
+            LibC.close(wakeupFd);
+            LOG.debug("closed UDP socket {} (fd {})", localAddress, fd);
+        });
         for (ByteBuffer b : new ByteBuffer[] {send, receive}) {
             long base = DirectBuffers.address(b);
             b.putLong(MSG + LibC.MSGHDR_NAME, base + ADDR);
@@ -168,6 +184,7 @@ public final class UdpSocket implements AutoCloseable {
         int bindAddress = ipv4(bind);
         int fd = -1;
         int wakeFd = -1;
+        int wakeupFd = -1;
         boolean ok = false;
         ByteBuffer scratch = nativeBuffer(LibC.SOCKADDR_IN_SIZE + 8);
         long base = DirectBuffers.address(scratch);
@@ -214,12 +231,15 @@ public final class UdpSocket implements AutoCloseable {
 
             wakeFd = LibC.eventfd(0, LibC.EFD_CLOEXEC | LibC.EFD_NONBLOCK);
             Errno.check(wakeFd, "eventfd");
-            UdpSocket socket = new UdpSocket(fd, wakeFd, local, sndbuf, rcvbuf, gro, gso);
+            wakeupFd = LibC.eventfd(0, LibC.EFD_CLOEXEC | LibC.EFD_NONBLOCK);
+            Errno.check(wakeupFd, "eventfd");
+            UdpSocket socket = new UdpSocket(fd, wakeFd, wakeupFd, local, sndbuf, rcvbuf, gro, gso);
             ok = true;
             LOG.debug("opened {}", socket);
             return socket;
         } finally {
             if (!ok) {
+                Errno.closeQuietly(wakeupFd);
                 Errno.closeQuietly(wakeFd);
                 Errno.closeQuietly(fd);
             }
@@ -644,9 +664,9 @@ public final class UdpSocket implements AutoCloseable {
     }
 
     /**
-     * Waits until a datagram is queued (a {@link #tryReceive} would return one) or the socket is closed, without
-     * receiving it: one {@code poll(2)} on the socket and the eventfd that {@link #close()} signals; may return
-     * early. For a receiver that wants to wait without holding on to its buffers. One waiting thread at a time.
+     * Waits until a datagram is queued (a {@link #tryReceive} would return one), {@link #wakeup()} is called or the
+     * socket is closed, without receiving it: one {@code poll(2)} on the socket and two eventfds; may return early.
+     * For a receiver that wants to wait without holding on to its buffers. One waiting thread at a time.
      *
      * @throws AsynchronousCloseException if {@link #close()} is called while this method waits
      * @throws ClosedChannelException     if the socket is closed
@@ -660,7 +680,12 @@ public final class UdpSocket implements AutoCloseable {
             while (true) {
                 ready.putShort(6, (short) 0);
                 ready.putShort(LibC.POLLFD_SIZE + 6, (short) 0);
-                if (LibC.poll(readyBase, 2, -1) >= 0) {
+                ready.putShort(2 * LibC.POLLFD_SIZE + 6, (short) 0);
+                if (LibC.poll(readyBase, 3, -1) >= 0) {
+                    if (ready.getShort(2 * LibC.POLLFD_SIZE + 6) != 0) {
+                        // Consumes the wakeup(s): the next wait blocks again. EAGAIN if another reset came first.
+                        LibC.read(wakeupFd, readyBase + 3 * LibC.POLLFD_SIZE, 8);
+                    }
                     break;
                 }
                 int errno = LibC.errno();
@@ -671,6 +696,27 @@ public final class UdpSocket implements AutoCloseable {
             if (life.isClosing()) {
                 throw new AsynchronousCloseException();
             }
+        } finally {
+            release();
+        }
+    }
+
+    /**
+     * Makes the thread waiting in {@link #awaitReadable()} return now, or, if none waits, the next call return at
+     * once: for a receiver that must look at its own state (to stop, say) while the socket stays open for its owner.
+     * Signals an eventfd, so it works where no datagram could reach the socket (a namespace whose loopback is down).
+     * Wakeups do not accumulate: one return consumes all of them. A no-op on a closed socket. Waits in
+     * {@link #receive} are not woken. Allocates nothing.
+     */
+    public void wakeup() {
+        try {
+            acquire();
+        } catch (ClosedChannelException e) {
+            return;
+        }
+        try {
+            // An eventfd write of 8 bytes only fails if the counter would overflow, which a reset prevents.
+            LibC.write(wakeupFd, DirectBuffers.address(wakeupValue), 8);
         } finally {
             release();
         }

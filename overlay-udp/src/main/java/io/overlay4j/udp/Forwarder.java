@@ -19,9 +19,6 @@ import io.overlay4j.udp.internal.RateLimitedErrorLogger;
 import io.overlay4j.udp.internal.TrafficCounters;
 import io.overlay4j.udp.internal.Warmup;
 import java.io.IOException;
-import java.net.Inet4Address;
-import java.net.InetAddress;
-import java.nio.ByteBuffer;
 import java.nio.channels.ClosedChannelException;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -340,8 +337,8 @@ public final class Forwarder implements AutoCloseable {
      *
      * <ol>
      *   <li>Both loops are told to stop.</li>
-     *   <li>The ingress thread is woken: an owned socket is closed; otherwise an empty datagram is sent to the socket's
-     *   own address, which the stopping loop discards, and the socket stays open for its owner.</li>
+     *   <li>The ingress thread is woken: an owned socket is closed; otherwise {@link UdpSocket#wakeup()} wakes it (an
+     *   eventfd, so also where no datagram could reach the socket) and the socket stays open for its owner.</li>
      *   <li>The egress thread is woken by closing an owned TUN device. A TUN device the forwarder does not own cannot
      *   be woken without closing it, so the egress thread ends when its owner closes the device or the next packet
      *   arrives; use {@link #awaitTermination} after closing the device to wait for it.</li>
@@ -359,7 +356,7 @@ public final class Forwarder implements AutoCloseable {
         if (ownsSocket) {
             socket.close();
         } else if (previous == STARTED) {
-            wakeIngress();
+            socket.wakeup();
         }
         if (ownsTun) {
             tun.close();
@@ -394,17 +391,6 @@ public final class Forwarder implements AutoCloseable {
             }
         }
         return true;
-    }
-
-    private void wakeIngress() {
-        try {
-            InetAddress bound = socket.localAddress().getAddress();
-            int address = bound instanceof Inet4Address && !bound.isAnyLocalAddress()
-                    ? Ipv4Prefix.toInt((Inet4Address) bound) : 0x7f000001;
-            socket.send(ByteBuffer.allocateDirect(0), address, socket.localAddress().getPort());
-        } catch (IOException | RuntimeException e) {
-            LOG.debug("could not wake the ingress thread of {}", tun.name(), e);
-        }
     }
 
     private static void join(Thread t, long millis) {
@@ -472,7 +458,12 @@ public final class Forwarder implements AutoCloseable {
         try {
             while (running) {
                 try {
-                    ingress.step();
+                    // Waits where close() can wake it without a datagram (UdpSocket#wakeup), then drains.
+                    socket.awaitReadable();
+                    if (!running) {
+                        break;
+                    }
+                    ingress.drain(INGRESS_TURN);
                 } catch (ClosedChannelException e) {
                     break;
                 } catch (IOException | RuntimeException e) {
