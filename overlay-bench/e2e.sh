@@ -16,6 +16,8 @@
 #   veth       the raw underlay between the two hosts (the ceiling)
 #   overlayd   the daemon as shipped (overlayd/target/overlayd-<version>.tar.gz, its bin/overlayd launcher),
 #              with etcd on the underlay and flanneld's defaults (udp backend, forward rules in iptables)
+#   c-proxy    a reference: overlay-bench/reference/udp-poll-proxy.c, a flannel udp data plane in C shaped like
+#              flanneld's (one thread, one poll, one packet per system call), built here with gcc
 # Run `e2e.sh --help` for the options. Needs root. Every namespace it creates carries the per-run
 # prefix o4je<pid>- and is removed on exit, also on failure or Ctrl-C.
 set -euo pipefail
@@ -23,7 +25,7 @@ set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 readonly SCRIPT_DIR REPO_ROOT
-readonly ALL_MODES="overlay4j,overlay4j-plain,vxlan,overlay4j-vxlan,overlay4j-vxlan-userspace,host-gw,overlay4j-host-gw,veth,overlayd"
+readonly ALL_MODES="overlay4j,overlay4j-plain,vxlan,overlay4j-vxlan,overlay4j-vxlan-userspace,host-gw,overlay4j-host-gw,veth,overlayd,c-proxy"
 readonly MAIN_CLASS="io.overlay4j.examples.OverlayHostMain"
 readonly OVERLAY_NET="100.96.0.0/16"
 readonly UL_IF="eth0"             # underlay veth name inside each host namespace
@@ -62,6 +64,11 @@ Modes (comma-separated, default: $ALL_MODES):
   overlayd   the daemon as a host runs it: the distribution's bin/overlayd in each host namespace with
              only -etcd-endpoints (etcd in host1 on the underlay) and -subnet-file; the interface from the
              default route, the backend from the network config (udp), FORWARD rules in iptables; MTU 1472
+  c-proxy    a reference for userspace latency: overlay-bench/reference/udp-poll-proxy.c (built with gcc
+             into the state dir), the flannel udp format from a C loop shaped like flanneld's proxy: one
+             thread, one poll(2) over TUN flannel0 and UDP 8285, one packet per system call, the TTL
+             decremented; flannel's TUN set-up (<subnet>/32, 100.96.0.0/16 dev flannel0); MTU 1472.
+             flanneld cannot be built on a machine without Go modules; this stands in for its data plane
 
 Options:
   --modes LIST          modes to run (default: $ALL_MODES)
@@ -186,7 +193,7 @@ IFS=, read -r -a MODES <<<"$opt_modes"
 ((${#MODES[@]} > 0)) || die "--modes is empty"
 declare -A seen=()
 for m in "${MODES[@]}"; do
-    case ${m%%@*} in overlay4j | overlay4j-plain | overlay4j-offload | overlay4j-vxlan | overlay4j-vxlan-userspace | overlay4j-host-gw | vxlan | host-gw | veth | overlayd) ;; *) die "unknown mode '$m' (modes: $ALL_MODES)" ;; esac
+    case ${m%%@*} in overlay4j | overlay4j-plain | overlay4j-offload | overlay4j-vxlan | overlay4j-vxlan-userspace | overlay4j-host-gw | vxlan | host-gw | veth | overlayd | c-proxy) ;; *) die "unknown mode '$m' (modes: $ALL_MODES)" ;; esac
     if [[ $m == *@* ]]; then
         label=${m#*@}
         if [[ $label == killed ]]; then
@@ -273,6 +280,8 @@ WANT_O4J=0
 for m in "${MODES[@]}"; do if is_o4j "$m" && [[ $m != overlayd ]]; then WANT_O4J=1; fi; done
 WANT_OVERLAYD=0
 if [[ " ${MODES[*]} " == *" overlayd "* ]]; then WANT_OVERLAYD=1; fi
+WANT_CPROXY=0
+if [[ " ${MODES[*]} " == *" c-proxy "* ]]; then WANT_CPROXY=1; fi
 JAR=""
 NEED_BUILD=0
 if ((WANT_O4J)); then
@@ -294,6 +303,7 @@ ensure_tools() {
     if ((WANT_O4J || WANT_OVERLAYD)); then pkg_of[$JAVA]=openjdk-17-jre-headless; fi
     if ((WANT_OVERLAYD)); then pkg_of[etcd]=etcd-server pkg_of[etcdctl]=etcd-client pkg_of[iptables]=iptables; fi
     if ((opt_syscalls)); then pkg_of[perf]=linux-perf; fi
+    if ((WANT_CPROXY)); then pkg_of[gcc]=gcc; fi
     if ((NEED_BUILD)); then pkg_of[mvn]=maven pkg_of[javac]=openjdk-17-jdk-headless; fi
     for c in "${!pkg_of[@]}"; do
         command -v "$c" >/dev/null 2>&1 || missing+=("${pkg_of[$c]}")
@@ -321,6 +331,15 @@ readonly CSV="$STATE_DIR/results.csv"
 : >"$STATE_FILE"
 echo "rep,mode,metric,value" >"$CSV"
 : >"$STATE_DIR/failures.log"
+
+# ---------------------------------------------------------------------------------------------
+# c-proxy preflight: build the reference proxy
+CPROXY_BIN="$STATE_DIR/udp-poll-proxy"
+CPROXY_UNAVAILABLE=""
+if ((WANT_CPROXY)); then
+    gcc -O2 -Wall -o "$CPROXY_BIN" "$SCRIPT_DIR/reference/udp-poll-proxy.c" 2>"$STATE_DIR/gcc.log" \
+        || CPROXY_UNAVAILABLE="gcc failed; see $STATE_DIR/gcc.log"
+fi
 
 # ---------------------------------------------------------------------------------------------
 # overlay4j preflight: jar and main class
@@ -468,6 +487,27 @@ hostgw_up() {
     for n in 1 2; do
         m=$((3 - n))
         ip -n "${HOST_NS[$n]}" route replace "100.96.$m.0/24" via "${HOST_IP[$m]}" dev "$UL_IF"
+    done
+}
+
+# c-proxy: the reference C proxy in each host, then flannel's TUN set-up on the flannel0 it created
+cproxy_up() {
+    [[ -z $CPROXY_UNAVAILABLE ]] || { echo "c-proxy unavailable: $CPROXY_UNAVAILABLE" >&2; return 1; }
+    local n m deadline
+    for n in 1 2; do
+        m=$((3 - n))
+        nsx "${HOST_NS[$n]}" "$CPROXY_BIN" flannel0 "${HOST_IP[$n]}" 8285 "100.96.$m.0/24" "${HOST_IP[$m]}" \
+            >"$RUN_DIR/c-proxy-host$n.log" 2>&1 </dev/null &
+    done
+    for n in 1 2; do
+        deadline=$((SECONDS + 10))
+        until ip -n "${HOST_NS[$n]}" link show flannel0 >/dev/null 2>&1; do
+            ((SECONDS < deadline)) || { echo "no flannel0 in host$n; see $RUN_DIR/c-proxy-host$n.log" >&2; return 1; }
+            sleep 0.1
+        done
+        ip -n "${HOST_NS[$n]}" link set flannel0 mtu 1472 up
+        ip -n "${HOST_NS[$n]}" addr add "100.96.$n.0/32" dev flannel0
+        ip -n "${HOST_NS[$n]}" route replace 100.96.0.0/16 dev flannel0
     done
 }
 
@@ -835,6 +875,7 @@ run_one() {
     local cmtu=1500 cli=$C1 srv=$C2 dst=100.96.2.3 reach=10 rate
     case $BASE in
         overlay4j | overlay4j-plain | overlay4j-offload | overlayd) cmtu=1472 reach=30 ;;
+        c-proxy) cmtu=1472 ;;
         overlay4j-vxlan | overlay4j-vxlan-userspace) cmtu=1450 reach=30 ;;
         overlay4j-host-gw) reach=30 ;;
         vxlan) cmtu=1450 ;;
@@ -858,6 +899,7 @@ run_one() {
         overlay4j*) o4j_up ;;
         vxlan) vxlan_up ;;
         host-gw) hostgw_up ;;
+        c-proxy) cproxy_up ;;
         veth) : ;;
     esac
     wait_reachable "$cli" "$dst" "$reach"
@@ -1026,7 +1068,7 @@ ok_runs() { awk -F, -v m="$1" '$2 == m && $3 == "ok" && $4 == 1 { n++ } END { pr
     for m in "${MODES[@]}"; do r+=" $(ok_runs "$m")/$REPEAT |"; done
     echo "$r"
     echo
-    echo "Cells: median (min–max) over the successful repetitions. Container MTU: overlay4j, overlay4j-plain, overlay4j-offload and overlayd 1472, vxlan, overlay4j-vxlan and overlay4j-vxlan-userspace 1450, host-gw, overlay4j-host-gw and veth 1500."
+    echo "Cells: median (min–max) over the successful repetitions. Container MTU: overlay4j, overlay4j-plain, overlay4j-offload, overlayd and c-proxy 1472, vxlan, overlay4j-vxlan and overlay4j-vxlan-userspace 1450, host-gw, overlay4j-host-gw and veth 1500."
     loads=$(awk -F, '$3 == "load1" { printf "%s%s", sep, $4; sep = ", " }' "$CSV")
     [[ -z $loads ]] || echo "1-min load average after each run: $loads on $(nproc) cores (iperf3 client and server alone add about 2; more means other work competed)."
     [[ " ${MODES[*]} " == *" vxlan "* ]] || echo "No TCP ratio to kernel vxlan: vxlan was not among the modes."
