@@ -499,7 +499,7 @@ public final class LinuxTunDevice implements TunDevice {
             if (life.isClosing()) {
                 throw new AsynchronousCloseException();
             }
-            await(readyPoll, "poll(" + name + " POLLIN)");
+            await(readyPoll, "POLLIN");
             if (life.isClosing()) {
                 throw new AsynchronousCloseException();
             }
@@ -520,7 +520,7 @@ public final class LinuxTunDevice implements TunDevice {
             }
             int errno = LibC.errno();
             if (errno == ErrnoException.EAGAIN) {
-                await(readPoll, "poll(" + name + " POLLIN)");
+                await(readPoll, "POLLIN");
             } else if (errno != ErrnoException.EINTR) {
                 throw new ErrnoException("read(" + name + ")", errno);
             }
@@ -593,7 +593,7 @@ public final class LinuxTunDevice implements TunDevice {
             }
             int errno = LibC.errno();
             if (errno == ErrnoException.EAGAIN) {
-                await(writePoll, "poll(" + name + " POLLOUT)");
+                await(writePoll, "POLLOUT");
             } else if (errno != ErrnoException.EINTR) {
                 throw new ErrnoException("write(" + name + ")", errno);
             }
@@ -601,7 +601,8 @@ public final class LinuxTunDevice implements TunDevice {
     }
 
     /** Waits until the device is ready or the wake-up eventfd is signalled. */
-    private void await(Memory pollfds, String call) throws IOException {
+    /** Polls until {@code pollfds} report something; {@code event} names it in an error (built only then). */
+    private void await(Memory pollfds, String event) throws IOException {
         long address = Pointer.nativeValue(pollfds);
         while (true) {
             pollfds.setShort(6, (short) 0);
@@ -612,7 +613,7 @@ public final class LinuxTunDevice implements TunDevice {
             }
             int errno = LibC.errno();
             if (errno != ErrnoException.EINTR) {
-                throw new ErrnoException(call, errno);
+                throw new ErrnoException("poll(" + name + " " + event + ")", errno);
             }
         }
     }
