@@ -102,6 +102,11 @@ public final class Forwarder implements AutoCloseable {
     public static final String WARM_UP_PROPERTY = "overlay4j.forwarder.warmUp";
     /** The most time a warm-up may take; {@link #start()} waits a little longer for it. */
     private static final long WARM_UP_NANOS = TimeUnit.MILLISECONDS.toNanos(1500);
+    /**
+     * Turns each thread takes without waiting before its loop, with {@link Builder#warmUp}: enough for the JIT's
+     * optimising compiler (about 20 ms of system calls that find nothing, or real packets if some are queued).
+     */
+    private static final int WARM_UP_TURNS = 12_000;
 
     private final TunDevice tun;
     private final UdpSocket socket;
@@ -492,9 +497,19 @@ public final class Forwarder implements AutoCloseable {
     private void runTurns(boolean ownIsEgress) {
         long idleSince = System.nanoTime() - spinNanos;
         try {
+            if (warmUp) {
+                // Each thread its own direction (only it may lock() that one), so the JIT sees both kinds of turn.
+                try {
+                    for (int i = 0; i < WARM_UP_TURNS && running; i++) {
+                        turn(ownIsEgress, idleSince, false);
+                    }
+                } catch (IOException | RuntimeException e) {
+                    LOG.debug("turn warm-up of {} ended early", tun.name(), e); // the loop below reports what lasts
+                }
+            }
             while (running) {
                 try {
-                    idleSince = turn(ownIsEgress, idleSince);
+                    idleSince = turn(ownIsEgress, idleSince, true);
                 } catch (ClosedChannelException e) {
                     break;
                 } catch (IOException | RuntimeException e) {
@@ -518,9 +533,10 @@ public final class Forwarder implements AutoCloseable {
      * leaving it interpreted (about a tenth of the forwarder threads' CPU per ping round trip, measured).
      *
      * @param idleSince when the thread last did work, for the spin ({@code System.nanoTime()})
+     * @param mayWait   false for the JIT warm-up's turns, which return where a turn would spin or wait
      * @return the new {@code idleSince}
      */
-    private long turn(boolean ownIsEgress, long idleSince) throws IOException {
+    private long turn(boolean ownIsEgress, long idleSince, boolean mayWait) throws IOException {
         PathLock ownLock = ownIsEgress ? egressLock : ingressLock;
         PathLock otherLock = ownIsEgress ? ingressLock : egressLock;
         int own;
@@ -551,7 +567,7 @@ public final class Forwarder implements AutoCloseable {
             Thread.onSpinWait();
             return idleSince;
         }
-        if (!running) {
+        if (!running || !mayWait) {
             return idleSince;
         }
         if (ownIsEgress) {
