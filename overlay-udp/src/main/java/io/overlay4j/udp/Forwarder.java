@@ -733,8 +733,9 @@ public final class Forwarder implements AutoCloseable {
          * that the JIT has compiled the per-packet path before the first real packet: without it the first thousands
          * of packets run interpreted (a quiet node's pings take several times longer) and the compiler competes with
          * the first transfers for the CPU. Once per configuration and JVM, at most 1.5 s, skipped quietly where
-         * loopback is unusable. Default true, unless the system property {@value #WARM_UP_PROPERTY} is
-         * {@code false}.
+         * loopback is unusable. Then, on a pollable TUN, each thread runs its loop's body some thousand times
+         * without waiting (about 20 ms; it handles whatever real packets are queued). Default true, unless the
+         * system property {@value #WARM_UP_PROPERTY} is {@code false}.
          */
         public Builder warmUp(boolean warmUp) {
             this.warmUp = warmUp;
