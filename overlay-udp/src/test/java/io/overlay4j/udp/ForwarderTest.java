@@ -489,6 +489,24 @@ class ForwarderTest {
     }
 
     @Test
+    void lastSeenIsTheTimeOfTheLatestDatagram() throws Exception {
+        a.forwarder.start();
+        b.forwarder.start();
+        byte[] ba = Packets.ipv4(addr(10, 5, 2, 3), addr(10, 5, 1, 2), 17, 64, 60);
+        b.tun.inject(ba);
+        take(a.tun);
+        Instant first = peer(a.forwarder, SUBNET_B).lastSeen();
+        assertNotNull(first);
+        Thread.sleep(50);
+        Instant before = Instant.now().truncatedTo(java.time.temporal.ChronoUnit.MILLIS);
+        b.tun.inject(ba);
+        take(a.tun);
+        Instant second = peer(a.forwarder, SUBNET_B).lastSeen();
+        assertFalse(second.isBefore(before), "last seen " + second + ", the first datagram at " + first
+                + ", the second after " + before);
+    }
+
+    @Test
     void peerTableSwapsTakeEffect() throws Exception {
         a.forwarder.peers(PeerTable.empty());
         a.forwarder.start();

@@ -154,6 +154,7 @@ public final class IngressPath {
      */
     public int drain(int maxReceives) throws IOException {
         int receives = 0;
+        now = 0;
         while (receives < maxReceives && running) {
             batch.clear();
             int n = port.tryReceive(batch, info);
