@@ -35,6 +35,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -95,24 +96,10 @@ class HostileDatagramsTest {
 
     @AfterEach
     void tearDown() throws Exception {
-        Exception first = null;
-        for (int i = closeables.size() - 1; i >= 0; i--) {
-            try {
-                closeables.get(i).close();
-            } catch (Exception e) {
-                if (first == null) {
-                    first = e;
-                } else {
-                    first.addSuppressed(e);
-                }
-            }
-        }
-        if (topology != null) {
-            topology.close();
-        }
-        if (first != null) {
-            throw first;
-        }
+        List<AutoCloseable> all = new ArrayList<>(closeables);
+        Collections.reverse(all);
+        all.add(topology); // last, whatever failed before it
+        Walkthroughs.closeAll(all);
     }
 
     private <T extends AutoCloseable> T closeLater(T c) {
