@@ -35,7 +35,7 @@ import org.openjdk.jmh.annotations.Warmup;
 
 /**
  * One packet through the forwarder's real loop bodies, on the benchmark thread: {@link EgressPath#step()} and
- * {@link IngressPath#step()} are exactly what {@code Forwarder}'s threads call in their {@code while (running)}
+ * {@link IngressPath#drain} are exactly what {@code Forwarder}'s threads call in their {@code while (running)}
  * loops, so nothing here reproduces the pipeline.
  *
  * <ul>
@@ -48,7 +48,7 @@ import org.openjdk.jmh.annotations.Warmup;
  *   route);</li>
  *   <li>{@link #ingress} (always from the in-memory port, whatever {@code sink} says): a receive from an in-memory port that copies one prepared
  *   datagram in, the admission's sender lookup, {@code decapsulate}, validation, the source and destination checks,
- *   the peer's counters and last-seen time (one clock read per step), the TUN write (discarded: counted only) and
+ *   the peer's counters and last-seen time (one clock read per drain), the TUN write (discarded: counted only) and
  *   the node-wide counter update.</li>
  * </ul>
  *
@@ -139,7 +139,7 @@ public class ForwarderPathBenchmark {
 
         @Override
         public int tryReceive(ByteBuffer dst, UdpSocket.Received info) {
-            return -1;
+            return receive(dst, info);
         }
 
         @Override
@@ -230,9 +230,9 @@ public class ForwarderPathBenchmark {
         return egress.drain(64);
     }
 
-    /** One iteration of the forwarder's ingress loop (always from the in-memory port). */
+    /** One drain of the forwarder's ingress loop over one datagram (always from the in-memory port). */
     @Benchmark
-    public void ingress() throws IOException {
-        ingress.step();
+    public int ingress() throws IOException {
+        return ingress.drain(1);
     }
 }

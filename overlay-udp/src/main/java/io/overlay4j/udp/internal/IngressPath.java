@@ -14,9 +14,9 @@ import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Consumer;
 
 /**
- * The ingress half of the data plane, network → TUN, for one socket and TUN queue: {@link #step()} receives once
- * (with GRO possibly several datagrams of one sender), drains what has already arrived behind it, and writes the
- * admitted inner packets to the TUN.
+ * The ingress half of the data plane, network → TUN, for one socket and TUN queue: {@link #drain} receives what has
+ * already arrived (with GRO possibly several datagrams of one sender per receive) and writes the admitted inner
+ * packets to the TUN.
  *
  * <p>Admission, in this order, for every datagram (each of a GRO run on its own); a datagram that fails is dropped,
  * counted under the reason named, and never answered:
@@ -37,14 +37,11 @@ import java.util.function.Consumer;
  * ({@link TcpCoalescer}); a plain TUN gets one write per packet. A packet counts as forwarded only once its TUN write
  * succeeded (a merged frame: all of its packets, once); a failed write counts each of its packets as
  * {@link DropReason#TUN_WRITE_FAILED}. An admitted packet counts for its peer ({@link PeerCounters}) when it is
- * admitted, with the time of its receive (one clock read per step, only if something was admitted) as the peer's
+ * admitted, with the time of its receive (one clock read per drain, only if something was admitted) as the peer's
  * last-seen time. Nothing is
- * allocated per packet. Not thread-safe: one thread calls
- * {@link #step()}.
+ * allocated per packet. Not thread-safe: one thread at a time calls {@link #drain}.
  */
 public final class IngressPath {
-    /** Receives drained without waiting before the coalesced packets are written (bounds the added latency). */
-    private static final int MAX_DRAIN = 7;
 
     private final TunDevice tun;
     private final DatagramPort port;
@@ -66,7 +63,7 @@ public final class IngressPath {
     private final UdpSocket.Received info = new UdpSocket.Received();
     private volatile boolean running = true;
     private boolean tunClosed;
-    // The time of this step's receives, epoch milliseconds; 0 until an admitted datagram needs it.
+    // The time of this drain's receives, epoch milliseconds; 0 until an admitted datagram needs it.
     private long now;
 
     /**
@@ -99,7 +96,7 @@ public final class IngressPath {
         this.view = batch.duplicate();
     }
 
-    /** Tells {@link #step()} to handle nothing more once its receive returns. */
+    /** Tells {@link #drain} to handle nothing more once its current receive returns. */
     public void stop() {
         running = false;
     }
@@ -107,41 +104,6 @@ public final class IngressPath {
     /** Whether admitted packets are coalesced for a virtio-header TUN. */
     public boolean coalescing() {
         return coalescer != null;
-    }
-
-    /**
-     * Waits for a receive, handles it and, when coalescing, the receives already queued behind it (at most 7 more),
-     * then writes to the TUN.
-     *
-     * @throws ClosedChannelException if the port or the TUN is closed: the loop ends
-     * @throws IOException            if the receive fails
-     */
-    public void step() throws IOException {
-        batch.clear();
-        int n = port.receive(batch, info);
-        if (!running) {
-            return;
-        }
-        now = 0;
-        ingest(n);
-        if (coalescer != null) {
-            // Drain what has already arrived before writing: a flow's next GSO batch (a 64 KiB super-packet leaves
-            // the sender as 44 + 2 datagrams) merges into the same TUN write.
-            for (int more = 0; more < MAX_DRAIN; more++) {
-                batch.clear();
-                int m = port.tryReceive(batch, info);
-                if (m < 0) {
-                    break;
-                }
-                ingest(m);
-            }
-            if (coalescer.pendingPackets() > 0) {
-                coalescer.flush(toTun);
-            }
-        }
-        if (tunClosed) {
-            throw new ClosedChannelException();
-        }
     }
 
     /**
@@ -202,7 +164,7 @@ public final class IngressPath {
                 continue;
             }
             if (now == 0) {
-                // Once per step (its receives arrived within microseconds), not per datagram of a GRO batch.
+                // Once per drain (its receives arrived within microseconds), not per datagram of a GRO batch.
                 now = System.currentTimeMillis();
             }
             PeerCounters.of(peer).received(view.remaining(), now);
