@@ -16,7 +16,10 @@ import java.util.concurrent.atomic.AtomicInteger;
  * already given to someone else.
  */
 public final class FdLifecycle {
+    /** Set by {@link #close()}: the state is negative from then on. The low 30 bits count the calls in flight. */
     private static final int CLOSED = 0x8000_0000;
+    /** Set with {@link #CLOSED} by the one thread that closes the descriptors, once the count is back to zero. */
+    private static final int DONE = 0x4000_0000;
 
     private final int fd;
     private final int wakeFd;
@@ -46,25 +49,24 @@ public final class FdLifecycle {
     }
 
     /**
-     * Registers a call into the kernel.
+     * Registers a call into the kernel. One atomic add and no retry loop: under contention (two threads on one
+     * descriptor, the usual case for a TUN) a compare-and-set loop fails now and then, and a branch first taken
+     * under live traffic costs the JIT a deoptimisation and a recompilation of the whole forwarding loop.
      *
      * @throws ClosedChannelException if closed
      */
     public void acquire() throws ClosedChannelException {
-        while (true) {
-            int s = state.get();
-            if (s < 0) {
-                throw new ClosedChannelException();
-            }
-            if (state.compareAndSet(s, s + 1)) {
-                return;
-            }
+        if (state.getAndIncrement() < 0) {
+            release(); // undo; closes the descriptors if this was the last reference after a close
+            throw new ClosedChannelException();
         }
     }
 
     /** Ends a call registered with {@link #acquire()}; the last one out after a close closes the descriptors. */
     public void release() {
-        if (state.decrementAndGet() == CLOSED) {
+        // Only the thread whose decrement leaves CLOSED with no calls in flight, and that then marks it DONE, closes:
+        // a failed acquire after that (DONE set) can never bring the state back to exactly CLOSED.
+        if (state.decrementAndGet() == CLOSED && state.compareAndSet(CLOSED, CLOSED | DONE)) {
             LibC.close(fd);
             LibC.close(wakeFd);
             onClosed.run();
