@@ -225,6 +225,91 @@ class LinuxTunDeviceTest {
     }
 
     @Test
+    void awaitReadableWithATimeoutReturnsFalseWhenQuietAndTrueForAPacket() throws Exception {
+        LinuxTunDevice tun = flannelTun();
+        ByteBuffer packet = ByteBuffer.allocateDirect(2048);
+        while (tun.tryRead(packet.clear()) >= 0) {
+            // whatever the kernel sent when the link came up
+        }
+        long start = System.nanoTime();
+        assertFalse(tun.awaitReadable(50), "nothing is queued");
+        assertTrue(System.nanoTime() - start >= TimeUnit.MILLISECONDS.toNanos(45), "returned before the timeout");
+        ns.call(() -> {
+            try (DatagramChannel ch = DatagramChannel.open(StandardProtocolFamily.INET)) {
+                return ch.send(ByteBuffer.wrap(new byte[] {4}), new InetSocketAddress(Ipv4Prefix.fromInt(REMOTE), 9));
+            }
+        });
+        assertTrue(tun.awaitReadable(5000), "a routed packet is queued");
+        assertTrue(tun.tryRead(packet.clear()) > 0);
+        tun.close();
+        assertThrows(ClosedChannelException.class, () -> tun.awaitReadable(10));
+    }
+
+    @Test
+    void aSocketWaitsOnItselfAndATunTogetherAndSaysWhichIsReadable() throws Exception {
+        namespaces.ip(ns, "link", "set", "lo", "up"); // the socket is on 127.0.0.1
+        LinuxTunDevice tun = flannelTun();
+        UdpSocket socket = track(ns.call(() -> UdpSocket.open(new InetSocketAddress("127.0.0.1", 0),
+                UdpSocket.Options.defaults())));
+        ByteBuffer packet = ByteBuffer.allocateDirect(2048);
+        while (tun.tryRead(packet.clear()) >= 0) {
+            // whatever the kernel sent when the link came up
+        }
+        Future<Integer> waiting = readers.submit(() -> socket.awaitReadable(tun));
+        Thread.sleep(300);
+        assertFalse(waiting.isDone(), "nothing is queued, the wait must block");
+
+        // A datagram to the socket wakes the waiter; while it stays queued, the wait returns at once.
+        ns.call(() -> {
+            try (DatagramChannel ch = DatagramChannel.open(StandardProtocolFamily.INET)) {
+                return ch.send(ByteBuffer.wrap(new byte[] {1, 2, 3}), socket.localAddress());
+            }
+        });
+        assertEquals(UdpSocket.SOCKET_READABLE, waiting.get(5, TimeUnit.SECONDS));
+        assertEquals(UdpSocket.SOCKET_READABLE, socket.awaitReadable(tun));
+        assertEquals(3, socket.tryReceive(ByteBuffer.allocateDirect(2048), new UdpSocket.Received()));
+
+        // A packet the kernel routes into the TUN wakes it too, and is reported as the TUN's.
+        waiting = readers.submit(() -> socket.awaitReadable(tun));
+        ns.call(() -> {
+            try (DatagramChannel ch = DatagramChannel.open(StandardProtocolFamily.INET)) {
+                return ch.send(ByteBuffer.wrap(new byte[] {4}), new InetSocketAddress(Ipv4Prefix.fromInt(REMOTE), 9));
+            }
+        });
+        assertEquals(UdpSocket.TUN_READABLE, waiting.get(5, TimeUnit.SECONDS));
+        while (tun.tryRead(packet.clear()) >= 0) {
+            // drain whatever the kernel queued (the datagram, maybe more)
+        }
+
+        // wakeup() ends the wait with nothing readable, once.
+        waiting = readers.submit(() -> socket.awaitReadable(tun));
+        Thread.sleep(200);
+        assertFalse(waiting.isDone());
+        socket.wakeup();
+        assertEquals(0, waiting.get(5, TimeUnit.SECONDS));
+
+        // Closing the TUN wakes the waiter, which reports the close; the socket stays open for its owner.
+        Future<Integer> onTunClose = readers.submit(() -> socket.awaitReadable(tun));
+        Thread.sleep(200);
+        assertFalse(onTunClose.isDone());
+        tun.close();
+        ExecutionException e = assertThrows(ExecutionException.class, () -> onTunClose.get(2, TimeUnit.SECONDS));
+        assertInstanceOf(ClosedChannelException.class, e.getCause());
+        assertTrue(socket.isOpen());
+
+        // And closing the socket wakes a waiter on a socket and another TUN.
+        LinuxTunDevice other = track(ns.call(() -> LinuxTunDevice.open(TunOptions.defaults().withName("o4jw%d"))));
+        Future<Integer> onSocketClose = readers.submit(() -> socket.awaitReadable(other));
+        Thread.sleep(200);
+        assertFalse(onSocketClose.isDone());
+        socket.close();
+        e = assertThrows(ExecutionException.class, () -> onSocketClose.get(2, TimeUnit.SECONDS));
+        assertInstanceOf(ClosedChannelException.class, e.getCause());
+        assertTrue(other.isOpen(), "the TUN stays open: it belongs to its owner");
+        assertThrows(ClosedChannelException.class, () -> socket.awaitReadable(other));
+    }
+
+    @Test
     void closeDuringTrafficNeverFailsWithAKernelError() throws Exception {
         for (int round = 0; round < 20; round++) {
             LinuxTunDevice tun = flannelTun();

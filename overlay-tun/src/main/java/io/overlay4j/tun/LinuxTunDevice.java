@@ -99,6 +99,8 @@ public final class LinuxTunDevice implements TunDevice {
     private final int index;
     private final int mtu;
     private final int fd;
+    /** The eventfd that {@link #close()} signals. */
+    private final int wakeFd;
     private final boolean vnetHeader;
     private final int offloadFlags;
     /** The largest frame a read may return and a write may pass: the largest packet plus the virtio header. */
@@ -122,6 +124,7 @@ public final class LinuxTunDevice implements TunDevice {
         this.index = index;
         this.mtu = mtu;
         this.fd = fd;
+        this.wakeFd = wakeFd;
         this.vnetHeader = vnetHeader;
         this.offloadFlags = offloadFlags;
         this.maxFrame = MAX_PACKET + (vnetHeader ? VNET_HDR_LEN : 0);
@@ -506,6 +509,62 @@ public final class LinuxTunDevice implements TunDevice {
         } finally {
             release();
         }
+    }
+
+    /**
+     * As {@link #awaitReadable()}, but gives up after {@code timeoutMillis}: for a waiter that has something else to
+     * do when the device stays quiet that long.
+     *
+     * @param timeoutMillis the longest wait, 0 or more
+     * @return true if a packet may be queued (or the wait returned early), false if the time ran out
+     * @throws AsynchronousCloseException if {@link #close()} is called while this method waits
+     */
+    public boolean awaitReadable(long timeoutMillis) throws IOException {
+        if (timeoutMillis < 0) {
+            throw new IllegalArgumentException("negative timeout: " + timeoutMillis);
+        }
+        int timeout = (int) Math.min(timeoutMillis, Integer.MAX_VALUE);
+        acquire();
+        try {
+            if (life.isClosing()) {
+                throw new AsynchronousCloseException();
+            }
+            long address = Pointer.nativeValue(readyPoll);
+            int r;
+            while (true) {
+                readyPoll.setShort(6, (short) 0);
+                readyPoll.setShort(LibC.POLLFD_SIZE + 6, (short) 0);
+                r = LibC.poll(address, 2, timeout);
+                if (r >= 0) {
+                    break;
+                }
+                int errno = LibC.errno();
+                if (errno != ErrnoException.EINTR) {
+                    throw new ErrnoException("poll(" + name + " POLLIN)", errno);
+                }
+            }
+            if (life.isClosing()) {
+                throw new AsynchronousCloseException();
+            }
+            return r > 0;
+        } finally {
+            release();
+        }
+    }
+
+    /** The descriptors' close protocol, for a wait that polls this device together with a socket. */
+    FdLifecycle life() {
+        return life;
+    }
+
+    /** The device's descriptor. */
+    int fd() {
+        return fd;
+    }
+
+    /** The eventfd that {@link #close()} signals. */
+    int wakeFd() {
+        return wakeFd;
     }
 
     private int readInto(long address, int length) throws IOException {

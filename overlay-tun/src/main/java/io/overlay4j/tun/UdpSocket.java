@@ -60,6 +60,11 @@ public final class UdpSocket implements AutoCloseable {
     public static final int MAX_SEGMENTS = 64;
     /** The largest UDP/IPv4 payload: 65535 - 20 (IP header) - 8 (UDP header). */
     public static final int MAX_PAYLOAD = 65507;
+    /** {@link #awaitReadable(LinuxTunDevice)}: the socket may have a datagram queued. */
+    public static final int SOCKET_READABLE = 1;
+    /** {@link #awaitReadable(LinuxTunDevice)}: the TUN device may have a packet queued. */
+    public static final int TUN_READABLE = 2;
+
     /** The room a receive buffer needs when GRO is on: a coalesced run is at most this long. */
     public static final int MAX_GRO_BYTES = 65535;
     /** The most datagrams one {@code sendmmsg} call carries; {@link #sendBatch} splits longer batches. */
@@ -103,8 +108,9 @@ public final class UdpSocket implements AutoCloseable {
     private final ByteBuffer receive;
     private final long receiveBase;
     /**
-     * pollfd[3] {socket POLLIN, close eventfd, wakeup eventfd} for {@link #awaitReadable()}, then 8 bytes to read the
-     * wakeup eventfd into; one waiter at a time.
+     * pollfd[5] {socket POLLIN, close eventfd, wakeup eventfd, TUN POLLIN, TUN close eventfd} for
+     * {@link #awaitReadable()} (the first three) and {@link #awaitReadable(LinuxTunDevice)} (all five), then 8 bytes to
+     * read the wakeup eventfd into; one waiter at a time.
      */
     private final ByteBuffer ready;
     private final long readyBase;
@@ -137,7 +143,7 @@ public final class UdpSocket implements AutoCloseable {
         sendBase = DirectBuffers.address(send);
         receive = nativeBuffer(RECEIVE_SIZE);
         receiveBase = DirectBuffers.address(receive);
-        ready = nativeBuffer(3 * LibC.POLLFD_SIZE + 8);
+        ready = nativeBuffer(5 * LibC.POLLFD_SIZE + 8);
         readyBase = DirectBuffers.address(ready);
         ready.putInt(0, fd);
         ready.putShort(4, LibC.POLLIN);
@@ -145,6 +151,8 @@ public final class UdpSocket implements AutoCloseable {
         ready.putShort(LibC.POLLFD_SIZE + 4, LibC.POLLIN);
         ready.putInt(2 * LibC.POLLFD_SIZE, wakeupFd);
         ready.putShort(2 * LibC.POLLFD_SIZE + 4, LibC.POLLIN);
+        ready.putShort(3 * LibC.POLLFD_SIZE + 4, LibC.POLLIN);
+        ready.putShort(4 * LibC.POLLFD_SIZE + 4, LibC.POLLIN);
         wakeupValue = nativeBuffer(8);
         wakeupValue.putLong(0, 1);
         life = new FdLifecycle(fd, wakeFd, () -> {
@@ -684,7 +692,7 @@ public final class UdpSocket implements AutoCloseable {
                 if (LibC.poll(readyBase, 3, -1) >= 0) {
                     if (ready.getShort(2 * LibC.POLLFD_SIZE + 6) != 0) {
                         // Consumes the wakeup(s): the next wait blocks again. EAGAIN if another reset came first.
-                        LibC.read(wakeupFd, readyBase + 3 * LibC.POLLFD_SIZE, 8);
+                        LibC.read(wakeupFd, readyBase + 5 * LibC.POLLFD_SIZE, 8);
                     }
                     break;
                 }
@@ -695,6 +703,56 @@ public final class UdpSocket implements AutoCloseable {
             }
             if (life.isClosing()) {
                 throw new AsynchronousCloseException();
+            }
+        } finally {
+            release();
+        }
+    }
+
+    /**
+     * Waits until this socket or {@code tun} has something to read, {@link #wakeup()} is called, or either is closed:
+     * one {@code poll(2)} over both descriptors and their eventfds, so that one thread can serve both directions of a
+     * forwarder with one wake-up per event. Returns at once if something is queued already; may return early. Shares
+     * {@link #awaitReadable()}'s rule: one waiting thread at a time, in either method.
+     *
+     * @return {@link #SOCKET_READABLE} and/or {@link #TUN_READABLE}, whichever may have something queued (an error
+     *         condition counts too: the next read reports it); 0 after a {@link #wakeup()} alone
+     * @throws AsynchronousCloseException if this socket or {@code tun} is closed while this method waits
+     * @throws ClosedChannelException     if this socket or {@code tun} is closed
+     */
+    public int awaitReadable(LinuxTunDevice tun) throws IOException {
+        FdLifecycle tunLife = tun.life();
+        acquire();
+        try {
+            tunLife.acquire();
+            try {
+                if (life.isClosing() || tunLife.isClosing()) {
+                    throw new AsynchronousCloseException();
+                }
+                ready.putInt(3 * LibC.POLLFD_SIZE, tun.fd());
+                ready.putInt(4 * LibC.POLLFD_SIZE, tun.wakeFd());
+                while (true) {
+                    for (int i = 0; i < 5; i++) {
+                        ready.putShort(i * LibC.POLLFD_SIZE + 6, (short) 0);
+                    }
+                    if (LibC.poll(readyBase, 5, -1) >= 0) {
+                        if (ready.getShort(2 * LibC.POLLFD_SIZE + 6) != 0) {
+                            LibC.read(wakeupFd, readyBase + 5 * LibC.POLLFD_SIZE, 8); // as in awaitReadable()
+                        }
+                        break;
+                    }
+                    int errno = LibC.errno();
+                    if (errno != ErrnoException.EINTR) {
+                        throw new ErrnoException("poll(POLLIN, " + tun.name() + ")", errno);
+                    }
+                }
+                if (life.isClosing() || tunLife.isClosing()) {
+                    throw new AsynchronousCloseException();
+                }
+                return (ready.getShort(6) != 0 ? SOCKET_READABLE : 0)
+                        | (ready.getShort(3 * LibC.POLLFD_SIZE + 6) != 0 ? TUN_READABLE : 0);
+            } finally {
+                tunLife.release();
             }
         } finally {
             release();
