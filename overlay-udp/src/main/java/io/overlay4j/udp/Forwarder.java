@@ -10,6 +10,7 @@ import io.overlay4j.OffloadStatus;
 import io.overlay4j.PeerStats;
 import io.overlay4j.TrafficStats;
 import io.overlay4j.TunDevice;
+import io.overlay4j.tun.LinuxTunDevice;
 import io.overlay4j.tun.UdpSocket;
 import io.overlay4j.udp.internal.DatagramPort;
 import io.overlay4j.udp.internal.EgressPath;
@@ -29,6 +30,7 @@ import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.concurrent.locks.LockSupport;
 import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -98,6 +100,13 @@ public final class Forwarder implements AutoCloseable {
      * TUN (the loops before the threads took turns): for measurements.
      */
     public static final String TURNS_PROPERTY = "overlay4j.forwarder.turns";
+    /**
+     * The system property giving, in milliseconds, how long the TUN of a {@link LinuxTunDevice} must stay quiet
+     * before the egress thread parks and the ingress thread serves both directions alone (default
+     * {@value #DEFAULT_SOLO_AFTER_MILLIS}); 0 keeps both threads waiting on their own sources: for measurements.
+     */
+    public static final String SOLO_AFTER_MILLIS_PROPERTY = "overlay4j.forwarder.soloAfterMillis";
+    private static final long DEFAULT_SOLO_AFTER_MILLIS = 5;
     /** The system property that turns the JIT warm-up off by default ({@code false}); see {@link Builder#warmUp}. */
     public static final String WARM_UP_PROPERTY = "overlay4j.forwarder.warmUp";
     /** The most time a warm-up may take; {@link #start()} waits a little longer for it. */
@@ -128,6 +137,16 @@ public final class Forwarder implements AutoCloseable {
     /** Whether the TUN can be waited on without reading: then the two threads take turns on both directions. */
     private final boolean turns;
     private final long spinNanos;
+    /**
+     * The TUN when the threads may go solo (a {@link LinuxTunDevice} with the turns loop): the egress thread parks
+     * after {@link #soloAfterMillis} without a TUN packet and the ingress thread then waits on both sources; else null.
+     */
+    private final LinuxTunDevice soloTun;
+    private final long soloAfterMillis;
+    /** Whether the egress thread is parked (or about to park) and the ingress thread must wait on the TUN too. */
+    private volatile boolean egressParked;
+    /** Set when the ingress thread's loop has ended: the egress thread must not park any more. */
+    private volatile boolean ingressDone;
     private final PathLock egressLock = new PathLock();
     private final PathLock ingressLock = new PathLock();
     private final boolean warmUp;
@@ -160,6 +179,8 @@ public final class Forwarder implements AutoCloseable {
         // The property is for measurements (A/B of the two loops); the turns loop is the default.
         this.turns = tun.pollable() && !"false".equals(System.getProperty(TURNS_PROPERTY));
         this.spinNanos = b.spin != null ? b.spin.toNanos() : defaultSpinNanos();
+        this.soloAfterMillis = defaultSoloAfterMillis();
+        this.soloTun = turns && soloAfterMillis > 0 && tun instanceof LinuxTunDevice ? (LinuxTunDevice) tun : null;
         this.warmUp = b.warmUp != null ? b.warmUp : !"false".equals(System.getProperty(WARM_UP_PROPERTY));
     }
 
@@ -169,6 +190,14 @@ public final class Forwarder implements AutoCloseable {
             return micros > 0 ? Math.min(micros, 1_000_000) * 1000 : 0;
         } catch (SecurityException e) {
             return DEFAULT_SPIN_MICROS * 1000;
+        }
+    }
+
+    private static long defaultSoloAfterMillis() {
+        try {
+            return Math.max(0, Math.min(Long.getLong(SOLO_AFTER_MILLIS_PROPERTY, DEFAULT_SOLO_AFTER_MILLIS), 60_000));
+        } catch (SecurityException e) {
+            return DEFAULT_SOLO_AFTER_MILLIS;
         }
     }
 
@@ -344,9 +373,11 @@ public final class Forwarder implements AutoCloseable {
      *   <li>Both loops are told to stop.</li>
      *   <li>The ingress thread is woken: an owned socket is closed; otherwise {@link UdpSocket#wakeup()} wakes it (an
      *   eventfd, so also where no datagram could reach the socket) and the socket stays open for its owner.</li>
-     *   <li>The egress thread is woken by closing an owned TUN device. A TUN device the forwarder does not own cannot
-     *   be woken without closing it, so the egress thread ends when its owner closes the device or the next packet
-     *   arrives; use {@link #awaitTermination} after closing the device to wait for it.</li>
+     *   <li>The egress thread is woken by closing an owned TUN device. On a {@link LinuxTunDevice} the forwarder does
+     *   not own, the egress thread waits for packets a few milliseconds at a time (see
+     *   {@value #SOLO_AFTER_MILLIS_PROPERTY}) or is parked, so it ends within that time. Any other TUN device the
+     *   forwarder does not own cannot be woken without closing it, so the egress thread ends when its owner closes the
+     *   device or the next packet arrives; use {@link #awaitTermination} after closing the device to wait for it.</li>
      *   <li>Joins the threads it woke (up to 5 seconds each).</li>
      * </ol>
      */
@@ -369,8 +400,12 @@ public final class Forwarder implements AutoCloseable {
         if (previous != STARTED) {
             return;
         }
+        Thread out = egressThread;
+        if (out != null) {
+            LockSupport.unpark(out); // a parked egress thread (solo) sees that it must stop
+        }
         join(ingressThread, JOIN_MILLIS);
-        if (ownsTun) {
+        if (ownsTun || soloTun != null) {
             join(egressThread, JOIN_MILLIS);
         }
     }
@@ -497,6 +532,21 @@ public final class Forwarder implements AutoCloseable {
     private void runTurns(boolean ownIsEgress) {
         long idleSince = System.nanoTime() - spinNanos;
         try {
+            runTurns(ownIsEgress, idleSince);
+        } finally {
+            if (!ownIsEgress) {
+                // The ingress thread may have served the TUN too: the egress thread must look at it again (and see
+                // it closed, if that is why this thread ends). Flag first, then check: see parkEgress.
+                ingressDone = true;
+                if (egressParked) {
+                    resumeEgress();
+                }
+            }
+        }
+    }
+
+    private void runTurns(boolean ownIsEgress, long idleSince) {
+        try {
             if (warmUp) {
                 // Each thread its own direction (only it may lock() that one), so the JIT sees both kinds of turn.
                 try {
@@ -555,6 +605,12 @@ public final class Forwarder implements AutoCloseable {
             }
         }
         if (own + other > 0) {
+            if (!ownIsEgress && egressParked && (own == INGRESS_TURN || other == EGRESS_TURN
+                    || (own > 1 && other > 0))) {
+                // More is queued than one thread keeps up with, or a stream in (more than one receive) with replies
+                // out, its ACKs, which the egress thread sends while this one goes on: both threads again.
+                resumeEgress();
+            }
             long now = System.nanoTime();
             // Both drains stopped at an empty queue: block at once rather than probe both again (two system calls
             // that find nothing); poll(2) returns at once if something came meanwhile.
@@ -571,12 +627,45 @@ public final class Forwarder implements AutoCloseable {
             return idleSince;
         }
         if (ownIsEgress) {
-            tun.awaitReadable();
+            if (soloTun == null) {
+                tun.awaitReadable();
+            } else if (!soloTun.awaitReadable(soloAfterMillis)) {
+                parkEgress();
+            }
+        } else if (egressParked) {
+            socket.awaitReadable(soloTun);
         } else {
             socket.awaitReadable();
         }
         // Spin only after work: a wake-up that finds nothing (the other thread took it) blocks again.
         return System.nanoTime() - spinNanos;
+    }
+
+    /**
+     * The TUN stayed quiet for {@link #soloAfterMillis}: parks the egress thread until the ingress thread, which from
+     * now on waits on the TUN and the socket together and serves both directions, needs it again (or the forwarder
+     * stops). One thread and one wake-up per event while the node is quiet: no hand-over between threads on the
+     * latency path of a ping or a request.
+     */
+    private void parkEgress() {
+        egressParked = true;
+        if (ingressDone) {
+            egressParked = false; // nobody would serve the TUN (both flags are volatile: one side sees the other)
+            return;
+        }
+        socket.wakeup(); // the ingress thread may wait on the socket alone: make it wait on both
+        while (egressParked && running) {
+            LockSupport.park(this);
+        }
+    }
+
+    /** Ends {@link #parkEgress()}: the ingress thread goes back to waiting on the socket alone. */
+    private void resumeEgress() {
+        egressParked = false;
+        Thread out = egressThread;
+        if (out != null) {
+            LockSupport.unpark(out);
+        }
     }
 
     @Override
