@@ -116,6 +116,8 @@ public final class Forwarder implements AutoCloseable {
      * optimising compiler (about 20 ms of system calls that find nothing, or real packets if some are queued).
      */
     private static final int WARM_UP_TURNS = 12_000;
+    /** {@link #afterTurn}: block in {@link #awaitWork}. (Linux's {@code System.nanoTime()} counts from boot: never this.) */
+    private static final long WAIT = Long.MIN_VALUE;
 
     private final TunDevice tun;
     private final UdpSocket socket;
@@ -548,10 +550,17 @@ public final class Forwarder implements AutoCloseable {
     private void runTurns(boolean ownIsEgress, long idleSince) {
         try {
             if (warmUp) {
-                // Each thread its own direction (only it may lock() that one), so the JIT sees both kinds of turn.
+                // Each thread its own direction (only it may lock() that one), so the JIT sees both kinds of turn;
+                // the counts given to afterTurn stand for turns with work, which a quiet TUN and socket do not have.
                 try {
                     for (int i = 0; i < WARM_UP_TURNS && running; i++) {
-                        turn(ownIsEgress, idleSince, false);
+                        if (i % 16 == 0) {
+                            (ownIsEgress ? egressLock : ingressLock).exerciseBranches();
+                        }
+                        long drained = drainBoth(ownIsEgress);
+                        int own = (int) (drained >>> 32) | i % 3;
+                        int other = (int) drained | (i % 5 == 0 ? EGRESS_TURN : i % 2);
+                        afterTurn(ownIsEgress, own, other, idleSince);
                     }
                 } catch (IOException | RuntimeException e) {
                     LOG.debug("turn warm-up of {} ended early", tun.name(), e); // the loop below reports what lasts
@@ -559,7 +568,15 @@ public final class Forwarder implements AutoCloseable {
             }
             while (running) {
                 try {
-                    idleSince = turn(ownIsEgress, idleSince, true);
+                    long drained = drainBoth(ownIsEgress);
+                    long next = afterTurn(ownIsEgress, (int) (drained >>> 32), (int) drained, idleSince);
+                    if (next != WAIT) {
+                        idleSince = next;
+                    } else if (running) {
+                        awaitWork(ownIsEgress);
+                        // Spin only after work: a wake-up that finds nothing (the other thread took it) blocks again.
+                        idleSince = System.nanoTime() - spinNanos;
+                    }
                 } catch (ClosedChannelException e) {
                     break;
                 } catch (IOException | RuntimeException e) {
@@ -577,16 +594,16 @@ public final class Forwarder implements AutoCloseable {
     }
 
     /**
-     * One pass of {@link #runTurns}: drain the own direction, help with the other, then go on, spin or wait. A method
-     * of its own so that the JIT compiles it after a few hundred calls: a loop body inside a method entered once is
-     * only compiled by on-stack replacement, which the few iterations of a quiet node (a ping a second) never reach,
-     * leaving it interpreted (about a tenth of the forwarder threads' CPU per ping round trip, measured).
+     * The work of one turn of {@link #runTurns}: drain the own direction, then help with the other if it is free.
+     * Three methods per turn (this, {@link #afterTurn}, {@link #awaitWork}) rather than one: the JIT compiles each
+     * from what it saw before the first real packet (here the synthetic warm-up traffic, the same methods' profiles),
+     * and a branch first taken by live traffic then costs it the recompilation of a small method, not of the whole
+     * inlined path. (A single method, compiled in the warm-up, was thrown out at a quiet node's first wait and ran
+     * at the first tier for thousands of packets: about a third slower per ping, measured.)
      *
-     * @param idleSince when the thread last did work, for the spin ({@code System.nanoTime()})
-     * @param mayWait   false for the JIT warm-up's turns, which return where a turn would spin or wait
-     * @return the new {@code idleSince}
+     * @return the receives or reads of the own direction in the upper 32 bits, of the other in the lower
      */
-    private long turn(boolean ownIsEgress, long idleSince, boolean mayWait) throws IOException {
+    private long drainBoth(boolean ownIsEgress) throws IOException {
         PathLock ownLock = ownIsEgress ? egressLock : ingressLock;
         PathLock otherLock = ownIsEgress ? ingressLock : egressLock;
         int own;
@@ -604,6 +621,16 @@ public final class Forwarder implements AutoCloseable {
                 otherLock.unlock();
             }
         }
+        return (long) own << 32 | other;
+    }
+
+    /**
+     * What follows a turn that did {@code own} and {@code other} units of work: go on at once, spin, or wait.
+     *
+     * @param idleSince when the thread last did work, for the spin ({@code System.nanoTime()})
+     * @return the new {@code idleSince}, or {@link #WAIT}: call {@link #awaitWork}
+     */
+    private long afterTurn(boolean ownIsEgress, int own, int other, long idleSince) {
         if (own + other > 0) {
             if (!ownIsEgress && egressParked && (own == INGRESS_TURN || other == EGRESS_TURN
                     || (own > 1 && other > 0))) {
@@ -623,9 +650,11 @@ public final class Forwarder implements AutoCloseable {
             Thread.onSpinWait();
             return idleSince;
         }
-        if (!running || !mayWait) {
-            return idleSince;
-        }
+        return WAIT;
+    }
+
+    /** Blocks until the thread's sources may have work (or parks the egress thread: see {@link #parkEgress}). */
+    private void awaitWork(boolean ownIsEgress) throws IOException {
         if (ownIsEgress) {
             if (soloTun == null) {
                 tun.awaitReadable();
@@ -637,8 +666,6 @@ public final class Forwarder implements AutoCloseable {
         } else {
             socket.awaitReadable();
         }
-        // Spin only after work: a wake-up that finds nothing (the other thread took it) blocks again.
-        return System.nanoTime() - spinNanos;
     }
 
     /**

@@ -36,6 +36,25 @@ public final class PathLock {
         }
     }
 
+    /**
+     * Takes both branches of {@link #tryLock} and {@link #unlock} once, if the lock is free, and leaves it free: for
+     * a JIT warm-up on one thread, so that the compiled forwarding loop already has the paths that contention takes
+     * (else the first contended turn throws it out). May leave the calling thread an unpark permit, which a
+     * caller that parks in a loop tolerates. Only the direction's own thread calls this.
+     */
+    public void exerciseBranches() {
+        if (!tryLock()) {
+            return;
+        }
+        tryLock(); // held: fails
+        waiter = Thread.currentThread();
+        unlock(); // with a waiter: unparks this thread
+        waiter = null;
+        if (tryLock()) {
+            unlock();
+        }
+    }
+
     /** Releases the lock and wakes the direction's own thread if it waits for it. */
     public void unlock() {
         held.set(false);

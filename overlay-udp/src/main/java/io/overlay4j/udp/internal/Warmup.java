@@ -97,6 +97,7 @@ public final class Warmup {
             IngressPath ingress = new IngressPath(data, datagrams, encapsulator, mtu, receiver,
                     Ipv4Prefix.of(0xc6120000, 16), checkSender, receiverPeers, new TrafficCounters(), e -> { });
             ByteBuffer[][] schedule = schedule(mtu, vnet);
+            warmChecksums();
             ByteBuffer sink = ByteBuffer.allocateDirect(LinuxTunDevice.VNET_HDR_LEN + 65535);
             int rounds = 0;
             long delivered = 0;
@@ -107,8 +108,15 @@ public final class Warmup {
                     kernel.write(frame);
                 }
                 data.awaitReadable(); // returns at once: something is queued (the live loop's wait, compiled too)
+                // Now and then a drain that stops at its limit with more queued, as under load.
+                if (rounds % 4 == 1) {
+                    egress.drain(1);
+                }
                 egress.drain(frames.length);
                 socket.awaitReadable();
+                if (rounds % 4 == 1) {
+                    ingress.drain(1);
+                }
                 ingress.drain(frames.length);
                 while (true) {
                     sink.clear();
@@ -152,6 +160,22 @@ public final class Warmup {
         }
     }
 
+    /**
+     * Sums every length from 0 to 200 bytes at even and odd offsets of a direct and a heap buffer: live packets end
+     * on any tail, and a tail the synthetic ones never had would cost a recompilation of the path that inlines the
+     * sum.
+     */
+    private static void warmChecksums() {
+        ByteBuffer direct = ByteBuffer.allocateDirect(256);
+        ByteBuffer heap = ByteBuffer.allocate(256);
+        for (int round = 0; round < 20; round++) {
+            for (int length = 0; length <= 200; length++) {
+                Checksums.sum(direct, round & 1, length);
+                Checksums.sum(heap, round & 1, length);
+            }
+        }
+    }
+
     /** A lease for a synthetic peer at 127.0.0.1 that this encapsulator can reach. */
     private static LeaseAttributes attributes(Encapsulator encapsulator) {
         Inet4Address loopback = Ipv4Prefix.fromInt(LOOPBACK);
@@ -164,8 +188,9 @@ public final class Warmup {
 
     /**
      * What the synthetic sender's TUN hands over, round by round (the schedule repeats): ICMP, runs of equal UDP
-     * datagrams broken by a shorter one, and with virtio headers TCP ACKs with partial checksums and super-packets of
-     * two flows, a full 64 KiB one every 32nd round; every 32nd round a packet nobody routes (ICMP unreachable).
+     * datagrams broken by a shorter one, and with virtio headers (but for every 8th round, as a ping-only node has)
+     * TCP ACKs with partial checksums and super-packets of two flows, a full 64 KiB one every 32nd round; every 32nd
+     * round a packet nobody routes (ICMP unreachable).
      * The variety matters: the JIT compiles only the branches it saw taken, and a branch first taken by live traffic
      * costs a deoptimisation and a recompilation (some remain: live flows are never quite synthetic ones).
      */
@@ -189,15 +214,29 @@ public final class Warmup {
         ByteBuffer flowA = vnet ? tcp(hdr, src, dst, 40002, 4, mss, TcpHeader.FLAG_ACK) : null;
         ByteBuffer flowB = vnet ? tcp(hdr, src, dst, 40003, 4, mss, TcpHeader.FLAG_ACK | TcpHeader.FLAG_PSH) : null;
         ByteBuffer full = vnet ? tcp(hdr, src, dst, 40004, Math.max(2, 65000 / mss), mss, TcpHeader.FLAG_ACK) : null;
+        ByteBuffer pushed = vnet ? tcp(hdr, src, dst, 40005, 1, mss / 2, TcpHeader.FLAG_ACK | TcpHeader.FLAG_PSH)
+                : null; // one short segment with PSH, as a request/response protocol sends
         for (int r = 0; r < schedule.length; r++) {
             java.util.List<ByteBuffer> round = new java.util.ArrayList<>();
             round.add(icmp);
             round.add(udp);
             round.add(udp);
             round.add(r % 4 == 3 ? udpShort : udp);
-            if (vnet) {
+            if (vnet && r % 8 != 5) { // some rounds without TCP: a flush with no flow to forget is a branch too
                 round.add(ack);
                 round.add(r % 32 == 0 ? full : r % 2 == 0 ? flowA : flowB);
+                if (r % 4 == 3) {
+                    round.add(flowB); // the same flow again behind a PSH: an item that can take no more
+                }
+                if (r % 4 == 1) {
+                    round.add(pushed);
+                }
+                if (r == 16) {
+                    // More segments than the coalescer holds at once (128): it flushes mid-drain.
+                    round.add(full);
+                    round.add(full);
+                    round.add(full);
+                }
             }
             if (r % 32 == 31) {
                 round.add(unrouted);
