@@ -41,9 +41,12 @@ import org.slf4j.LoggerFactory;
  * Each thread waits on its own source (the egress thread on the TUN, the ingress thread on the socket), drains what
  * is queued without waiting, then takes a turn on the other direction if it is free: the ingress thread sends at once
  * the replies its TUN writes caused (a ping's echo reply, TCP's ACKs), which would otherwise cost a wake-up of the
- * egress thread. One thread at a time works on a direction, so a flow's packets keep their order. Nothing is
- * allocated, boxed or logged per packet; every dropped packet is counted under one {@link io.overlay4j.DropReason};
- * unexpected exceptions go to the error handler and the loop goes on.
+ * egress thread. While the TUN of a {@link LinuxTunDevice} stays quiet for 5 ms the egress thread parks and the
+ * ingress thread waits on both sources with one {@code poll(2)}, so a quiet node's ping or request crosses one thread
+ * per host; a turn with more work than one thread keeps up with wakes the egress thread again
+ * ({@value #SOLO_AFTER_MILLIS_PROPERTY}). One thread at a time works on a direction, so a flow's packets keep their
+ * order. Nothing is allocated, boxed or logged per packet; every dropped packet is counted under one
+ * {@link io.overlay4j.DropReason}; unexpected exceptions go to the error handler and the loop goes on.
  *
  * <p>Single packets that follow each other to one peer with one datagram length leave together with one segmented
  * send (UDP GSO). Before the first packet, {@link #start()} warms the JIT up on synthetic loopback traffic
@@ -527,8 +530,9 @@ public final class Forwarder implements AutoCloseable {
      * drains it without waiting, then takes a turn on the other direction if that one is free: the ingress thread,
      * having written packets into the TUN, usually finds the replies they caused (a ping's echo reply, TCP's ACKs)
      * already queued there and sends them at once, where the egress thread would first have to be woken. With
-     * {@link Builder#spin} both keep polling both directions that long after their last work before they block.
-     * One {@link PathLock} per direction: one thread at a time reads a source and uses its buffers, so a flow's
+     * {@link Builder#spin} both keep polling both directions that long after their last work before they block. On a
+     * {@link LinuxTunDevice} the egress thread parks when its TUN stays quiet ({@link #parkEgress}). One
+     * {@link PathLock} per direction: one thread at a time reads a source and uses its buffers, so a flow's
      * packets keep their order.
      */
     private void runTurns(boolean ownIsEgress) {
