@@ -107,7 +107,14 @@ public final class Warmup {
                     frame.clear();
                     kernel.write(frame);
                 }
-                data.awaitReadable(); // returns at once: something is queued (the live loop's wait, compiled too)
+                // The live loop's waits return at once here (something is queued), so the JIT compiles them too:
+                // the egress thread's plain and timed waits, the ingress thread's wait alone and with the TUN.
+                if (rounds % 2 == 0) {
+                    data.awaitReadable();
+                } else {
+                    data.awaitReadable(0);
+                    socket.awaitReadable(data);
+                }
                 // Now and then a drain that stops at its limit with more queued, as under load.
                 if (rounds % 4 == 1) {
                     egress.drain(1);
