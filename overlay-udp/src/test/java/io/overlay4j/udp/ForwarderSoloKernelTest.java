@@ -14,6 +14,7 @@ import io.overlay4j.tun.NetlinkRouteProgrammer;
 import io.overlay4j.tun.NetworkNamespace;
 import io.overlay4j.tun.UdpSocket;
 import io.overlay4j.tun.testing.TestNamespaces;
+import io.overlay4j.udp.testing.Packets;
 import java.net.InetSocketAddress;
 import java.net.StandardProtocolFamily;
 import java.nio.ByteBuffer;
@@ -140,7 +141,7 @@ class ForwarderSoloKernelTest {
 
     /** An encapsulated UDP datagram from the peer reaches the app socket on 100.96.1.0:7000 through the TUN. */
     private void ingressOnce(byte marker) throws Exception {
-        byte[] inner = udpPacket(addr(100, 96, 2, 3), addr(100, 96, 1, 0), 5000, 7000, new byte[] {marker, 9});
+        byte[] inner = Packets.udp(addr(100, 96, 2, 3), 5000, addr(100, 96, 1, 0), 7000, new byte[] {marker, 9});
         peer.send(ByteBuffer.wrap(inner), socket.localAddress());
         ByteBuffer got = ByteBuffer.allocate(64);
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
@@ -197,23 +198,5 @@ class ForwarderSoloKernelTest {
         awaitEgressParked();
         tun.close();
         assertTrue(forwarder.awaitTermination(5, TimeUnit.SECONDS), "threads still alive after the TUN closed");
-    }
-
-    /** An IPv4/UDP packet with a valid header checksum and no UDP checksum. */
-    private static byte[] udpPacket(int src, int dst, int sport, int dport, byte[] payload) {
-        int length = 28 + payload.length;
-        ByteBuffer b = ByteBuffer.allocate(length);
-        b.put((byte) 0x45).put((byte) 0).putShort((short) length).putShort((short) 0).putShort((short) 0x4000)
-                .put((byte) 64).put((byte) 17).putShort((short) 0).putInt(src).putInt(dst);
-        int sum = 0;
-        for (int i = 0; i < 20; i += 2) {
-            sum += b.getShort(i) & 0xffff;
-        }
-        sum = (sum & 0xffff) + (sum >>> 16);
-        sum = (sum & 0xffff) + (sum >>> 16);
-        b.putShort(10, (short) ~sum);
-        b.putShort((short) sport).putShort((short) dport).putShort((short) (8 + payload.length)).putShort((short) 0);
-        b.put(payload);
-        return b.array();
     }
 }
