@@ -529,24 +529,11 @@ public final class LinuxTunDevice implements TunDevice {
             if (life.isClosing()) {
                 throw new AsynchronousCloseException();
             }
-            long address = Pointer.nativeValue(readyPoll);
-            int r;
-            while (true) {
-                readyPoll.setShort(6, (short) 0);
-                readyPoll.setShort(LibC.POLLFD_SIZE + 6, (short) 0);
-                r = LibC.poll(address, 2, timeout);
-                if (r >= 0) {
-                    break;
-                }
-                int errno = LibC.errno();
-                if (errno != ErrnoException.EINTR) {
-                    throw new ErrnoException("poll(" + name + " POLLIN)", errno);
-                }
-            }
+            boolean ready = await(readyPoll, "POLLIN", timeout);
             if (life.isClosing()) {
                 throw new AsynchronousCloseException();
             }
-            return r > 0;
+            return ready;
         } finally {
             release();
         }
@@ -660,15 +647,24 @@ public final class LinuxTunDevice implements TunDevice {
     }
 
     /** Waits until the device is ready or the wake-up eventfd is signalled. */
-    /** Polls until {@code pollfds} report something; {@code event} names it in an error (built only then). */
     private void await(Memory pollfds, String event) throws IOException {
+        await(pollfds, event, -1);
+    }
+
+    /**
+     * Polls until {@code pollfds} report something or {@code timeout} milliseconds pass (-1: no limit); {@code event}
+     * names the wait in an error (built only then).
+     *
+     * @return whether something was reported
+     */
+    private boolean await(Memory pollfds, String event, int timeout) throws IOException {
         long address = Pointer.nativeValue(pollfds);
         while (true) {
             pollfds.setShort(6, (short) 0);
             pollfds.setShort(LibC.POLLFD_SIZE + 6, (short) 0);
-            int r = LibC.poll(address, 2, -1);
+            int r = LibC.poll(address, 2, timeout);
             if (r >= 0) {
-                return;
+                return r > 0;
             }
             int errno = LibC.errno();
             if (errno != ErrnoException.EINTR) {

@@ -685,22 +685,7 @@ public final class UdpSocket implements AutoCloseable {
             if (life.isClosing()) {
                 throw new AsynchronousCloseException();
             }
-            while (true) {
-                ready.putShort(6, (short) 0);
-                ready.putShort(LibC.POLLFD_SIZE + 6, (short) 0);
-                ready.putShort(2 * LibC.POLLFD_SIZE + 6, (short) 0);
-                if (LibC.poll(readyBase, 3, -1) >= 0) {
-                    if (ready.getShort(2 * LibC.POLLFD_SIZE + 6) != 0) {
-                        // Consumes the wakeup(s): the next wait blocks again. EAGAIN if another reset came first.
-                        LibC.read(wakeupFd, readyBase + 5 * LibC.POLLFD_SIZE, 8);
-                    }
-                    break;
-                }
-                int errno = LibC.errno();
-                if (errno != ErrnoException.EINTR) {
-                    throw new ErrnoException("poll(POLLIN)", errno);
-                }
-            }
+            pollReady(3, null);
             if (life.isClosing()) {
                 throw new AsynchronousCloseException();
             }
@@ -731,21 +716,7 @@ public final class UdpSocket implements AutoCloseable {
                 }
                 ready.putInt(3 * LibC.POLLFD_SIZE, tun.fd());
                 ready.putInt(4 * LibC.POLLFD_SIZE, tun.wakeFd());
-                while (true) {
-                    for (int i = 0; i < 5; i++) {
-                        ready.putShort(i * LibC.POLLFD_SIZE + 6, (short) 0);
-                    }
-                    if (LibC.poll(readyBase, 5, -1) >= 0) {
-                        if (ready.getShort(2 * LibC.POLLFD_SIZE + 6) != 0) {
-                            LibC.read(wakeupFd, readyBase + 5 * LibC.POLLFD_SIZE, 8); // as in awaitReadable()
-                        }
-                        break;
-                    }
-                    int errno = LibC.errno();
-                    if (errno != ErrnoException.EINTR) {
-                        throw new ErrnoException("poll(POLLIN, " + tun.name() + ")", errno);
-                    }
-                }
+                pollReady(5, tun);
                 if (life.isClosing() || tunLife.isClosing()) {
                     throw new AsynchronousCloseException();
                 }
@@ -756,6 +727,31 @@ public final class UdpSocket implements AutoCloseable {
             }
         } finally {
             release();
+        }
+    }
+
+    /**
+     * Polls the first {@code count} entries of {@link #ready} until one reports something, then consumes any
+     * {@link #wakeup()}s so that the next wait blocks again.
+     *
+     * @param tun the TUN device of entries 3 and 4, for an error message; null if only the socket's are polled
+     */
+    private void pollReady(int count, LinuxTunDevice tun) throws IOException {
+        while (true) {
+            for (int i = 0; i < count; i++) {
+                ready.putShort(i * LibC.POLLFD_SIZE + 6, (short) 0);
+            }
+            if (LibC.poll(readyBase, count, -1) >= 0) {
+                if (ready.getShort(2 * LibC.POLLFD_SIZE + 6) != 0) {
+                    // EAGAIN if another reset came first: nothing to consume.
+                    LibC.read(wakeupFd, readyBase + 5 * LibC.POLLFD_SIZE, 8);
+                }
+                return;
+            }
+            int errno = LibC.errno();
+            if (errno != ErrnoException.EINTR) {
+                throw new ErrnoException(tun == null ? "poll(POLLIN)" : "poll(POLLIN, " + tun.name() + ")", errno);
+            }
         }
     }
 

@@ -538,7 +538,7 @@ public final class Forwarder implements AutoCloseable {
     private void runTurns(boolean ownIsEgress) {
         long idleSince = System.nanoTime() - spinNanos;
         try {
-            runTurns(ownIsEgress, idleSince);
+            turnLoop(ownIsEgress, idleSince);
         } finally {
             if (!ownIsEgress) {
                 // The ingress thread may have served the TUN too: the egress thread must look at it again (and see
@@ -551,7 +551,8 @@ public final class Forwarder implements AutoCloseable {
         }
     }
 
-    private void runTurns(boolean ownIsEgress, long idleSince) {
+    /** The warm-up turns, then the turns until the forwarder stops; see {@link #runTurns(boolean)}. */
+    private void turnLoop(boolean ownIsEgress, long idleSince) {
         try {
             if (warmUp) {
                 // Each thread its own direction (only it may lock() that one), so the JIT sees both kinds of turn;
@@ -603,7 +604,7 @@ public final class Forwarder implements AutoCloseable {
      * from what it saw before the first real packet (here the synthetic warm-up traffic, the same methods' profiles),
      * and a branch first taken by live traffic then costs it the recompilation of a small method, not of the whole
      * inlined path. (A single method, compiled in the warm-up, was thrown out at a quiet node's first wait and ran
-     * at the first tier for thousands of packets: about a third slower per ping, measured.)
+     * at the first tier for thousands of packets: {@code -XX:+PrintCompilation}.)
      *
      * @return the receives or reads of the own direction in the upper 32 bits, of the other in the lower
      */
