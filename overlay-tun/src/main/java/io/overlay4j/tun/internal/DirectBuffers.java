@@ -52,6 +52,11 @@ public final class DirectBuffers {
         return UNSAFE.getLong(address);
     }
 
+    /** As {@link #getLong(long)}, 4 bytes. */
+    public static int getInt(long address) {
+        return UNSAFE.getInt(address);
+    }
+
     /**
      * The native address of {@code buffer}'s first byte (index 0, not its position).
      *
