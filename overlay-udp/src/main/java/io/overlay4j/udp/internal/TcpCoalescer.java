@@ -8,8 +8,8 @@ import java.util.Arrays;
  * that one write to a TUN device opened with {@code IFF_VNET_HDR} injects at once, following wireguard-go's rules
  * ({@code tun/offload_linux.go}). Nothing is allocated per packet.
  *
- * <p>Use: {@link #offer} each packet of a batch (it is copied into a preallocated arena, the caller keeps its
- * buffer), then {@link #flush} once: it hands every resulting frame ({@link VirtioNetHeader} + packet) to a
+ * <p>Use: {@link #offer} each packet of a batch (what it needs is copied into a preallocated arena, the caller keeps
+ * its buffer), then {@link #flush} once: it hands every resulting frame ({@link VirtioNetHeader} + packet) to a
  * {@link Sink} in order and empties the coalescer. If {@code offer} returns false the arena or the packet table is
  * full: flush and offer the packet again.
  *
@@ -28,6 +28,10 @@ import java.util.Arrays;
  *   lazily, only when a merge is otherwise possible: a merged packet gets a fresh checksum, so a corrupt segment
  *   must never be laundered into one).</li>
  * </ul>
+ *
+ * <p>Copies: a packet that joins the item whose bytes end the arena (a run of one flow, the usual case) adds only its
+ * payload behind them, checked in the caller's buffer first, so the item's frame is built in place; an item whose
+ * packets lie apart (flows interleaved) is gathered into a second buffer at {@link #flush}.
  *
  * <p>Output: a merged item becomes {@code virtio_net_hdr{NEEDS_CSUM, GSO_TCPV4, hdr_len, gso_size, csum_start = 20,
  * csum_offset = 16}} followed by the first packet's headers with the total length and IP header checksum fixed, PSH
@@ -158,44 +162,76 @@ public final class TcpCoalescer {
         if (packets == pktOffset.length || arenaUsed + HEADROOM + length > arena.capacity()) {
             return false;
         }
-        int at = arenaUsed + HEADROOM; // room for the virtio header in front, so single packets go out in place
         arena.clear(); // a sink may have moved the limit, which bounds absolute puts too
+        if (length < IP_HEADER + TcpHeader.MIN_LENGTH || buf.get(offset) != 0x45
+                || Ipv4Header.protocol(buf, offset) != TcpHeader.PROTOCOL_TCP
+                || Ipv4Header.totalLength(buf, offset) != length
+                || (Ipv4Header.getUnsignedShort(buf, offset + Ipv4Header.FRAGMENT_OFFSET) & 0x3fff) != 0) {
+            newItem(copyIn(buf, offset, length), false, 0, 0, 0);
+            return true; // not IPv4/TCP without options, or a fragment: as it is
+        }
+        int tcp = offset + IP_HEADER;
+        int thl = TcpHeader.headerLength(buf, tcp);
+        if (thl < TcpHeader.MIN_LENGTH || IP_HEADER + thl > length) {
+            newItem(copyIn(buf, offset, length), false, 0, 0, 0);
+            return true;
+        }
+        int flags = TcpHeader.flags(buf, tcp);
+        int payload = length - IP_HEADER - thl;
+        boolean candidate = payload > 0
+                && (flags == TcpHeader.FLAG_ACK || flags == (TcpHeader.FLAG_ACK | TcpHeader.FLAG_PSH));
+        int seq = TcpHeader.sequence(buf, tcp);
+        int source = Ipv4Header.source(buf, offset);
+        int destination = Ipv4Header.destination(buf, offset);
+        int ports = TcpHeader.ports(buf, tcp);
+        int slot = flowSlot(source, destination, ports);
+        if (candidate && slot >= 0 && flowItem[slot] >= 0) {
+            int item = flowItem[slot];
+            if (canMerge(item, buf, offset, thl, payload, seq) && verified(item)) {
+                int last = itemLast[item];
+                if (pktOffset[last] + pktLength[last] == arenaUsed) {
+                    // The item's last packet ends the arena: append only the payload behind it, so a run of one
+                    // flow's packets becomes its super-packet in place. Checked in the caller's buffer first.
+                    if (checksumsValid(buf, offset, length)) {
+                        arena.put(arenaUsed, buf, tcp + thl, payload);
+                        arenaUsed += payload;
+                        pktLength[last] += payload;
+                        packets++;
+                        merge(item, length, payload, flags);
+                        return true;
+                    }
+                } else {
+                    int p = copyIn(buf, offset, length);
+                    if (checksumsValid(arena, pktOffset[p], length)) {
+                        pktNext[last] = p;
+                        itemLast[item] = p;
+                        merge(item, length, payload, flags);
+                        return true;
+                    }
+                    return startItem(p, slot, flags, thl, payload, seq, source, destination, ports);
+                }
+            }
+        }
+        return startItem(copyIn(buf, offset, length), slot, flags, thl, payload, seq, source, destination, ports);
+    }
+
+    /** Copies a packet into the arena as a new entry of the packet table; returns its index. */
+    private int copyIn(ByteBuffer buf, int offset, int length) {
+        int at = arenaUsed + HEADROOM; // room for the virtio header in front, so single packets go out in place
         arena.put(at, buf, offset, length);
         arenaUsed = at + length;
         int p = packets++;
         pktOffset[p] = at;
         pktLength[p] = length;
         pktNext[p] = -1;
+        return p;
+    }
 
-        if (length < IP_HEADER + TcpHeader.MIN_LENGTH || arena.get(at) != 0x45
-                || Ipv4Header.protocol(arena, at) != TcpHeader.PROTOCOL_TCP
-                || Ipv4Header.totalLength(arena, at) != length
-                || (Ipv4Header.getUnsignedShort(arena, at + Ipv4Header.FRAGMENT_OFFSET) & 0x3fff) != 0) {
-            newItem(p, false, 0, 0, 0);
-            return true; // not IPv4/TCP without options, or a fragment: as it is
-        }
-        int tcp = at + IP_HEADER;
-        int thl = TcpHeader.headerLength(arena, tcp);
-        if (thl < TcpHeader.MIN_LENGTH || IP_HEADER + thl > length) {
-            newItem(p, false, 0, 0, 0);
-            return true;
-        }
-        int flags = TcpHeader.flags(arena, tcp);
-        int payload = length - IP_HEADER - thl;
+    /** Makes packet {@code p}, a TCP candidate or not, a new item and its flow's latest one. */
+    private boolean startItem(int p, int slot, int flags, int thl, int payload, int seq, int source,
+                              int destination, int ports) {
         boolean candidate = payload > 0
                 && (flags == TcpHeader.FLAG_ACK || flags == (TcpHeader.FLAG_ACK | TcpHeader.FLAG_PSH));
-        int seq = TcpHeader.sequence(arena, tcp);
-        int slot = flowSlot(Ipv4Header.source(arena, at), Ipv4Header.destination(arena, at),
-                TcpHeader.ports(arena, tcp));
-        if (candidate && slot >= 0 && flowItem[slot] >= 0) {
-            int item = flowItem[slot];
-            if (canMerge(item, at, thl, payload, seq)) {
-                if (verified(item) && checksumsValid(at, length)) {
-                    merge(item, p, payload, flags);
-                    return true;
-                }
-            }
-        }
         int item = newItem(p, candidate, IP_HEADER + thl, payload, seq + payload);
         itemLastFlags[item] = flags;
         if ((flags & TcpHeader.FLAG_PSH) != 0) {
@@ -205,9 +241,9 @@ public final class TcpCoalescer {
             // Even a packet that cannot merge becomes its flow's latest item: later packets must not jump over it.
             if (flowItem[slot] < 0) {
                 flows++;
-                flowSource[slot] = Ipv4Header.source(arena, at);
-                flowDestination[slot] = Ipv4Header.destination(arena, at);
-                flowPorts[slot] = TcpHeader.ports(arena, tcp);
+                flowSource[slot] = source;
+                flowDestination[slot] = destination;
+                flowPorts[slot] = ports;
             }
             flowItem[slot] = item;
         }
@@ -248,8 +284,8 @@ public final class TcpCoalescer {
         return item;
     }
 
-    /** The header rules: same flow was checked by the lookup. */
-    private boolean canMerge(int item, int at, int thl, int payload, int seq) {
+    /** The header rules for the packet at {@code offset} of {@code buf}: same flow was checked by the lookup. */
+    private boolean canMerge(int item, ByteBuffer buf, int offset, int thl, int payload, int seq) {
         if ((itemState[item] & (MERGEABLE | CLOSED)) != MERGEABLE) {
             return false;
         }
@@ -258,21 +294,18 @@ public final class TcpCoalescer {
                 || itemTotal[item] + payload > MAX_PACKET) {
             return false;
         }
-        if (arena.get(first + Ipv4Header.TOS_OFFSET) != arena.get(at + Ipv4Header.TOS_OFFSET)
-                || arena.get(first + Ipv4Header.TTL_OFFSET) != arena.get(at + Ipv4Header.TTL_OFFSET)
-                || ((arena.get(first + Ipv4Header.FRAGMENT_OFFSET) ^ arena.get(at + Ipv4Header.FRAGMENT_OFFSET))
+        if (arena.get(first + Ipv4Header.TOS_OFFSET) != buf.get(offset + Ipv4Header.TOS_OFFSET)
+                || arena.get(first + Ipv4Header.TTL_OFFSET) != buf.get(offset + Ipv4Header.TTL_OFFSET)
+                || ((arena.get(first + Ipv4Header.FRAGMENT_OFFSET) ^ buf.get(offset + Ipv4Header.FRAGMENT_OFFSET))
                 & 0x40) != 0) {
             return false;
         }
         int firstTcp = first + IP_HEADER;
-        int tcp = at + IP_HEADER;
-        if (arena.getInt(firstTcp + TcpHeader.ACKNOWLEDGMENT_OFFSET) != arena.getInt(tcp
-                + TcpHeader.ACKNOWLEDGMENT_OFFSET)) {
-            return false;
-        }
-        // Options are a multiple of 4 bytes (the data offset counts 32-bit words).
-        for (int i = TcpHeader.MIN_LENGTH; i < thl; i += 4) {
-            if (arena.getInt(firstTcp + i) != arena.getInt(tcp + i)) {
+        int tcp = offset + IP_HEADER;
+        // The acknowledgment number, then the options (a multiple of 4 bytes: the data offset counts 32-bit words).
+        for (int i = TcpHeader.ACKNOWLEDGMENT_OFFSET; i < thl; i = i == TcpHeader.ACKNOWLEDGMENT_OFFSET
+                ? TcpHeader.MIN_LENGTH : i + 4) {
+            if (Ipv4Header.getIntBigEndian(arena, firstTcp + i) != Ipv4Header.getIntBigEndian(buf, tcp + i)) {
                 return false;
             }
         }
@@ -285,7 +318,7 @@ public final class TcpCoalescer {
             return true;
         }
         int first = itemFirst[item];
-        if (checksumsValid(pktOffset[first], pktLength[first])) {
+        if (checksumsValid(arena, pktOffset[first], pktLength[first])) {
             itemState[item] |= VERIFIED;
             return true;
         }
@@ -293,16 +326,15 @@ public final class TcpCoalescer {
         return false;
     }
 
-    private boolean checksumsValid(int at, int length) {
-        return Ipv4Header.isChecksumValid(arena, at) && TcpHeader.isChecksumValid(arena, at, IP_HEADER, length);
+    private static boolean checksumsValid(ByteBuffer buf, int at, int length) {
+        return Ipv4Header.isChecksumValid(buf, at) && TcpHeader.isChecksumValid(buf, at, IP_HEADER, length);
     }
 
-    private void merge(int item, int packet, int payload, int flags) {
-        pktNext[itemLast[item]] = packet;
-        itemLast[item] = packet;
+    /** Counts a packet of {@code length} bytes, {@code payload} of them TCP payload, into the item it joined. */
+    private void merge(int item, int length, int payload, int flags) {
         itemCount[item]++;
         itemTotal[item] += payload;
-        itemBytes[item] += pktLength[packet];
+        itemBytes[item] += length;
         itemNextSeq[item] += payload;
         itemLastFlags[item] = flags;
         if (payload < itemGsoSize[item] || (flags & TcpHeader.FLAG_PSH) != 0) {
@@ -320,11 +352,16 @@ public final class TcpCoalescer {
         try {
             for (int item = 0; item < n; item++) {
                 int first = itemFirst[item];
+                arena.clear();
                 if (itemCount[item] == 1) {
                     int at = pktOffset[first] - HEADROOM;
-                    arena.clear();
                     VirtioNetHeader.clear(arena, at);
                     sink.frame(arena, at, HEADROOM + pktLength[first], 1, pktLength[first]);
+                } else if (itemLast[item] == first) {
+                    // Every payload was appended behind the first packet: the frame is already in the arena.
+                    int at = pktOffset[first] - HEADROOM;
+                    finishMerged(arena, at, item);
+                    sink.frame(arena, at, HEADROOM + itemTotal[item], itemCount[item], itemBytes[item]);
                 } else {
                     sink.frame(out, 0, buildMerged(item), itemCount[item], itemBytes[item]);
                 }
@@ -335,30 +372,37 @@ public final class TcpCoalescer {
         }
     }
 
-    /** Writes the item's frame into {@link #out}; returns its length. */
+    /** Gathers an item whose packets lie apart in the arena (flows interleaved) into {@link #out}; its length. */
     private int buildMerged(int item) {
         int first = itemFirst[item];
-        int src = pktOffset[first];
         int hdrLen = itemHeaderLength[item];
-        int total = itemTotal[item];
         out.clear();
-        arena.clear();
-        VirtioNetHeader.set(out, 0, VirtioNetHeader.FLAG_NEEDS_CSUM, VirtioNetHeader.GSO_TCPV4, hdrLen,
-                itemGsoSize[item], IP_HEADER, VirtioNetHeader.TCP_CSUM_OFFSET);
         int ip = HEADROOM;
-        out.put(ip, arena, src, pktLength[first]);
+        out.put(ip, arena, pktOffset[first], pktLength[first]);
         int at = ip + pktLength[first];
         for (int p = pktNext[first]; p >= 0; p = pktNext[p]) {
             int payload = pktLength[p] - hdrLen;
             out.put(at, arena, pktOffset[p] + hdrLen, payload);
             at += payload;
         }
-        Ipv4Header.putShort(out, ip + Ipv4Header.TOTAL_LENGTH_OFFSET, total);
-        Ipv4Header.updateChecksum(out, ip);
+        finishMerged(out, 0, item);
+        return HEADROOM + itemTotal[item];
+    }
+
+    /**
+     * Writes the virtio header at {@code at} and fixes the first packet's headers behind it for the whole item: total
+     * length, IP header checksum, PSH if the last packet had it, the pseudo-header sum in the TCP checksum field.
+     */
+    private void finishMerged(ByteBuffer buf, int at, int item) {
+        int total = itemTotal[item];
+        VirtioNetHeader.set(buf, at, VirtioNetHeader.FLAG_NEEDS_CSUM, VirtioNetHeader.GSO_TCPV4,
+                itemHeaderLength[item], itemGsoSize[item], IP_HEADER, VirtioNetHeader.TCP_CSUM_OFFSET);
+        int ip = at + HEADROOM;
+        Ipv4Header.putShort(buf, ip + Ipv4Header.TOTAL_LENGTH_OFFSET, total);
+        Ipv4Header.updateChecksum(buf, ip);
         int tcp = ip + IP_HEADER;
-        TcpHeader.flags(out, tcp, TcpHeader.flags(out, tcp) | itemLastFlags[item] & TcpHeader.FLAG_PSH);
-        TcpHeader.checksum(out, tcp, Checksums.fold(Checksums.pseudoHeaderSum(out, ip, total - IP_HEADER)));
-        return HEADROOM + total;
+        TcpHeader.flags(buf, tcp, TcpHeader.flags(buf, tcp) | itemLastFlags[item] & TcpHeader.FLAG_PSH);
+        TcpHeader.checksum(buf, tcp, Checksums.fold(Checksums.pseudoHeaderSum(buf, ip, total - IP_HEADER)));
     }
 
     private void reset() {

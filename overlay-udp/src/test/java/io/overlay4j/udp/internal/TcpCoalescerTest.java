@@ -222,6 +222,58 @@ class TcpCoalescerTest {
     }
 
     @Test
+    void runsAppendedInPlaceAndPacketsGatheredFromApartMakeOneFrame() {
+        // a0 and b0 start items; a1 joins a (apart from a0, copied whole), a2 and a3 are appended behind a1 in the
+        // arena, b1 joins b (apart), b2 is appended behind b1; c0..c2 are one run, all in place behind c0.
+        TcpPackets.Spec a = new TcpPackets.Spec();
+        TcpPackets.Spec b = new TcpPackets.Spec();
+        b.sport = 40001;
+        TcpPackets.Spec c = new TcpPackets.Spec();
+        c.sport = 40002;
+        byte[][] sa = stream(a, 0, 1200, 1200, 1200, 1200);
+        byte[][] sb = stream(b, PSH, 900, 900, 700);
+        byte[][] sc = stream(c, 0, 1000, 1000, 1000);
+        byte[][] order = {sa[0], sb[0], sa[1], sa[2], sa[3], sb[1], sb[2], sc[0], sc[1], sc[2]};
+        for (byte[] p : order) {
+            ByteBuffer buf = ByteBuffer.allocateDirect(p.length + 1).put(1, p);
+            assertTrue(coalescer.offer(buf, 1, p.length));
+            buf.put(1, new byte[p.length]); // the coalescer must have kept its own copy of what it needs
+        }
+        assertEquals(order.length, coalescer.pendingPackets());
+        List<Frame> frames = new ArrayList<>();
+        List<int[]> counts = new ArrayList<>();
+        coalescer.flush((buf, offset, length, packets, packetBytes) -> {
+            byte[] f = new byte[length];
+            buf.get(offset, f);
+            frames.add(new Frame(Arrays.copyOf(f, 10), Arrays.copyOfRange(f, 10, length)));
+            counts.add(new int[] {packets, packetBytes});
+        });
+        assertEquals(3, frames.size());
+        assertMerged(frames.get(0), a, 1200, 4800, ACK);
+        assertMerged(frames.get(1), b, 900, 2500, ACK | PSH);
+        assertMerged(frames.get(2), c, 1000, 3000, ACK);
+        assertArrayEquals(new int[] {4, 4 * HDR + 4800}, counts.get(0));
+        assertArrayEquals(new int[] {3, 3 * HDR + 2500}, counts.get(1));
+        assertArrayEquals(new int[] {3, 3 * HDR + 3000}, counts.get(2));
+        // And the same stream again after the flush: nothing of the last batch is left over.
+        assertEquals(1, coalesce(stream(a, PSH, 1000, 1000, 500)).size());
+    }
+
+    @Test
+    void aCorruptSegmentInARunIsNotAppended() {
+        byte[][] s = stream(new TcpPackets.Spec(), 0, 1000, 1000, 1000, 1000);
+        byte[] bad = s[2].clone();
+        bad[bad.length - 7] ^= 0x10;
+        List<Frame> frames = coalesce(s[0], s[1], bad, s[3]);
+        // s0+s1 merge in place; the corrupt s2 starts an item of its own (never verified), so s3 cannot join it.
+        assertEquals(3, frames.size());
+        assertEquals(VirtioNetHeader.GSO_TCPV4, frames.get(0).gsoType());
+        assertEquals(HDR + 2000, frames.get(0).packet.length, "s0 + s1");
+        assertArrayEquals(bad, frames.get(1).packet);
+        assertArrayEquals(s[3], frames.get(2).packet);
+    }
+
+    @Test
     void aPacketThatCannotMergeBlocksLaterMergesOfItsFlow() {
         TcpPackets.Spec base = new TcpPackets.Spec();
         byte[][] s = stream(base, 0, 1000, 1000, 1000);
