@@ -249,6 +249,13 @@ public final class TcpSegmenter {
         int tcpFlags = tcp ? TcpHeader.flags(src, l4) : 0;
         long addressSum = Checksums.pseudoHeaderSum(Ipv4Header.source(src, pkt), Ipv4Header.destination(src, pkt),
                 Ipv4Header.protocol(src, pkt), 0);
+        // The IP header's sum without the three fields that differ per segment (total length, identification,
+        // checksum): adding a field's complement takes it out. Each segment's header checksum is then one fold; any
+        // positive sum folds to the one representative in 1..0xffff, so this equals the sum over the whole header.
+        long ipBase = Checksums.sum(src, pkt, ihl)
+                + (~Ipv4Header.getUnsignedShort(src, pkt + Ipv4Header.TOTAL_LENGTH_OFFSET) & 0xffff)
+                + (~id & 0xffff)
+                + (~Ipv4Header.getUnsignedShort(src, pkt + Ipv4Header.CHECKSUM_OFFSET) & 0xffff);
         int out = dstOffset;
         int in = pkt + hdrLen;
         for (int i = 0; i < count; i++) {
@@ -259,7 +266,8 @@ public final class TcpSegmenter {
             dst.put(out + hdrLen, src, in, segPayload);
             Ipv4Header.putShort(dst, out + Ipv4Header.TOTAL_LENGTH_OFFSET, hdrLen + segPayload);
             Ipv4Header.putShort(dst, out + Ipv4Header.IDENTIFICATION_OFFSET, id + i);
-            Ipv4Header.updateChecksum(dst, out);
+            Ipv4Header.putShort(dst, out + Ipv4Header.CHECKSUM_OFFSET,
+                    Checksums.finish(ipBase + hdrLen + segPayload + (id + i & 0xffff)));
             int outL4 = out + ihl;
             int l4Length = thl + segPayload;
             if (tcp) {
