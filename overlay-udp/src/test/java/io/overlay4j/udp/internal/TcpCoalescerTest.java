@@ -161,6 +161,15 @@ class TcpCoalescerTest {
         badIp[5] ^= 1; // IP IDs are not compared, but the header checksum no longer matches
         assertUnmerged(coalesce(s[0], badIp), s[0], badIp);
 
+        byte[] badFlags = s[1].clone();
+        badFlags[6] ^= (byte) 0x80; // the reserved flag, not compared between packets: only the checksum catches it
+        assertUnmerged(coalesce(s[0], badFlags), s[0], badFlags);
+
+        byte[] badLength = s[1].clone();
+        badLength[badLength.length - 1] = 0;
+        byte[] shortened = Arrays.copyOf(badLength, badLength.length - 2); // total length field no longer matches
+        assertUnmerged(coalesce(s[0], shortened), s[0], shortened);
+
         byte[] badTcp = s[1].clone();
         badTcp[badTcp.length - 1] ^= 0x55;
         assertUnmerged(coalesce(s[0], badTcp), s[0], badTcp);
