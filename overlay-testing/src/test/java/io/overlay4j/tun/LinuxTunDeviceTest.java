@@ -288,6 +288,25 @@ class LinuxTunDeviceTest {
         socket.wakeup();
         assertEquals(0, waiting.get(5, TimeUnit.SECONDS));
 
+        // A timed wait with nothing to read ends after its timeout, told apart from a wakeup(); one with something
+        // queued returns it at once.
+        long start = System.nanoTime();
+        assertEquals(UdpSocket.TIMED_OUT, socket.awaitReadable(tun, 50));
+        long waited = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
+        assertTrue(waited >= 45 && waited < 2000, "waited " + waited + " ms for a 50 ms timeout");
+        waiting = readers.submit(() -> socket.awaitReadable(tun, 10_000));
+        Thread.sleep(200);
+        assertFalse(waiting.isDone());
+        socket.wakeup();
+        assertEquals(0, waiting.get(5, TimeUnit.SECONDS));
+        ns.call(() -> {
+            try (DatagramChannel ch = DatagramChannel.open(StandardProtocolFamily.INET)) {
+                return ch.send(ByteBuffer.wrap(new byte[] {5}), socket.localAddress());
+            }
+        });
+        assertEquals(UdpSocket.SOCKET_READABLE, socket.awaitReadable(tun, 10_000));
+        assertEquals(1, socket.tryReceive(ByteBuffer.allocateDirect(2048), new UdpSocket.Received()));
+
         // Closing the TUN wakes the waiter, which reports the close; the socket stays open for its owner.
         Future<Integer> onTunClose = readers.submit(() -> socket.awaitReadable(tun));
         Thread.sleep(200);

@@ -64,6 +64,8 @@ public final class UdpSocket implements AutoCloseable {
     public static final int SOCKET_READABLE = 1;
     /** {@link #awaitReadable(LinuxTunDevice)}: the TUN device may have a packet queued. */
     public static final int TUN_READABLE = 2;
+    /** {@link #awaitReadable(LinuxTunDevice, long)}: the timeout passed with nothing to read and no wakeup. */
+    public static final int TIMED_OUT = 4;
 
     /** The room a receive buffer needs when GRO is on: a coalesced run is at most this long. */
     public static final int MAX_GRO_BYTES = 65535;
@@ -685,7 +687,7 @@ public final class UdpSocket implements AutoCloseable {
             if (life.isClosing()) {
                 throw new AsynchronousCloseException();
             }
-            pollReady(3, null);
+            pollReady(3, null, -1);
             if (life.isClosing()) {
                 throw new AsynchronousCloseException();
             }
@@ -706,6 +708,20 @@ public final class UdpSocket implements AutoCloseable {
      * @throws ClosedChannelException     if this socket or {@code tun} is closed
      */
     public int awaitReadable(LinuxTunDevice tun) throws IOException {
+        return awaitReadable(tun, -1);
+    }
+
+    /**
+     * As {@link #awaitReadable(LinuxTunDevice)}, but returns {@link #TIMED_OUT} once {@code timeoutMillis} have
+     * passed with nothing to read: for a waiter that wants to run now and then while idle. A negative timeout waits
+     * without limit.
+     *
+     * @return {@link #SOCKET_READABLE} and/or {@link #TUN_READABLE}; 0 after a {@link #wakeup()} alone;
+     *         {@link #TIMED_OUT} after the timeout
+     * @throws AsynchronousCloseException if this socket or {@code tun} is closed while this method waits
+     * @throws ClosedChannelException     if this socket or {@code tun} is closed
+     */
+    public int awaitReadable(LinuxTunDevice tun, long timeoutMillis) throws IOException {
         FdLifecycle tunLife = tun.life();
         acquire();
         try {
@@ -716,7 +732,10 @@ public final class UdpSocket implements AutoCloseable {
                 }
                 ready.putInt(3 * LibC.POLLFD_SIZE, tun.fd());
                 ready.putInt(4 * LibC.POLLFD_SIZE, tun.wakeFd());
-                pollReady(5, tun);
+                if (!pollReady(5, tun, timeoutMillis < 0 ? -1 : (int) Math.min(timeoutMillis, Integer.MAX_VALUE))
+                        && !life.isClosing() && !tunLife.isClosing()) {
+                    return TIMED_OUT;
+                }
                 if (life.isClosing() || tunLife.isClosing()) {
                     throw new AsynchronousCloseException();
                 }
@@ -734,19 +753,22 @@ public final class UdpSocket implements AutoCloseable {
      * Polls the first {@code count} entries of {@link #ready} until one reports something, then consumes any
      * {@link #wakeup()}s so that the next wait blocks again.
      *
-     * @param tun the TUN device of entries 3 and 4, for an error message; null if only the socket's are polled
+     * @param tun     the TUN device of entries 3 and 4, for an error message; null if only the socket's are polled
+     * @param timeout {@code poll(2)}'s, in milliseconds: -1 for none; after it every entry reports nothing
+     * @return false if the timeout passed with nothing to report
      */
-    private void pollReady(int count, LinuxTunDevice tun) throws IOException {
+    private boolean pollReady(int count, LinuxTunDevice tun, int timeout) throws IOException {
         while (true) {
             for (int i = 0; i < count; i++) {
                 ready.putShort(i * LibC.POLLFD_SIZE + 6, (short) 0);
             }
-            if (LibC.poll(readyBase, count, -1) >= 0) {
+            int n = LibC.poll(readyBase, count, timeout);
+            if (n >= 0) {
                 if (ready.getShort(2 * LibC.POLLFD_SIZE + 6) != 0) {
                     // EAGAIN if another reset came first: nothing to consume.
                     LibC.read(wakeupFd, readyBase + 5 * LibC.POLLFD_SIZE, 8);
                 }
-                return;
+                return n > 0;
             }
             int errno = LibC.errno();
             if (errno != ErrnoException.EINTR) {

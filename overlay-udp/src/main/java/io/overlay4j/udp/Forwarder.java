@@ -110,6 +110,12 @@ public final class Forwarder implements AutoCloseable {
      */
     public static final String SOLO_AFTER_MILLIS_PROPERTY = "overlay4j.forwarder.soloAfterMillis";
     private static final long DEFAULT_SOLO_AFTER_MILLIS = 5;
+    /**
+     * The system property giving, in milliseconds, how often the thread serving a quiet node alone wakes up by itself
+     * (default {@value #DEFAULT_SOLO_TICK_MILLIS}); 0 waits without limit: for measurements.
+     */
+    public static final String SOLO_TICK_MILLIS_PROPERTY = "overlay4j.forwarder.soloTickMillis";
+    private static final long DEFAULT_SOLO_TICK_MILLIS = 4;
     /** The system property that turns the JIT warm-up off by default ({@code false}); see {@link Builder#warmUp}. */
     public static final String WARM_UP_PROPERTY = "overlay4j.forwarder.warmUp";
     /** The most time a warm-up may take; {@link #start()} waits a little longer for it. */
@@ -148,6 +154,8 @@ public final class Forwarder implements AutoCloseable {
      */
     private final LinuxTunDevice soloTun;
     private final long soloAfterMillis;
+    /** How often the solo thread's wait times out (-1: never); see {@link #awaitWork}. */
+    private final long soloTickMillis;
     /** Whether the egress thread is parked (or about to park) and the ingress thread must wait on the TUN too. */
     private volatile boolean egressParked;
     /** Set when the ingress thread's loop has ended: the egress thread must not park any more. */
@@ -185,8 +193,18 @@ public final class Forwarder implements AutoCloseable {
         this.turns = tun.pollable() && !"false".equals(System.getProperty(TURNS_PROPERTY));
         this.spinNanos = b.spin != null ? b.spin.toNanos() : defaultSpinNanos();
         this.soloAfterMillis = defaultSoloAfterMillis();
+        this.soloTickMillis = defaultSoloTickMillis();
         this.soloTun = turns && soloAfterMillis > 0 && tun instanceof LinuxTunDevice ? (LinuxTunDevice) tun : null;
         this.warmUp = b.warmUp != null ? b.warmUp : !"false".equals(System.getProperty(WARM_UP_PROPERTY));
+    }
+
+    private static long defaultSoloTickMillis() {
+        try {
+            long millis = Long.getLong(SOLO_TICK_MILLIS_PROPERTY, DEFAULT_SOLO_TICK_MILLIS);
+            return millis > 0 ? Math.min(millis, 60_000) : -1;
+        } catch (SecurityException e) {
+            return DEFAULT_SOLO_TICK_MILLIS;
+        }
     }
 
     private static long defaultSpinNanos() {
@@ -667,7 +685,12 @@ public final class Forwarder implements AutoCloseable {
                 parkEgress();
             }
         } else if (egressParked) {
-            socket.awaitReadable(soloTun);
+            // Timed waits: a JVM thread woken after tens of milliseconds blocked answers 20-30 us later than one
+            // that ran a few milliseconds before (overlay-bench/reference/wake-latency), on each host of a round
+            // trip. A timeout only waits again; a wakeup() (close, parkEgress) or work returns.
+            while (socket.awaitReadable(soloTun, soloTickMillis) == UdpSocket.TIMED_OUT && running && egressParked) {
+                // nothing came: wait again
+            }
         } else {
             socket.awaitReadable();
         }
