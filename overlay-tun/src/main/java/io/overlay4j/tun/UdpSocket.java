@@ -732,12 +732,13 @@ public final class UdpSocket implements AutoCloseable {
                 }
                 ready.putInt(3 * LibC.POLLFD_SIZE, tun.fd());
                 ready.putInt(4 * LibC.POLLFD_SIZE, tun.wakeFd());
-                if (!pollReady(5, tun, timeoutMillis < 0 ? -1 : (int) Math.min(timeoutMillis, Integer.MAX_VALUE))
-                        && !life.isClosing() && !tunLife.isClosing()) {
-                    return TIMED_OUT;
-                }
+                boolean reported = pollReady(5, tun,
+                        timeoutMillis < 0 ? -1 : (int) Math.min(timeoutMillis, Integer.MAX_VALUE));
                 if (life.isClosing() || tunLife.isClosing()) {
                     throw new AsynchronousCloseException();
+                }
+                if (!reported) {
+                    return TIMED_OUT;
                 }
                 return (ready.getShort(6) != 0 ? SOCKET_READABLE : 0)
                         | (ready.getShort(3 * LibC.POLLFD_SIZE + 6) != 0 ? TUN_READABLE : 0);

@@ -187,52 +187,27 @@ public final class TcpCoalescer {
         int slot = flowSlot(source, destination, ports);
         if (candidate && slot >= 0 && flowItem[slot] >= 0) {
             int item = flowItem[slot];
-            if (canMerge(item, buf, offset, thl, payload, seq) && verified(item)) {
+            // Checked in the caller's buffer, before anything is copied.
+            if (canMerge(item, buf, offset, thl, payload, seq) && verified(item)
+                    && checksumsValid(buf, offset, length)) {
                 int last = itemLast[item];
                 if (pktOffset[last] + pktLength[last] == arenaUsed) {
                     // The item's last packet ends the arena: append only the payload behind it, so a run of one
-                    // flow's packets becomes its super-packet in place. Checked in the caller's buffer first.
-                    if (checksumsValid(buf, offset, length)) {
-                        arena.put(arenaUsed, buf, tcp + thl, payload);
-                        arenaUsed += payload;
-                        pktLength[last] += payload;
-                        packets++;
-                        merge(item, length, payload, flags);
-                        return true;
-                    }
+                    // flow's packets becomes its super-packet in place.
+                    arena.put(arenaUsed, buf, tcp + thl, payload);
+                    arenaUsed += payload;
+                    pktLength[last] += payload;
+                    packets++;
                 } else {
                     int p = copyIn(buf, offset, length);
-                    if (checksumsValid(arena, pktOffset[p], length)) {
-                        pktNext[last] = p;
-                        itemLast[item] = p;
-                        merge(item, length, payload, flags);
-                        return true;
-                    }
-                    return startItem(p, slot, flags, thl, payload, seq, source, destination, ports);
+                    pktNext[last] = p;
+                    itemLast[item] = p;
                 }
+                merge(item, length, payload, flags);
+                return true;
             }
         }
-        return startItem(copyIn(buf, offset, length), slot, flags, thl, payload, seq, source, destination, ports);
-    }
-
-    /** Copies a packet into the arena as a new entry of the packet table; returns its index. */
-    private int copyIn(ByteBuffer buf, int offset, int length) {
-        int at = arenaUsed + HEADROOM; // room for the virtio header in front, so single packets go out in place
-        arena.put(at, buf, offset, length);
-        arenaUsed = at + length;
-        int p = packets++;
-        pktOffset[p] = at;
-        pktLength[p] = length;
-        pktNext[p] = -1;
-        return p;
-    }
-
-    /** Makes packet {@code p}, a TCP candidate or not, a new item and its flow's latest one. */
-    private boolean startItem(int p, int slot, int flags, int thl, int payload, int seq, int source,
-                              int destination, int ports) {
-        boolean candidate = payload > 0
-                && (flags == TcpHeader.FLAG_ACK || flags == (TcpHeader.FLAG_ACK | TcpHeader.FLAG_PSH));
-        int item = newItem(p, candidate, IP_HEADER + thl, payload, seq + payload);
+        int item = newItem(copyIn(buf, offset, length), candidate, IP_HEADER + thl, payload, seq + payload);
         itemLastFlags[item] = flags;
         if ((flags & TcpHeader.FLAG_PSH) != 0) {
             itemState[item] |= CLOSED;
@@ -248,6 +223,18 @@ public final class TcpCoalescer {
             flowItem[slot] = item;
         }
         return true;
+    }
+
+    /** Copies a packet into the arena as a new entry of the packet table; returns its index. */
+    private int copyIn(ByteBuffer buf, int offset, int length) {
+        int at = arenaUsed + HEADROOM; // room for the virtio header in front, so single packets go out in place
+        arena.put(at, buf, offset, length);
+        arenaUsed = at + length;
+        int p = packets++;
+        pktOffset[p] = at;
+        pktLength[p] = length;
+        pktNext[p] = -1;
+        return p;
     }
 
     /**
