@@ -160,6 +160,11 @@ public final class Forwarder implements AutoCloseable {
     private volatile boolean egressParked;
     /** Set when the ingress thread's loop has ended: the egress thread must not park any more. */
     private volatile boolean ingressDone;
+    /**
+     * Set when the ingress thread has finished its warm-up turns: before, the egress thread must not park, or the
+     * synthetic counts of those turns would wake it again.
+     */
+    private volatile boolean ingressLive;
     private final PathLock egressLock = new PathLock();
     private final PathLock ingressLock = new PathLock();
     private final boolean warmUp;
@@ -589,6 +594,9 @@ public final class Forwarder implements AutoCloseable {
                     LOG.debug("turn warm-up of {} ended early", tun.name(), e); // the loop below reports what lasts
                 }
             }
+            if (!ownIsEgress) {
+                ingressLive = true;
+            }
             while (running) {
                 try {
                     long drained = drainBoth(ownIsEgress);
@@ -681,7 +689,7 @@ public final class Forwarder implements AutoCloseable {
         if (ownIsEgress) {
             if (soloTun == null) {
                 tun.awaitReadable();
-            } else if (!soloTun.awaitReadable(soloAfterMillis)) {
+            } else if (!soloTun.awaitReadable(soloAfterMillis) && ingressLive) {
                 parkEgress();
             }
         } else if (egressParked) {
