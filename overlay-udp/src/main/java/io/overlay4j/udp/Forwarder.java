@@ -43,7 +43,8 @@ import org.slf4j.LoggerFactory;
  * the replies its TUN writes caused (a ping's echo reply, TCP's ACKs), which would otherwise cost a wake-up of the
  * egress thread. While the TUN of a {@link LinuxTunDevice} stays quiet for 5 ms the egress thread parks and the
  * ingress thread waits on both sources with one {@code poll(2)}, so a quiet node's ping or request crosses one thread
- * per host; a turn with more work than one thread keeps up with wakes the egress thread again
+ * per host; after a wait that blocked it reads only what the wait reported, without a last read that finds a source
+ * empty; a turn with more work than one thread keeps up with wakes the egress thread again
  * ({@value #SOLO_AFTER_MILLIS_PROPERTY}). One thread at a time works on a direction, so a flow's packets keep their
  * order. Nothing is allocated, boxed or logged per packet; every dropped packet is counted under one
  * {@link io.overlay4j.DropReason}; unexpected exceptions go to the error handler and the loop goes on.
@@ -112,10 +113,14 @@ public final class Forwarder implements AutoCloseable {
     private static final long DEFAULT_SOLO_AFTER_MILLIS = 5;
     /**
      * The system property giving, in milliseconds, how often the thread serving a quiet node alone wakes up by itself
-     * (default {@value #DEFAULT_SOLO_TICK_MILLIS}); 0 waits without limit: for measurements.
+     * and takes a turn that finds nothing, for {@value #TICK_WINDOW_SECONDS} s after the last packet (default
+     * {@value #DEFAULT_SOLO_TICK_MILLIS}); 0 waits without limit: for measurements.
      */
     public static final String SOLO_TICK_MILLIS_PROPERTY = "overlay4j.forwarder.soloTickMillis";
     private static final long DEFAULT_SOLO_TICK_MILLIS = 4;
+    /** How long after its last packet a quiet node's thread keeps its tick; then it waits without limit. */
+    private static final long TICK_WINDOW_SECONDS = 5;
+    private static final long TICK_WINDOW_NANOS = TimeUnit.SECONDS.toNanos(TICK_WINDOW_SECONDS);
     /** The system property that turns the JIT warm-up off by default ({@code false}); see {@link Builder#warmUp}. */
     public static final String WARM_UP_PROPERTY = "overlay4j.forwarder.warmUp";
     /** The most time a warm-up may take; {@link #start()} waits a little longer for it. */
@@ -127,6 +132,18 @@ public final class Forwarder implements AutoCloseable {
     private static final int WARM_UP_TURNS = 12_000;
     /** {@link #afterTurn}: block in {@link #awaitWork}. (Linux's {@code System.nanoTime()} counts from boot: never this.) */
     private static final long WAIT = Long.MIN_VALUE;
+    /**
+     * A solo wait at least this long found both sources empty when it began: the turns after it read only what their
+     * wait reported, once (see {@link #leanTurn}), up to {@link #LEAN_TURNS} of them until a wait blocks again.
+     */
+    private static final long LEAN_AFTER_NANOS = TimeUnit.MICROSECONDS.toNanos(50);
+    /**
+     * Lean turns after a blocking wait: a ping's round trip takes two on the host that sent it (the request out, the
+     * reply in), whose second wait may not block (the reply came while the thread still ran); a burst takes the usual
+     * draining turns after these.
+     */
+    private static final int LEAN_TURNS = 2;
+    private static final int READY_BITS = UdpSocket.SOCKET_READABLE | UdpSocket.TUN_READABLE;
 
     private final TunDevice tun;
     private final UdpSocket socket;
@@ -165,6 +182,18 @@ public final class Forwarder implements AutoCloseable {
      * synthetic counts of those turns would wake it again.
      */
     private volatile boolean ingressLive;
+    /**
+     * Ingress thread only: what its last solo wait reported ready ({@link UdpSocket#SOCKET_READABLE},
+     * {@link UdpSocket#TUN_READABLE}) if that wait blocked, else 0; consumed by the next turn.
+     */
+    private int leanReady;
+    /** Ingress thread only: the lean turns left until a wait blocks again. */
+    private int leanTurnsLeft;
+    /**
+     * When the ingress thread last did work, or the egress thread last parked ({@code System.nanoTime()}): the tick's
+     * window runs from there.
+     */
+    private volatile long lastWorkNanos = System.nanoTime();
     private final PathLock egressLock = new PathLock();
     private final PathLock ingressLock = new PathLock();
     private final boolean warmUp;
@@ -585,6 +614,9 @@ public final class Forwarder implements AutoCloseable {
                         if (i % 16 == 0) {
                             (ownIsEgress ? egressLock : ingressLock).exerciseBranches();
                         }
+                        if (!ownIsEgress && i % 7 == 3) {
+                            leanReady = 1 + i % 3; // the socket, the TUN, both: as after a quiet node's waits
+                        }
                         long drained = drainBoth(ownIsEgress);
                         int own = (int) (drained >>> 32) | i % 3;
                         int other = (int) drained | (i % 5 == 0 ? EGRESS_TURN : i % 2);
@@ -635,6 +667,11 @@ public final class Forwarder implements AutoCloseable {
      * @return the receives or reads of the own direction in the upper 32 bits, of the other in the lower
      */
     private long drainBoth(boolean ownIsEgress) throws IOException {
+        if (!ownIsEgress && leanReady != 0) {
+            int ready = leanReady;
+            leanReady = 0;
+            return leanTurn(ready);
+        }
         PathLock ownLock = ownIsEgress ? egressLock : ingressLock;
         PathLock otherLock = ownIsEgress ? ingressLock : egressLock;
         int own;
@@ -656,6 +693,37 @@ public final class Forwarder implements AutoCloseable {
     }
 
     /**
+     * The turn of the solo thread after a wait that blocked: one receive if the socket was reported ready, then one TUN
+     * read if the TUN was reported ready or this turn wrote into it (a ping's echo reply or a request's answer is
+     * queued there by the time the write returns). No read that is bound to find nothing: the next wait tells whether
+     * more came, at the cost of one {@code poll(2)} that returns at once, and a wait that does not block is followed by
+     * the usual draining turns. On the round trip of a ping this saves five system calls and JNA crossings, each a few
+     * microseconds on a thread that has just woken up (overlay-bench/README.md).
+     *
+     * @return as {@link #drainBoth}
+     */
+    private long leanTurn(int ready) throws IOException {
+        int own = 0;
+        if ((ready & UdpSocket.SOCKET_READABLE) != 0) {
+            ingressLock.lock();
+            try {
+                own = ingress.drain(1);
+            } finally {
+                ingressLock.unlock();
+            }
+        }
+        int other = 0;
+        if ((own > 0 || (ready & UdpSocket.TUN_READABLE) != 0) && egressLock.tryLock()) {
+            try {
+                other = egress.drain(1);
+            } finally {
+                egressLock.unlock();
+            }
+        }
+        return (long) own << 32 | other;
+    }
+
+    /**
      * What follows a turn that did {@code own} and {@code other} units of work: go on at once, spin, or wait.
      *
      * @param idleSince when the thread last did work, for the spin ({@code System.nanoTime()})
@@ -663,13 +731,16 @@ public final class Forwarder implements AutoCloseable {
      */
     private long afterTurn(boolean ownIsEgress, int own, int other, long idleSince) {
         if (own + other > 0) {
+            long now = System.nanoTime();
+            if (!ownIsEgress) {
+                lastWorkNanos = now;
+            }
             if (!ownIsEgress && egressParked && (own == INGRESS_TURN || other == EGRESS_TURN
                     || (own > 1 && other > 0))) {
                 // More is queued than one thread keeps up with, or a stream in (more than one receive) with replies
                 // out, its ACKs, which the egress thread sends while this one goes on: both threads again.
                 resumeEgress();
             }
-            long now = System.nanoTime();
             // Both drains stopped at an empty queue: block at once rather than probe both again (two system calls
             // that find nothing); poll(2) returns at once if something came meanwhile.
             boolean drained = own < (ownIsEgress ? EGRESS_TURN : INGRESS_TURN)
@@ -695,9 +766,19 @@ public final class Forwarder implements AutoCloseable {
         } else if (egressParked) {
             // Timed waits: a JVM thread woken after tens of milliseconds blocked answers 20-30 us later than one
             // that ran a few milliseconds before (overlay-bench/reference/wake-latency), on each host of a round
-            // trip. A timeout only waits again; a wakeup() (close, parkEgress) or work returns.
-            while (socket.awaitReadable(soloTun, soloTickMillis) == UdpSocket.TIMED_OUT && running && egressParked) {
-                // nothing came: wait again
+            // trip. A wakeup() (close, parkEgress) or work returns, and so does a timeout: the loop then takes a turn
+            // that finds nothing (a receive and a TUN read), which keeps the data path's code and data warm for the
+            // next packet (overlay-bench/README.md), and the wait after it begins with both sources empty. Only for
+            // TICK_WINDOW_SECONDS after the last packet: a node without traffic costs nothing.
+            long since = System.nanoTime();
+            int ready = socket.awaitReadable(soloTun, since - lastWorkNanos < TICK_WINDOW_NANOS ? soloTickMillis : -1);
+            if (ready == UdpSocket.TIMED_OUT || System.nanoTime() - since >= LEAN_AFTER_NANOS) {
+                leanTurnsLeft = LEAN_TURNS;
+            }
+            // After a wait that blocked, what it reports is all there is to read (leanTurn).
+            if (ready != UdpSocket.TIMED_OUT && leanTurnsLeft > 0) {
+                leanTurnsLeft--;
+                leanReady = ready & READY_BITS;
             }
         } else {
             socket.awaitReadable();
@@ -711,6 +792,7 @@ public final class Forwarder implements AutoCloseable {
      * latency path of a ping or a request.
      */
     private void parkEgress() {
+        lastWorkNanos = System.nanoTime(); // its own last packet may be newer than the ingress thread's
         egressParked = true;
         if (ingressDone) {
             egressParked = false; // nobody would serve the TUN (both flags are volatile: one side sees the other)

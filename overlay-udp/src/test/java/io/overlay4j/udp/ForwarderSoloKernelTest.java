@@ -19,9 +19,14 @@ import java.net.InetSocketAddress;
 import java.net.StandardProtocolFamily;
 import java.nio.ByteBuffer;
 import java.nio.channels.DatagramChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -48,6 +53,8 @@ class ForwarderSoloKernelTest {
     private DatagramChannel peer;
     private DatagramChannel app;
     private Forwarder forwarder;
+    /** The kernel's thread id of each of the forwarder's threads, by thread name. */
+    private final Map<String, Long> tids = new ConcurrentHashMap<>();
 
     @BeforeEach
     void setUp() throws Exception {
@@ -67,12 +74,34 @@ class ForwarderSoloKernelTest {
         // The container side: a UDP socket on the TUN's own address, which the kernel delivers ingress packets to.
         app = track(ns.call(() -> DatagramChannel.open(StandardProtocolFamily.INET)
                 .bind(new InetSocketAddress("100.96.1.0", 7000))));
+        startForwarder();
+    }
+
+    private void startForwarder() {
+        int port = socket.localAddress().getPort();
         forwarder = Forwarder.builder().tun(tun).socket(socket).port(port).ownSubnet(OWN)
                 .network(Ipv4Prefix.parse("100.96.0.0/16"))
                 .peers(PeerTable.builder().put(ForwarderTest.lease(PEER, addr(127, 0, 0, 2)), port).build())
-                .threadFactory(ns.threadFactory()).build();
+                .threadFactory(recordingTids(ns.threadFactory())).build();
         resources.add(forwarder::close);
         forwarder.start();
+    }
+
+    /** Replaces the forwarder with one whose quiet-node thread waits without a tick (no turns of its own). */
+    private void restartWithoutTick() throws Exception {
+        forwarder.close();
+        assertTrue(forwarder.awaitTermination(5, TimeUnit.SECONDS));
+        tids.clear();
+        String old = System.setProperty(Forwarder.SOLO_TICK_MILLIS_PROPERTY, "0");
+        try {
+            startForwarder();
+        } finally {
+            if (old == null) {
+                System.clearProperty(Forwarder.SOLO_TICK_MILLIS_PROPERTY);
+            } else {
+                System.setProperty(Forwarder.SOLO_TICK_MILLIS_PROPERTY, old);
+            }
+        }
     }
 
     @AfterEach
@@ -80,6 +109,29 @@ class ForwarderSoloKernelTest {
         for (int i = resources.size() - 1; i >= 0; i--) {
             resources.get(i).close();
         }
+    }
+
+    /** Threads of {@code factory} that note their kernel thread id (from /proc/thread-self) before they run. */
+    private ThreadFactory recordingTids(ThreadFactory factory) {
+        return r -> factory.newThread(() -> {
+            try {
+                String task = Files.readSymbolicLink(Path.of("/proc/thread-self")).getFileName().toString();
+                tids.put(Thread.currentThread().getName(), Long.parseLong(task));
+            } catch (java.io.IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+            r.run();
+        });
+    }
+
+    /** The read(2)-family system calls the forwarder's ingress thread made so far (syscr, /proc task io). */
+    private long ingressThreadReads() throws Exception {
+        long tid = tids.entrySet().stream().filter(e -> e.getKey().endsWith("-ingress-" + tun.name()))
+                .mapToLong(Map.Entry::getValue).findFirst().orElseThrow(() -> new AssertionError("no ingress thread: "
+                        + tids.keySet()));
+        return Files.readAllLines(Path.of("/proc/self/task/" + tid + "/io")).stream()
+                .filter(l -> l.startsWith("syscr:")).mapToLong(l -> Long.parseLong(l.substring(6).trim()))
+                .findFirst().orElseThrow();
     }
 
     private <T extends AutoCloseable> T track(T resource) {
@@ -180,6 +232,55 @@ class ForwarderSoloKernelTest {
         awaitEgressParked();
         egressOnce((byte) 6);
         ingressOnce((byte) 6);
+    }
+
+    @Test
+    void aQuietNodeReadsItsTunOncePerPacketWithoutAReadThatFindsItEmpty() throws Exception {
+        restartWithoutTick(); // the tick's turns read the TUN too (next test)
+        awaitEgressParked();
+        egressOnce((byte) 1);
+        int packets = 8;
+        long before = ingressThreadReads();
+        for (byte i = 2; i < 2 + packets; i++) {
+            Thread.sleep(2); // a quiet node: its thread has gone back to waiting (the peer may get a packet first)
+            egressOnce(i); // one packet each after a wait that blocked: read once, send, wait
+        }
+        long reads = ingressThreadReads() - before;
+        assertTrue(egressParked(), "single packets must not wake the egress thread");
+        // The draining loop reads until the TUN is empty: two reads a packet. One spare for a wait that happened not
+        // to block (the thread was preempted between its send and its wait).
+        assertTrue(reads >= packets && reads <= packets + 1, reads + " reads for " + packets + " packets");
+        ingressOnce((byte) 10);
+    }
+
+    @Test
+    void aQuietNodesThreadTakesATurnOfItsOwnEachTickAndNoMore() throws Exception {
+        awaitEgressParked();
+        long before = ingressThreadReads();
+        long start = System.nanoTime();
+        Thread.sleep(200);
+        long reads = ingressThreadReads() - before;
+        long millis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
+        // One empty TUN read per 4 ms tick: about 50 here; fewer if the machine is busy, never a spin.
+        assertTrue(reads >= 5 && reads <= millis / 4 + 5, reads + " TUN reads in " + millis + " ms");
+        egressOnce((byte) 1);
+        ingressOnce((byte) 1);
+    }
+
+    @Test
+    void aNodeWithoutTrafficStopsTickingFiveSecondsAfterItsLastPacketAndStartsAgainWithTheNext() throws Exception {
+        awaitEgressParked();
+        egressOnce((byte) 1);
+        Thread.sleep(5300);
+        long before = ingressThreadReads();
+        Thread.sleep(200);
+        assertEquals(0, ingressThreadReads() - before, "TUN reads while idle past the tick's window");
+        egressOnce((byte) 2);
+        before = ingressThreadReads();
+        Thread.sleep(200);
+        long reads = ingressThreadReads() - before;
+        assertTrue(reads >= 5, reads + " TUN reads in 200 ms after a packet");
+        assertTrue(egressParked(), "a single packet must not wake the egress thread");
     }
 
     @Test
