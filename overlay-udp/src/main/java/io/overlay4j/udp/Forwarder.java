@@ -190,7 +190,7 @@ public final class Forwarder implements AutoCloseable {
     /** Ingress thread only: the lean turns left until a wait blocks again. */
     private int leanTurnsLeft;
     /**
-     * When the ingress thread last did work, or the egress thread last parked ({@code System.nanoTime()}): the tick's
+     * When the solo thread last did work, or the egress thread last parked ({@code System.nanoTime()}): the tick's
      * window runs from there.
      */
     private volatile long lastWorkNanos = System.nanoTime();
@@ -732,14 +732,13 @@ public final class Forwarder implements AutoCloseable {
     private long afterTurn(boolean ownIsEgress, int own, int other, long idleSince) {
         if (own + other > 0) {
             long now = System.nanoTime();
-            if (!ownIsEgress) {
-                lastWorkNanos = now;
-            }
-            if (!ownIsEgress && egressParked && (own == INGRESS_TURN || other == EGRESS_TURN
-                    || (own > 1 && other > 0))) {
-                // More is queued than one thread keeps up with, or a stream in (more than one receive) with replies
-                // out, its ACKs, which the egress thread sends while this one goes on: both threads again.
-                resumeEgress();
+            if (!ownIsEgress && egressParked) {
+                lastWorkNanos = now; // only the solo wait reads it; parkEgress sets it when the solo mode begins
+                if (own == INGRESS_TURN || other == EGRESS_TURN || (own > 1 && other > 0)) {
+                    // More is queued than one thread keeps up with, or a stream in (more than one receive) with
+                    // replies out, its ACKs, which the egress thread sends while this one goes on: both threads again.
+                    resumeEgress();
+                }
             }
             // Both drains stopped at an empty queue: block at once rather than probe both again (two system calls
             // that find nothing); poll(2) returns at once if something came meanwhile.
