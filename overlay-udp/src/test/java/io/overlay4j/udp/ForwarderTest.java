@@ -440,9 +440,15 @@ class ForwarderTest {
                     bytesBa += length + 1;
                 }
                 if (i % 100 == 99) {
-                    // Paced, so loopback drops nothing: every packet sent must also arrive.
-                    awaitStats(b.forwarder, st -> st.ingressPackets() == a.forwarder.stats().egressPackets(),
-                            "B caught up");
+                    // Paced, so loopback drops nothing: every packet sent must also arrive. Each sender must first
+                    // have sent all it was given: a sender that lagged would else send many batches at once, more
+                    // than a receiver starved of CPU finds room for in its socket (the kernel's RcvbufErrors).
+                    long sentAb = i + 1;
+                    long sentBa = (i + 1) / 2;
+                    awaitStats(a.forwarder, st -> st.egressPackets() == sentAb, "A sent all given");
+                    awaitStats(b.forwarder, st -> st.egressPackets() == sentBa, "B sent all given");
+                    awaitStats(b.forwarder, st -> st.ingressPackets() == sentAb, "B caught up");
+                    awaitStats(a.forwarder, st -> st.ingressPackets() == sentBa, "A caught up");
                 }
             }
             awaitStats(b.forwarder, st -> st.ingressPackets() == total, "B received all");
