@@ -620,7 +620,10 @@ public final class Forwarder implements AutoCloseable {
                         long drained = drainBoth(ownIsEgress);
                         int own = (int) (drained >>> 32) | i % 3;
                         int other = (int) drained | (i % 5 == 0 ? EGRESS_TURN : i % 2);
-                        afterTurn(ownIsEgress, own, other, idleSince);
+                        // Now and then as if the egress thread were parked, the quiet node's case: a branch the
+                        // compiled code has never seen taken is a trap that sends it back to the first tier when the
+                        // first live packet takes it (-XX:+LogCompilation: uncommon_trap, unstable_if).
+                        afterTurn(ownIsEgress, own, other, idleSince, i % 4 == 1);
                     }
                 } catch (IOException | RuntimeException e) {
                     LOG.debug("turn warm-up of {} ended early", tun.name(), e); // the loop below reports what lasts
@@ -632,7 +635,7 @@ public final class Forwarder implements AutoCloseable {
             while (running) {
                 try {
                     long drained = drainBoth(ownIsEgress);
-                    long next = afterTurn(ownIsEgress, (int) (drained >>> 32), (int) drained, idleSince);
+                    long next = afterTurn(ownIsEgress, (int) (drained >>> 32), (int) drained, idleSince, false);
                     if (next != WAIT) {
                         idleSince = next;
                     } else if (running) {
@@ -694,8 +697,10 @@ public final class Forwarder implements AutoCloseable {
 
     /**
      * The turn of the solo thread after a wait that blocked: one receive if the socket was reported ready, then one TUN
-     * read if the TUN was reported ready or this turn wrote into it (a ping's echo reply or a request's answer is
-     * queued there by the time the write returns). No read that is bound to find nothing: the next wait tells whether
+     * read, for what the wait reported or what the datagram just written into the TUN brought back (a ping's echo
+     * reply or a request's answer is queued there by the time the write returns). The read does not depend on whether
+     * the receive found a datagram: a branch the warm-up cannot take (it has no datagrams) would throw the compiled
+     * turn out at the first live one. No read that is bound to find nothing: the next wait tells whether
      * more came, at the cost of one {@code poll(2)} that returns at once, and a wait that does not block is followed by
      * the usual draining turns. On the round trip of a ping this saves five system calls and JNA crossings, each a few
      * microseconds on a thread that has just woken up (overlay-bench/README.md).
@@ -713,7 +718,7 @@ public final class Forwarder implements AutoCloseable {
             }
         }
         int other = 0;
-        if ((own > 0 || (ready & UdpSocket.TUN_READABLE) != 0) && egressLock.tryLock()) {
+        if (egressLock.tryLock()) {
             try {
                 other = egress.drain(1);
             } finally {
@@ -726,13 +731,15 @@ public final class Forwarder implements AutoCloseable {
     /**
      * What follows a turn that did {@code own} and {@code other} units of work: go on at once, spin, or wait.
      *
-     * @param idleSince when the thread last did work, for the spin ({@code System.nanoTime()})
+     * @param idleSince  when the thread last did work, for the spin ({@code System.nanoTime()})
+     * @param warmParked the warm-up's turns: as if the egress thread were parked
      * @return the new {@code idleSince}, or {@link #WAIT}: call {@link #awaitWork}
      */
-    private long afterTurn(boolean ownIsEgress, int own, int other, long idleSince) {
+    private long afterTurn(boolean ownIsEgress, int own, int other, long idleSince, boolean warmParked) {
         if (own + other > 0) {
             long now = System.nanoTime();
-            if (!ownIsEgress && egressParked) {
+            boolean parked = egressParked | warmParked; // no branch on egressParked alone: see the warm-up
+            if (!ownIsEgress && parked) {
                 lastWorkNanos = now; // only the solo wait reads it; parkEgress sets it when the solo mode begins
                 if (own == INGRESS_TURN || other == EGRESS_TURN || (own > 1 && other > 0)) {
                     // More is queued than one thread keeps up with, or a stream in (more than one receive) with

@@ -113,6 +113,9 @@ public final class Warmup {
                     data.awaitReadable();
                 } else {
                     data.awaitReadable(0);
+                    if (rounds % 8 == 3) {
+                        socket.wakeup(); // as when the egress thread parks: the wait consumes the wake-up
+                    }
                     socket.awaitReadable(data);
                 }
                 // Now and then a drain that stops at its limit with more queued, as under load.
@@ -131,6 +134,12 @@ public final class Warmup {
                         break;
                     }
                     delivered++;
+                }
+                if (rounds % 4 == 2) {
+                    // Timed waits that time out (nothing is queued now), as a quiet node's are: the egress thread's
+                    // before it parks, the tick of the thread that serves the node alone.
+                    data.awaitReadable(0);
+                    socket.awaitReadable(data, 0);
                 }
                 rounds++;
                 if (rounds == 100 && delivered == 0) {
