@@ -198,6 +198,8 @@ public final class Forwarder implements AutoCloseable {
     private final PathLock ingressLock = new PathLock();
     private final boolean warmUp;
     private final CountDownLatch warmedUp = new CountDownLatch(1);
+    /** Counted down by each thread when its warm-up turns are done (with {@link #turns}). */
+    private final CountDownLatch turnsWarmed = new CountDownLatch(2);
 
     private volatile boolean running;
     private volatile Thread egressThread;
@@ -267,7 +269,8 @@ public final class Forwarder implements AutoCloseable {
      * Starts the egress and the ingress thread. They are created from the calling thread, so (with the default thread
      * factory) they inherit its network namespace. With {@link Builder#warmUp} (the default) the egress thread first
      * runs the path on synthetic loopback traffic (at most 1.5 s, then up to 0.5 s for the JIT to finish; once per
-     * configuration and JVM), and this method returns when that is done. Call once.
+     * configuration and JVM), then both threads take their warm-up turns together (tens of milliseconds), and this
+     * method returns when that is done and the JIT has finished again (up to 0.5 s). Call once.
      *
      * @throws IllegalStateException if started before or closed
      */
@@ -291,6 +294,11 @@ public final class Forwarder implements AutoCloseable {
         if (warmUp) {
             try {
                 warmedUp.await(WARM_UP_NANOS + TimeUnit.SECONDS.toNanos(2), TimeUnit.NANOSECONDS);
+                if (turns && turnsWarmed.await(2, TimeUnit.SECONDS)) {
+                    // What the turns queued for the JIT is installed before the first real packet, not while it is
+                    // handled: else the first pings share the CPU with the compiler.
+                    Warmup.awaitQuietCompiler(System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(500));
+                }
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
             }
@@ -609,7 +617,12 @@ public final class Forwarder implements AutoCloseable {
             if (warmUp) {
                 // Each thread its own direction (only it may lock() that one), so the JIT sees both kinds of turn;
                 // the counts given to afterTurn stand for turns with work, which a quiet TUN and socket do not have.
+                // Both threads together, after the egress thread's warm-up of the data path: turns of one thread
+                // alone get compiled for that thread's direction only, and the other's first turn is a trap.
                 try {
+                    if (!ownIsEgress) {
+                        warmedUp.await(WARM_UP_NANOS + TimeUnit.SECONDS.toNanos(2), TimeUnit.NANOSECONDS);
+                    }
                     for (int i = 0; i < WARM_UP_TURNS && running; i++) {
                         if (i % 16 == 0) {
                             (ownIsEgress ? egressLock : ingressLock).exerciseBranches();
@@ -627,6 +640,10 @@ public final class Forwarder implements AutoCloseable {
                     }
                 } catch (IOException | RuntimeException e) {
                     LOG.debug("turn warm-up of {} ended early", tun.name(), e); // the loop below reports what lasts
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                } finally {
+                    turnsWarmed.countDown();
                 }
             }
             if (!ownIsEgress) {

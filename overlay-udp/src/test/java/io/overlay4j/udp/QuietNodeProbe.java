@@ -20,8 +20,9 @@ import java.util.concurrent.TimeUnit;
 /**
  * The child JVM of {@link ForwarderJitKernelTest}, run in the test's namespace: a quiet node (the topology of
  * {@link ForwarderSoloKernelTest}) whose forwarder has warmed up, parked its egress thread and had a second for the
- * JIT to finish, then a few single packets each way, as pings would bring. Prints {@code LIVE <uptime ms>} just before
- * the first live packet and {@code DONE} after the last; exits non-zero if a packet does not arrive.
+ * JIT to finish, then a few single packets each way, as pings would bring. Prints the JVM's uptime in milliseconds
+ * when {@code start()} has returned ({@code STARTED}), just before the first live packet ({@code LIVE}) and after the
+ * last ({@code DONE}, before the forwarder closes); exits non-zero if a packet does not arrive.
  */
 public final class QuietNodeProbe {
     private QuietNodeProbe() {
@@ -48,6 +49,7 @@ public final class QuietNodeProbe {
                         .build();
                 try (forwarder) {
                     forwarder.start();
+                    System.out.println("STARTED " + uptime());
                     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
                     while (!egressParked()) {
                         if (System.nanoTime() > deadline) {
@@ -56,7 +58,7 @@ public final class QuietNodeProbe {
                         Thread.sleep(5);
                     }
                     Thread.sleep(1500); // the JIT finishes what the warm-up queued
-                    System.out.println("LIVE " + ManagementFactory.getRuntimeMXBean().getUptime());
+                    System.out.println("LIVE " + uptime());
                     System.out.flush();
                     peer.configureBlocking(false);
                     app.configureBlocking(false);
@@ -70,10 +72,14 @@ public final class QuietNodeProbe {
                                 new byte[] {(byte) i, 9})), socket.localAddress());
                         await(app, got, "ingress packet " + i);
                     }
-                    System.out.println("DONE " + forwarder.stats());
+                    System.out.println("DONE " + uptime() + " " + forwarder.stats());
                 }
             }
         }
+    }
+
+    private static long uptime() {
+        return ManagementFactory.getRuntimeMXBean().getUptime();
     }
 
     private static void await(DatagramChannel ch, ByteBuffer buf, String what) throws Exception {

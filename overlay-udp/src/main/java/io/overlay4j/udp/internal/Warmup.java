@@ -153,10 +153,10 @@ public final class Warmup {
     }
 
     /**
-     * Waits (at most until the deadline, 0.5 s) until the JIT has compiled nothing for 50 ms, so that the code compiled for
-     * the rounds is installed before real packets come, not while they are handled.
+     * Waits (at most until the deadline, {@code System.nanoTime()}) until the JIT has compiled nothing for 50 ms, so
+     * that the code compiled for a warm-up is installed before real packets come, not while they are handled.
      */
-    private static void awaitQuietCompiler(long deadline) {
+    public static void awaitQuietCompiler(long deadline) {
         CompilationMXBean jit = ManagementFactory.getCompilationMXBean();
         if (jit == null || !jit.isCompilationTimeMonitoringSupported()) {
             return;
