@@ -125,6 +125,8 @@ public final class Forwarder implements AutoCloseable {
     public static final String WARM_UP_PROPERTY = "overlay4j.forwarder.warmUp";
     /** The most time a warm-up may take; {@link #start()} waits a little longer for it. */
     private static final long WARM_UP_NANOS = TimeUnit.MILLISECONDS.toNanos(1500);
+    /** How long {@link #start()} and the ingress thread wait for the egress thread's warm-up at most. */
+    private static final long WARM_UP_WAIT_NANOS = WARM_UP_NANOS + TimeUnit.SECONDS.toNanos(2);
     /**
      * Turns each thread takes without waiting before its loop, with {@link Builder#warmUp}: enough for the JIT's
      * optimising compiler (about 20 ms of system calls that find nothing, or real packets if some are queued).
@@ -293,7 +295,7 @@ public final class Forwarder implements AutoCloseable {
         }
         if (warmUp) {
             try {
-                warmedUp.await(WARM_UP_NANOS + TimeUnit.SECONDS.toNanos(2), TimeUnit.NANOSECONDS);
+                warmedUp.await(WARM_UP_WAIT_NANOS, TimeUnit.NANOSECONDS);
                 if (turns && turnsWarmed.await(2, TimeUnit.SECONDS)) {
                     // What the turns queued for the JIT is installed before the first real packet, not while it is
                     // handled: else the first pings share the CPU with the compiler.
@@ -621,7 +623,7 @@ public final class Forwarder implements AutoCloseable {
                 // alone get compiled for that thread's direction only, and the other's first turn is a trap.
                 try {
                     if (!ownIsEgress) {
-                        warmedUp.await(WARM_UP_NANOS + TimeUnit.SECONDS.toNanos(2), TimeUnit.NANOSECONDS);
+                        warmedUp.await(WARM_UP_WAIT_NANOS, TimeUnit.NANOSECONDS);
                     }
                     for (int i = 0; i < WARM_UP_TURNS && running; i++) {
                         if (i % 16 == 0) {
