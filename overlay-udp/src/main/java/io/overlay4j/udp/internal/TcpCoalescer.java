@@ -4,9 +4,10 @@ import java.nio.ByteBuffer;
 import java.util.Arrays;
 
 /**
- * Ingress offload (software TCP GRO): merges the complete IPv4/TCP packets of one receive batch into TCP super-packets
+ * Ingress offload (software GRO): merges the complete IPv4/TCP packets of one receive batch into TCP super-packets
  * that one write to a TUN device opened with {@code IFF_VNET_HDR} injects at once, following wireguard-go's rules
- * ({@code tun/offload_linux.go}). Nothing is allocated per packet.
+ * ({@code tun/offload_linux.go}), and, where the kernel takes them (Linux 6.2 or later; see
+ * {@link #withDefaults()}), runs of UDP datagrams into USO super-datagrams. Nothing is allocated per packet.
  *
  * <p>Use: {@link #offer} each packet of a batch (what it needs is copied into a preallocated arena, the caller keeps
  * its buffer), then {@link #flush} once: it hands every resulting frame ({@link VirtioNetHeader} + packet) to a
@@ -28,6 +29,15 @@ import java.util.Arrays;
  *   lazily, only when a merge is otherwise possible: a merged packet gets a fresh checksum, so a corrupt segment
  *   must never be laundered into one).</li>
  * </ul>
+ *
+ * <p>UDP (with {@code mergeUdp}): a datagram joins its flow's latest item if that began with a datagram of the same
+ * flow with a valid non-zero checksum, no later datagram of the item was shorter than the first, its payload is not
+ * longer than the first one's, TOS, TTL and DF are the same, the item holds fewer than {@value #MAX_UDP_SEGMENTS}
+ * datagrams and stays within 65,535 bytes, and both checksums are valid (checked as for TCP). The merged item becomes
+ * {@code virtio_net_hdr{NEEDS_CSUM, GSO_UDP_L4, hdr_len = 28, gso_size, csum_start = 20, csum_offset = 6}}, the
+ * first datagram's headers with the IP total length and UDP length of the whole run and the pseudo-header sum in the
+ * UDP checksum field; the kernel splits it into the same datagrams, each with its own length and checksum, and one
+ * write carries what took up to 64.
  *
  * <p>Copies: a packet that joins the item whose bytes end the arena (a run of one flow, the usual case) adds only its
  * payload behind them, checked in the caller's buffer first, so the item's frame is built in place; an item whose
@@ -67,6 +77,11 @@ public final class TcpCoalescer {
     private static final int CLOSED = 2;
     /** The item's first packet's checksums were verified. */
     private static final int VERIFIED = 4;
+    /** A UDP item: merged datagrams leave as one USO super-datagram. */
+    private static final int UDP = 8;
+    /** The most datagrams in one UDP item (the kernel's {@code UDP_MAX_SEGMENTS} for a segmented send). */
+    static final int MAX_UDP_SEGMENTS = 64;
+    private static final int UDP_HEADER = 8;
 
     private final ByteBuffer arena;
     private final ByteBuffer out;
@@ -97,7 +112,10 @@ public final class TcpCoalescer {
     private final int[] flowSource;
     private final int[] flowDestination;
     private final int[] flowPorts;
+    private final int[] flowProtocol;
     private final int[] flowItem;
+    /** Whether UDP datagrams are merged too (the kernel takes USO frames on a TUN write since Linux 6.2). */
+    private final boolean mergeUdp;
     private int flows;
 
     /**
@@ -108,6 +126,15 @@ public final class TcpCoalescer {
      * @param arenaBytes bytes of packets per batch; at least {@value #MAX_PACKET} + 10 (e.g. 256 KiB)
      */
     public TcpCoalescer(int maxFlows, int maxPackets, int arenaBytes) {
+        this(maxFlows, maxPackets, arenaBytes, false);
+    }
+
+    /**
+     * A coalescer that merges UDP datagrams too if {@code mergeUdp}: a run of one flow's datagrams of one size (the
+     * last may be shorter), each with a valid non-zero checksum, becomes one {@code GSO_UDP_L4} frame, which the
+     * kernel splits into the same datagrams again (Linux 6.2 or later).
+     */
+    public TcpCoalescer(int maxFlows, int maxPackets, int arenaBytes, boolean mergeUdp) {
         if (maxFlows < 1 || maxPackets < 1 || arenaBytes < MAX_PACKET + HEADROOM) {
             throw new IllegalArgumentException("need maxFlows, maxPackets >= 1 and arenaBytes >= 65545: " + maxFlows
                     + ", " + maxPackets + ", " + arenaBytes);
@@ -133,13 +160,50 @@ public final class TcpCoalescer {
         flowSource = new int[tableSize];
         flowDestination = new int[tableSize];
         flowPorts = new int[tableSize];
+        flowProtocol = new int[tableSize];
         flowItem = new int[tableSize];
+        this.mergeUdp = mergeUdp;
         Arrays.fill(flowItem, -1);
     }
 
-    /** 64 flows, 128 packets, 512 KiB of arena. */
+    /**
+     * 64 flows, 128 packets, 512 KiB of arena; UDP merged where the running kernel takes USO frames (Linux 6.2 or
+     * later) unless the system property {@value #MERGE_UDP_PROPERTY} is {@code false}.
+     */
     public static TcpCoalescer withDefaults() {
-        return new TcpCoalescer(64, 128, 512 * 1024);
+        return new TcpCoalescer(64, 128, 512 * 1024, udpMergeSupported());
+    }
+
+    /** The system property that, set to {@code false}, keeps UDP datagrams apart on the TUN (one write each). */
+    public static final String MERGE_UDP_PROPERTY = "overlay4j.coalesceUdp";
+
+    /** Whether this kernel accepts {@code VIRTIO_NET_HDR_GSO_UDP_L4} on a TUN write (Linux 6.2) and it is wanted. */
+    static boolean udpMergeSupported() {
+        try {
+            if ("false".equals(System.getProperty(MERGE_UDP_PROPERTY))) {
+                return false;
+            }
+            return kernelAtLeast(System.getProperty("os.version", ""), 6, 2);
+        } catch (SecurityException e) {
+            return false;
+        }
+    }
+
+    /** Whether a Linux release string such as {@code 6.18.44-fc} is at least {@code major.minor}. */
+    static boolean kernelAtLeast(String release, int major, int minor) {
+        String[] parts = release.split("[.-]", 3);
+        try {
+            int ma = Integer.parseInt(parts[0]);
+            int mi = parts.length > 1 ? Integer.parseInt(parts[1]) : 0;
+            return ma > major || (ma == major && mi >= minor);
+        } catch (NumberFormatException e) {
+            return false;
+        }
+    }
+
+    /** Whether UDP datagrams are merged (see {@link #TcpCoalescer(int, int, int, boolean)}). */
+    public boolean mergesUdp() {
+        return mergeUdp;
     }
 
     /** The number of packets offered since the last flush. */
@@ -163,12 +227,16 @@ public final class TcpCoalescer {
             return false;
         }
         arena.clear(); // a sink may have moved the limit, which bounds absolute puts too
-        if (length < IP_HEADER + TcpHeader.MIN_LENGTH || buf.get(offset) != 0x45
-                || Ipv4Header.protocol(buf, offset) != TcpHeader.PROTOCOL_TCP
-                || Ipv4Header.totalLength(buf, offset) != length
+        int protocol = length < IP_HEADER + UDP_HEADER ? -1 : Ipv4Header.protocol(buf, offset);
+        boolean isTcp = protocol == TcpHeader.PROTOCOL_TCP && length >= IP_HEADER + TcpHeader.MIN_LENGTH;
+        boolean isUdp = protocol == Ipv4Header.PROTOCOL_UDP && mergeUdp;
+        if (buf.get(offset) != 0x45 || !(isTcp || isUdp) || Ipv4Header.totalLength(buf, offset) != length
                 || (Ipv4Header.getUnsignedShort(buf, offset + Ipv4Header.FRAGMENT_OFFSET) & 0x3fff) != 0) {
             newItem(copyIn(buf, offset, length), false, 0, 0, 0);
-            return true; // not IPv4/TCP without options, or a fragment: as it is
+            return true; // not IPv4/TCP (or UDP) without options, or a fragment: as it is
+        }
+        if (isUdp) {
+            return offerUdp(buf, offset, length);
         }
         int tcp = offset + IP_HEADER;
         int thl = TcpHeader.headerLength(buf, tcp);
@@ -184,25 +252,13 @@ public final class TcpCoalescer {
         int source = Ipv4Header.source(buf, offset);
         int destination = Ipv4Header.destination(buf, offset);
         int ports = TcpHeader.ports(buf, tcp);
-        int slot = flowSlot(source, destination, ports);
+        int slot = flowSlot(source, destination, ports, TcpHeader.PROTOCOL_TCP);
         if (candidate && slot >= 0 && flowItem[slot] >= 0) {
             int item = flowItem[slot];
             // Checked in the caller's buffer, before anything is copied.
             if (canMerge(item, buf, offset, thl, payload, seq) && verified(item)
                     && checksumsValid(buf, offset, length)) {
-                int last = itemLast[item];
-                if (pktOffset[last] + pktLength[last] == arenaUsed) {
-                    // The item's last packet ends the arena: append only the payload behind it, so a run of one
-                    // flow's packets becomes its super-packet in place.
-                    arena.put(arenaUsed, buf, tcp + thl, payload);
-                    arenaUsed += payload;
-                    pktLength[last] += payload;
-                    packets++;
-                } else {
-                    int p = copyIn(buf, offset, length);
-                    pktNext[last] = p;
-                    itemLast[item] = p;
-                }
+                append(item, buf, offset, length, IP_HEADER + thl);
                 merge(item, length, payload, flags);
                 return true;
             }
@@ -212,17 +268,90 @@ public final class TcpCoalescer {
         if ((flags & TcpHeader.FLAG_PSH) != 0) {
             itemState[item] |= CLOSED;
         }
-        if (slot >= 0) {
-            // Even a packet that cannot merge becomes its flow's latest item: later packets must not jump over it.
-            if (flowItem[slot] < 0) {
-                flows++;
-                flowSource[slot] = source;
-                flowDestination[slot] = destination;
-                flowPorts[slot] = ports;
-            }
-            flowItem[slot] = item;
-        }
+        track(slot, source, destination, ports, TcpHeader.PROTOCOL_TCP, item);
         return true;
+    }
+
+    /** {@link #offer} for an IPv4 UDP datagram without options, not a fragment, {@code length} bytes. */
+    private boolean offerUdp(ByteBuffer buf, int offset, int length) {
+        int udp = offset + IP_HEADER;
+        int payload = length - IP_HEADER - UDP_HEADER;
+        boolean candidate = payload > 0
+                && Ipv4Header.getUnsignedShort(buf, udp + 4) == length - IP_HEADER
+                && Ipv4Header.getUnsignedShort(buf, udp + 6) != 0; // a zero checksum (none) would gain one
+        int source = Ipv4Header.source(buf, offset);
+        int destination = Ipv4Header.destination(buf, offset);
+        int ports = Ipv4Header.getIntBigEndian(buf, udp);
+        int slot = flowSlot(source, destination, ports, Ipv4Header.PROTOCOL_UDP);
+        if (candidate && slot >= 0 && flowItem[slot] >= 0) {
+            int item = flowItem[slot];
+            // Checked in the caller's buffer, before anything is copied (as for TCP).
+            if (canMergeUdp(item, buf, offset, payload) && verified(item) && checksumsValid(buf, offset, length)) {
+                append(item, buf, offset, length, IP_HEADER + UDP_HEADER);
+                itemCount[item]++;
+                itemTotal[item] += payload;
+                itemBytes[item] += length;
+                if (payload < itemGsoSize[item] || itemCount[item] == MAX_UDP_SEGMENTS) {
+                    itemState[item] |= CLOSED;
+                }
+                return true;
+            }
+        }
+        int item = newItem(copyIn(buf, offset, length), candidate, IP_HEADER + UDP_HEADER, payload, 0);
+        itemState[item] |= UDP;
+        track(slot, source, destination, ports, Ipv4Header.PROTOCOL_UDP, item);
+        return true;
+    }
+
+    /**
+     * Adds a packet that joins {@code item}: only its payload (behind {@code headerLength} bytes) if the item's last
+     * packet ends the arena (a run of one flow's packets becomes its super-packet in place), else the whole packet,
+     * linked behind the item's last.
+     */
+    private void append(int item, ByteBuffer buf, int offset, int length, int headerLength) {
+        int last = itemLast[item];
+        if (pktOffset[last] + pktLength[last] == arenaUsed) {
+            int payload = length - headerLength;
+            arena.put(arenaUsed, buf, offset + headerLength, payload);
+            arenaUsed += payload;
+            pktLength[last] += payload;
+            packets++;
+        } else {
+            int p = copyIn(buf, offset, length);
+            pktNext[last] = p;
+            itemLast[item] = p;
+        }
+    }
+
+    /**
+     * Makes {@code item} its flow's latest, if the flow has or gets a slot: even a packet that cannot merge, so that
+     * later packets of the flow never jump over it.
+     */
+    private void track(int slot, int source, int destination, int ports, int protocol, int item) {
+        if (slot < 0) {
+            return;
+        }
+        if (flowItem[slot] < 0) {
+            flows++;
+            flowSource[slot] = source;
+            flowDestination[slot] = destination;
+            flowPorts[slot] = ports;
+            flowProtocol[slot] = protocol;
+        }
+        flowItem[slot] = item;
+    }
+
+    /** The header rules for a UDP datagram joining {@code item} (same flow was checked by the lookup). */
+    private boolean canMergeUdp(int item, ByteBuffer buf, int offset, int payload) {
+        if ((itemState[item] & (MERGEABLE | CLOSED)) != MERGEABLE || payload > itemGsoSize[item]
+                || itemTotal[item] + payload > MAX_PACKET) {
+            return false;
+        }
+        int first = pktOffset[itemFirst[item]];
+        return arena.get(first + Ipv4Header.TOS_OFFSET) == buf.get(offset + Ipv4Header.TOS_OFFSET)
+                && arena.get(first + Ipv4Header.TTL_OFFSET) == buf.get(offset + Ipv4Header.TTL_OFFSET)
+                && ((arena.get(first + Ipv4Header.FRAGMENT_OFFSET) ^ buf.get(offset + Ipv4Header.FRAGMENT_OFFSET))
+                & 0x40) == 0;
     }
 
     /** Copies a packet into the arena as a new entry of the packet table; returns its index. */
@@ -241,15 +370,16 @@ public final class TcpCoalescer {
      * The table slot of a flow: its own if present, else a free one where it can be inserted, or -1 if it is absent
      * and the table already tracks {@code maxFlows} flows.
      */
-    private int flowSlot(int source, int destination, int ports) {
-        int h = (source * 31 + destination) * 31 + ports;
+    private int flowSlot(int source, int destination, int ports, int protocol) {
+        int h = ((source * 31 + destination) * 31 + ports) * 31 + protocol;
         h *= 0x9e3779b9;
         int i = (h ^ h >>> 16) & flowMask;
         while (true) {
             if (flowItem[i] < 0) {
                 return flows < maxFlows ? i : -1;
             }
-            if (flowSource[i] == source && flowDestination[i] == destination && flowPorts[i] == ports) {
+            if (flowSource[i] == source && flowDestination[i] == destination && flowPorts[i] == ports
+                    && flowProtocol[i] == protocol) {
                 return i;
             }
             i = (i + 1) & flowMask;
@@ -313,7 +443,9 @@ public final class TcpCoalescer {
         return false;
     }
 
+    /** The IP header checksum and the TCP or UDP checksum of a packet. */
     private static boolean checksumsValid(ByteBuffer buf, int at, int length) {
+        // TcpHeader's check is that of any transport checksum: the pseudo-header carries the protocol.
         return Ipv4Header.isChecksumValid(buf, at) && TcpHeader.isChecksumValid(buf, at, IP_HEADER, length);
     }
 
@@ -382,6 +514,18 @@ public final class TcpCoalescer {
      */
     private void finishMerged(ByteBuffer buf, int at, int item) {
         int total = itemTotal[item];
+        if ((itemState[item] & UDP) != 0) {
+            // The UDP length and checksum are those of the whole run; the kernel gives each datagram its own.
+            VirtioNetHeader.set(buf, at, VirtioNetHeader.FLAG_NEEDS_CSUM, VirtioNetHeader.GSO_UDP_L4,
+                    IP_HEADER + UDP_HEADER, itemGsoSize[item], IP_HEADER, VirtioNetHeader.UDP_CSUM_OFFSET);
+            int ip = at + HEADROOM;
+            Ipv4Header.putShort(buf, ip + Ipv4Header.TOTAL_LENGTH_OFFSET, total);
+            Ipv4Header.updateChecksum(buf, ip);
+            Ipv4Header.putShort(buf, ip + IP_HEADER + 4, total - IP_HEADER);
+            Ipv4Header.putShort(buf, ip + IP_HEADER + 6,
+                    Checksums.fold(Checksums.pseudoHeaderSum(buf, ip, total - IP_HEADER)));
+            return;
+        }
         VirtioNetHeader.set(buf, at, VirtioNetHeader.FLAG_NEEDS_CSUM, VirtioNetHeader.GSO_TCPV4,
                 itemHeaderLength[item], itemGsoSize[item], IP_HEADER, VirtioNetHeader.TCP_CSUM_OFFSET);
         int ip = at + HEADROOM;

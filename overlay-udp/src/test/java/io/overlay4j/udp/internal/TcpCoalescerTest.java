@@ -22,7 +22,8 @@ import org.junit.jupiter.api.Test;
 class TcpCoalescerTest {
     private static final int HDR = 20 + 32;
 
-    private final TcpCoalescer coalescer = TcpCoalescer.withDefaults();
+    /** TCP only, as on a kernel before 6.2 (UDP merging has its own tests below). */
+    private final TcpCoalescer coalescer = new TcpCoalescer(64, 128, 512 * 1024);
 
     /** A frame as the sink saw it. */
     private record Frame(byte[] vnet, byte[] packet) {
@@ -459,6 +460,105 @@ class TcpCoalescerTest {
                 assertEquals(expected, got, "round " + round);
             }
         }
+    }
+
+    /** A UDP datagram 100.96.2.3:5000 → 100.96.1.0:{@code dport}, valid checksum, payload bytes {@code seed + i}. */
+    static byte[] udpDatagram(int dport, int payload, int seed) {
+        byte[] data = new byte[payload];
+        for (int i = 0; i < payload; i++) {
+            data[i] = (byte) (seed + i);
+        }
+        byte[] p = Packets.udp(Packets.addr(100, 96, 2, 3), 5000, Packets.addr(100, 96, 1, 0), dport, data);
+        TcpPackets.putShort(p, 26, TcpPackets.tcpChecksum(p, 0));
+        return p;
+    }
+
+    private final TcpCoalescer udpCoalescer = new TcpCoalescer(64, 128, 512 * 1024, true);
+
+    private List<Frame> coalesceUdp(byte[]... packets) {
+        for (byte[] p : packets) {
+            ByteBuffer b = ByteBuffer.allocateDirect(p.length + 3).order(ByteOrder.LITTLE_ENDIAN).put(3, p);
+            assertTrue(udpCoalescer.offer(b, 3, p.length));
+        }
+        List<Frame> frames = new ArrayList<>();
+        udpCoalescer.flush((buf, offset, length, frameCount, frameBytes) -> {
+            byte[] f = new byte[length];
+            buf.get(offset, f);
+            frames.add(new Frame(Arrays.copyOf(f, 10), Arrays.copyOfRange(f, 10, length)));
+        });
+        return frames;
+    }
+
+    @Test
+    void aRunOfOneFlowsDatagramsBecomesOneUsoFrameWithTheSameBytes() {
+        byte[][] run = new byte[6][];
+        for (int i = 0; i < 5; i++) {
+            run[i] = udpDatagram(7000, 1000, i * 1000);
+        }
+        run[5] = udpDatagram(7000, 300, 5000); // the last may be shorter
+        List<Frame> frames = coalesceUdp(run);
+        assertEquals(1, frames.size());
+        Frame f = frames.get(0);
+        assertArrayEquals(TcpPackets.vnet(VirtioNetHeader.FLAG_NEEDS_CSUM, VirtioNetHeader.GSO_UDP_L4, 28, 1000, 20, 6),
+                f.vnet());
+        byte[] p = f.packet();
+        assertEquals(28 + 5300, p.length);
+        assertEquals(p.length, TcpPackets.getShort(p, 2), "IP total length");
+        assertTrue(Packets.headerChecksumOk(p, 0));
+        assertEquals(8 + 5300, TcpPackets.getShort(p, 24), "UDP length of the whole run");
+        assertEquals(TcpPackets.pseudoHeaderPartial(p, 0), TcpPackets.getShort(p, 26), "partial checksum");
+        for (int i = 0; i < 6; i++) {
+            int len = i < 5 ? 1000 : 300;
+            assertArrayEquals(Arrays.copyOfRange(run[i], 28, 28 + len),
+                    Arrays.copyOfRange(p, 28 + i * 1000, 28 + i * 1000 + len), "payload of datagram " + i);
+        }
+    }
+
+    @Test
+    void datagramsThatMustStayApartDo() {
+        byte[] noChecksum = udpDatagram(7000, 100, 1);
+        TcpPackets.putShort(noChecksum, 26, 0);
+        byte[] corrupt = udpDatagram(7000, 100, 2);
+        corrupt[40] ^= 1;
+        byte[] longer = udpDatagram(7000, 200, 3);
+        // No checksum (it would gain one), a corrupt one (never laundered into a valid frame), one longer than the
+        // first, another flow.
+        List<Frame> frames = coalesceUdp(udpDatagram(7000, 100, 0), noChecksum, udpDatagram(7000, 100, 4), corrupt,
+                udpDatagram(7000, 100, 5), longer, udpDatagram(7001, 100, 6));
+        assertEquals(7, frames.size(), "nothing merged");
+        assertTrue(frames.stream().allMatch(Frame::plain));
+        assertArrayEquals(corrupt, frames.get(3).packet(), "the corrupt datagram as it came");
+
+        // 64 datagrams at most per frame.
+        byte[][] many = new byte[70][];
+        for (int i = 0; i < many.length; i++) {
+            many[i] = udpDatagram(7000, 500, i);
+        }
+        frames = coalesceUdp(many);
+        assertEquals(2, frames.size());
+        assertEquals(28 + 64 * 500, frames.get(0).packet().length);
+        assertEquals(28 + 6 * 500, frames.get(1).packet().length);
+    }
+
+    @Test
+    void withoutUdpMergingDatagramsPassAsTheyCame() {
+        byte[] a = udpDatagram(7000, 100, 0);
+        byte[] b = udpDatagram(7000, 100, 1);
+        List<Frame> frames = coalesce(a, b);
+        assertEquals(2, frames.size());
+        assertArrayEquals(a, frames.get(0).packet());
+        assertArrayEquals(b, frames.get(1).packet());
+    }
+
+    @Test
+    void usoWritesNeedLinux62() {
+        assertTrue(TcpCoalescer.kernelAtLeast("6.18.44-fc-v669", 6, 2));
+        assertTrue(TcpCoalescer.kernelAtLeast("6.2.0", 6, 2));
+        assertTrue(TcpCoalescer.kernelAtLeast("7.0", 6, 2));
+        assertFalse(TcpCoalescer.kernelAtLeast("6.1.0-13-amd64", 6, 2));
+        assertFalse(TcpCoalescer.kernelAtLeast("5.19.17", 6, 2));
+        assertFalse(TcpCoalescer.kernelAtLeast("", 6, 2));
+        assertFalse(TcpCoalescer.kernelAtLeast("linux", 6, 2));
     }
 
     /** 1..60 segments of {@code gso} bytes, the last one 1..gso. */

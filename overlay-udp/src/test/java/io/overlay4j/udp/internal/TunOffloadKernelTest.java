@@ -1,5 +1,6 @@
 package io.overlay4j.udp.internal;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -18,8 +19,10 @@ import io.overlay4j.udp.testing.Packets;
 import io.overlay4j.udp.testing.TcpPackets;
 import java.io.IOException;
 import java.net.InetSocketAddress;
+import java.net.StandardProtocolFamily;
 import java.nio.ByteBuffer;
 import java.nio.channels.ClosedChannelException;
+import java.nio.channels.DatagramChannel;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
@@ -159,6 +162,63 @@ class TunOffloadKernelTest {
                 assertEquals((byte) (i * 1000 + k - 28), d[k], "payload byte " + k + " of datagram " + i);
             }
             at += length;
+        }
+    }
+
+    /**
+     * The other way: a run of UDP datagrams coalesced into one {@code GSO_UDP_L4} frame and written to the TUN reaches
+     * a socket in the namespace as the same datagrams, one by one, with their bytes; a corrupt one stays apart and
+     * the kernel drops it.
+     */
+    @Test
+    void coalescedUdpDatagramsArriveAsTheyWereSent() throws Exception {
+        NetworkNamespace ns = offloadTun();
+        assumeTrue(TcpCoalescer.udpMergeSupported(), "USO writes need Linux 6.2");
+        DatagramChannel socket = ns.call(() -> DatagramChannel.open(StandardProtocolFamily.INET)
+                .bind(new InetSocketAddress(Ipv4Prefix.fromInt(TUN_ADDRESS), 7000)));
+        try (socket) {
+            List<byte[]> sent = new ArrayList<>();
+            for (int i = 0; i < 20; i++) {
+                sent.add(TcpCoalescerTest.udpDatagram(7000, i < 19 ? 1200 : 77, i * 1200));
+            }
+            byte[] corrupt = TcpCoalescerTest.udpDatagram(7000, 1200, 99);
+            corrupt[100] ^= 1;
+            TcpCoalescer coalescer = new TcpCoalescer(64, 128, 512 * 1024, true);
+            ByteBuffer in = ByteBuffer.allocateDirect(FRAME);
+            List<byte[]> offered = new ArrayList<>(sent);
+            offered.add(10, corrupt);
+            for (byte[] d : offered) {
+                in.clear().put(d).flip();
+                assertTrue(coalescer.offer(in, 0, d.length));
+            }
+            List<Integer> gsoTypes = new ArrayList<>();
+            coalescer.flush((buf, offset, length, packets, bytes) -> {
+                gsoTypes.add((int) buf.get(offset + 1));
+                buf.limit(offset + length).position(offset);
+                try {
+                    assertEquals(length, tun.write(buf));
+                } catch (IOException e) {
+                    throw new java.io.UncheckedIOException(e);
+                }
+            });
+            // Ten merged, the corrupt one as it is, the other ten (shorter last) merged.
+            assertEquals(List.of(VirtioNetHeader.GSO_UDP_L4, VirtioNetHeader.GSO_NONE, VirtioNetHeader.GSO_UDP_L4),
+                    gsoTypes);
+            socket.configureBlocking(false);
+            ByteBuffer got = ByteBuffer.allocate(2048);
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+            for (int i = 0; i < sent.size(); i++) {
+                while (socket.receive(got.clear()) == null) {
+                    assertTrue(System.nanoTime() < deadline, "datagram " + i + " of " + sent.size() + " missing");
+                    Thread.sleep(1);
+                }
+                byte[] d = sent.get(i);
+                assertEquals(d.length - 28, got.position(), "length of datagram " + i);
+                assertArrayEquals(java.util.Arrays.copyOfRange(d, 28, d.length),
+                        java.util.Arrays.copyOf(got.array(), got.position()), "bytes of datagram " + i);
+            }
+            Thread.sleep(50);
+            assertEquals(null, socket.receive(got.clear()), "the corrupt datagram must not arrive");
         }
     }
 
