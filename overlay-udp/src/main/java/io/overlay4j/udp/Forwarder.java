@@ -58,7 +58,8 @@ import org.slf4j.LoggerFactory;
  * super-packets of up to 64 KiB, which are split into MTU-sized packets, each encapsulated for the peer, and sent
  * with UDP GSO where the socket has it; received datagrams (a GRO run from a socket opened with
  * {@link UdpSocket.Options#gro()}) are admitted one by one and coalesced into TCP super-packets for the TUN, and
- * runs of one flow's UDP datagrams into USO super-datagrams where the kernel takes them (Linux 6.2 or later). Without
+ * runs of one flow's UDP datagrams into USO super-datagrams where the kernel takes them (Linux 6.2 or later; a TUN
+ * that refuses one gets that run datagram by datagram, and no more UDP is merged). Without
  * them every read, send, receive and write is one packet. On the wire nothing changes: one complete inner packet per
  * datagram, so offloaded and plain nodes (and flanneld, or the kernel's VXLAN device) interoperate.
  *

@@ -1,5 +1,6 @@
 package io.overlay4j.udp.testing;
 
+import io.overlay4j.ErrnoException;
 import io.overlay4j.TunDevice;
 import io.overlay4j.TunOptions;
 import java.io.IOException;
@@ -30,6 +31,7 @@ public final class InMemoryTunDevice implements TunDevice {
     private final int index;
     private final int mtu;
     private final boolean vnetHeader;
+    private volatile int refusedGsoType = -1;
     private final BlockingQueue<byte[]> toRead = new LinkedBlockingQueue<>();
     private final BlockingQueue<byte[]> written = new LinkedBlockingQueue<>();
     private final AtomicInteger writes = new AtomicInteger();
@@ -193,6 +195,14 @@ public final class InMemoryTunDevice implements TunDevice {
         return writes.get();
     }
 
+    /**
+     * Makes every following write of a frame with this virtio GSO type (e.g. 5, {@code GSO_UDP_L4}) fail with
+     * {@code EINVAL}, as a kernel that does not know the type refuses it; -1 accepts every type again.
+     */
+    public void refuseGsoType(int gsoType) {
+        this.refusedGsoType = gsoType;
+    }
+
     /** Makes every following write fail with this exception ({@code null} to stop failing). */
     public void failWrites(IOException failure) {
         this.writeFailure = failure;
@@ -258,6 +268,10 @@ public final class InMemoryTunDevice implements TunDevice {
         IOException failure = writeFailure;
         if (failure != null) {
             throw failure;
+        }
+        if (vnetHeader && refusedGsoType >= 0 && src.remaining() > 1
+                && (src.get(src.position() + 1) & 0x7f) == refusedGsoType) {
+            throw new ErrnoException("write(" + name + ")", ErrnoException.EINVAL);
         }
         int n = src.remaining();
         if (discardWrites) {

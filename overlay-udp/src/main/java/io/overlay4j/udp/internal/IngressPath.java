@@ -1,6 +1,7 @@
 package io.overlay4j.udp.internal;
 
 import io.overlay4j.DropReason;
+import io.overlay4j.ErrnoException;
 import io.overlay4j.Encapsulator;
 import io.overlay4j.Ipv4Prefix;
 import io.overlay4j.TunDevice;
@@ -12,6 +13,8 @@ import java.nio.ByteBuffer;
 import java.nio.channels.ClosedChannelException;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Consumer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The ingress half of the data plane, network → TUN, for one socket and TUN queue: {@link #drain} receives what has
@@ -42,6 +45,7 @@ import java.util.function.Consumer;
  * allocated per packet. Not thread-safe: one thread at a time calls {@link #drain}.
  */
 public final class IngressPath {
+    private static final Logger LOG = LoggerFactory.getLogger(IngressPath.class);
 
     private final TunDevice tun;
     private final DatagramPort port;
@@ -59,6 +63,9 @@ public final class IngressPath {
     private final TcpCoalescer coalescer;
     private final TcpCoalescer.Sink toTun;
     private final ByteBuffer batch;
+    /** For a USO frame the TUN refused: where it is split into datagrams, allocated at the first refusal. */
+    private ByteBuffer split;
+    private TcpSegmenter splitter;
     private final ByteBuffer view;
     private final UdpSocket.Received info = new UdpSocket.Received();
     private volatile boolean running = true;
@@ -77,6 +84,14 @@ public final class IngressPath {
     public IngressPath(TunDevice tun, DatagramPort port, Encapsulator encapsulator, int mtu, Ipv4Prefix ownSubnet,
                        Ipv4Prefix network, boolean checkSender, AtomicReference<PeerTable> peers,
                        TrafficCounters counters, Consumer<Throwable> errors) {
+        this(tun, port, encapsulator, mtu, ownSubnet, network, checkSender, peers, counters, errors,
+                tun.vnetHeader() ? TcpCoalescer.withDefaults() : null);
+    }
+
+    /** As the public constructor, with this coalescer (null for none) for a virtio-header TUN: for tests. */
+    IngressPath(TunDevice tun, DatagramPort port, Encapsulator encapsulator, int mtu, Ipv4Prefix ownSubnet,
+                Ipv4Prefix network, boolean checkSender, AtomicReference<PeerTable> peers,
+                TrafficCounters counters, Consumer<Throwable> errors, TcpCoalescer coalescer) {
         this.tun = tun;
         this.port = port;
         this.encapsulator = encapsulator;
@@ -90,7 +105,7 @@ public final class IngressPath {
         this.peers = peers;
         this.counters = counters;
         this.errors = errors;
-        this.coalescer = tun.vnetHeader() ? TcpCoalescer.withDefaults() : null;
+        this.coalescer = coalescer;
         this.toTun = this::writeFrame;
         this.batch = ByteBuffer.allocateDirect(UdpSocket.MAX_GRO_BYTES + 1);
         this.view = batch.duplicate();
@@ -231,11 +246,61 @@ public final class IngressPath {
             counters.drops(DropReason.TUN_WRITE_FAILED, packets);
             return;
         } catch (IOException e) {
+            if (packets > 1 && refusedUso(e, buf, offset)) {
+                // A kernel without USO on TUN writes (before Linux 6.2, or one that says so): merge no more UDP and
+                // send this run datagram by datagram. Logged once; nothing is lost.
+                LOG.info("{} refused a USO frame ({}): UDP datagrams go to it one by one", tun.name(), e.getMessage());
+                coalescer.stopMergingUdp();
+                writeDatagrams(buf, offset, length, packets, packetBytes);
+                return;
+            }
             report(e);
             counters.drops(DropReason.TUN_WRITE_FAILED, packets);
             return;
         }
         counters.packets(packets, packetBytes);
+    }
+
+    private static boolean refusedUso(IOException e, ByteBuffer buf, int offset) {
+        return e instanceof ErrnoException && ((ErrnoException) e).errno() == ErrnoException.EINVAL
+                && (VirtioNetHeader.gsoType(buf, offset) & ~VirtioNetHeader.GSO_ECN) == VirtioNetHeader.GSO_UDP_L4;
+    }
+
+    /** Splits a USO frame the TUN refused into its datagrams (complete checksums) and writes them one by one. */
+    private void writeDatagrams(ByteBuffer buf, int offset, int length, int packets, int packetBytes) {
+        if (split == null) {
+            split = ByteBuffer.allocateDirect(VirtioNetHeader.LENGTH + TcpCoalescer.MAX_PACKET
+                    + TcpCoalescer.MAX_UDP_SEGMENTS * (VirtioNetHeader.LENGTH + Ipv4Header.MIN_LENGTH + 8));
+            splitter = new TcpSegmenter(mtu);
+        }
+        split.clear();
+        buf.limit(buf.capacity());
+        TcpSegmenter.Result r = splitter.segment(buf, offset, length, split, 0, VirtioNetHeader.LENGTH);
+        if (r != TcpSegmenter.Result.SEGMENTED) {
+            counters.drops(DropReason.TUN_WRITE_FAILED, packets);
+            return;
+        }
+        int count = splitter.segmentCount();
+        int stride = VirtioNetHeader.LENGTH + splitter.segmentLength();
+        for (int i = 0; i < count; i++) {
+            int at = i * stride;
+            int datagram = i == count - 1 ? splitter.lastSegmentLength() : splitter.segmentLength();
+            split.clear(); // a write moved the limit, which bounds absolute puts too
+            VirtioNetHeader.clear(split, at);
+            split.limit(at + VirtioNetHeader.LENGTH + datagram).position(at);
+            try {
+                tun.write(split);
+            } catch (ClosedChannelException e) {
+                tunClosed = true;
+                counters.drops(DropReason.TUN_WRITE_FAILED, count - i);
+                return;
+            } catch (IOException e) {
+                report(e);
+                counters.drop(DropReason.TUN_WRITE_FAILED);
+                continue;
+            }
+            counters.packet(datagram);
+        }
     }
 
     private void report(Throwable t) {

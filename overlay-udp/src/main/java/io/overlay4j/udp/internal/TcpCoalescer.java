@@ -115,7 +115,7 @@ public final class TcpCoalescer {
     private final int[] flowProtocol;
     private final int[] flowItem;
     /** Whether UDP datagrams are merged too (the kernel takes USO frames on a TUN write since Linux 6.2). */
-    private final boolean mergeUdp;
+    private boolean mergeUdp;
     private int flows;
 
     /**
@@ -204,6 +204,11 @@ public final class TcpCoalescer {
     /** Whether UDP datagrams are merged (see {@link #TcpCoalescer(int, int, int, boolean)}). */
     public boolean mergesUdp() {
         return mergeUdp;
+    }
+
+    /** Merges no more UDP datagrams from the next {@link #offer} on: the TUN refused a USO frame. */
+    public void stopMergingUdp() {
+        mergeUdp = false;
     }
 
     /** The number of packets offered since the last flush. */
