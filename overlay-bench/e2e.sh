@@ -107,7 +107,8 @@ Measurements per mode and repetition (iperf3 server in c2, or host2 for veth):
   ping    ping -c $PING_COUNT -i $PING_INTERVAL: median and average RTT (ms)
   TCP     iperf3 -t DURATION: Gb/s received (sum_received) and retransmits
   UDP     iperf3 -u -b RATE -l 1400 -t UDP_DURATION -w 4M per rate: Gb/s received and loss %
-  CPU     overlay4j only: CPU seconds (utime+stime of both java processes) per gigabit moved by TCP
+  CPU     overlay4j only: CPU seconds (utime+stime of both java processes) per gigabit moved by TCP,
+          and per gigabit received in each UDP test
 
 UDP loss by cause (overlay4j modes; deltas over each UDP test, in packets): TUN tx drops on host1's
 flannel0 (the egress thread fell behind), UDP receive-buffer errors in host2 (/proc/net/snmp
@@ -832,9 +833,15 @@ tun_tx_dropped() {
 }
 
 measure_udp() {
-    local cli=$1 srv=$2 dst=$3 rate=$4 json="$RUN_DIR/udp-$4.json" rx sent loss jitter t0 u0 c0
+    local cli=$1 srv=$2 dst=$3 rate=$4 json="$RUN_DIR/udp-$4.json" rx sent loss jitter t0 u0 c0 n p0=0 p1=0
     t0=$(tun_tx_dropped "$H1") u0=$(udp_rcvbuf_errors "$H2") c0=$(udp_rcvbuf_errors "$srv")
+    if is_o4j "$MODE"; then
+        for n in "${!O4J_PID[@]}"; do p0=$((p0 + $(proc_ticks "${O4J_PID[$n]}"))); done
+    fi
     iperf_run "$cli" "$srv" "$dst" "$json" -u -b "$rate" -l 1400 -t "$UDP_DURATION" "${UDP_BUF_ARGS[@]}"
+    if is_o4j "$MODE"; then
+        for n in "${!O4J_PID[@]}"; do p1=$((p1 + $(proc_ticks "${O4J_PID[$n]}"))); done
+    fi
     emit "udp_${rate}_drop_tun_tx" $(($(tun_tx_dropped "$H1") - t0))
     emit "udp_${rate}_drop_underlay_rcvbuf" $(($(udp_rcvbuf_errors "$H2") - u0))
     emit "udp_${rate}_drop_receiver_rcvbuf" $(($(udp_rcvbuf_errors "$srv") - c0))
@@ -850,7 +857,17 @@ measure_udp() {
     emit "udp_${rate}_sent_gbps" "$sent"
     emit "udp_${rate}_loss_pct" "$loss"
     emit "udp_${rate}_jitter_ms" "$jitter"
-    log "  UDP $(printf '%-5s' "$rate") $(printf '%.2f' "$rx") Gb/s received ($(printf '%.2f' "$sent") sent), loss $(printf '%.2f' "$loss") %"
+    local cpu=""
+    if is_o4j "$MODE"; then
+        # Per gigabit received, over the whole iperf3 run (its start and the server's report included).
+        local cpu_s per_gbit
+        cpu_s=$(awk -v t=$((p1 - p0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", t / hz }')
+        per_gbit=$(awk -v c="$cpu_s" -v g="$rx" -v d="$UDP_DURATION" \
+            'BEGIN { if (g > 0) printf "%.4f", c / (g * d); else print "nan" }')
+        emit "udp_${rate}_java_cpu_s_per_gbit" "$per_gbit"
+        cpu="; java CPU ${cpu_s} s = ${per_gbit} s/Gbit"
+    fi
+    log "  UDP $(printf '%-5s' "$rate") $(printf '%.2f' "$rx") Gb/s received ($(printf '%.2f' "$sent") sent), loss $(printf '%.2f' "$loss") %$cpu"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -1063,6 +1080,9 @@ ok_runs() { awk -F, -v m="$1" '$2 == m && $3 == "ok" && $4 == 1 { n++ } END { pr
     if ((WANT_O4J || WANT_OVERLAYD)); then
         print_row "overlay4j CPU s/Gbit (both JVMs, TCP)" java_cpu_s_per_gbit 3
         print_row "… of which the JIT compiler threads, s/Gbit" java_jit_cpu_s_per_gbit 3
+        for r in "${RATES[@]}"; do
+            print_row "overlay4j CPU s/Gbit (both JVMs, UDP $r offered, per Gbit received)" "udp_${r}_java_cpu_s_per_gbit" 3
+        done
     fi
     r="| runs ok |"
     for m in "${MODES[@]}"; do r+=" $(ok_runs "$m")/$REPEAT |"; done
