@@ -781,23 +781,22 @@ measure_ping() {
     log "  $(printf '%-9s' "$what") median ${med} ms, avg ${avg} ms ($got/$PING_COUNT replies)"
 }
 
-measure_tcp() {
-    local cli=$1 srv=$2 dst=$3 json="$RUN_DIR/tcp.json" t0=0 t1=0 j0=0 j1=0 n gbps retr bytes
+# The sum over the overlay4j JVMs of $1 (proc_ticks or jit_ticks) of each pid; 0 for other modes.
+o4j_ticks() {
+    local n s=0
     if is_o4j "$MODE"; then
-        for n in "${!O4J_PID[@]}"; do
-            t0=$((t0 + $(proc_ticks "${O4J_PID[$n]}")))
-            j0=$((j0 + $(jit_ticks "${O4J_PID[$n]}")))
-        done
+        for n in "${!O4J_PID[@]}"; do s=$((s + $("$1" "${O4J_PID[$n]}"))); done
     fi
+    echo "$s"
+}
+
+measure_tcp() {
+    local cli=$1 srv=$2 dst=$3 json="$RUN_DIR/tcp.json" t0 t1 j0 j1 gbps retr bytes
+    t0=$(o4j_ticks proc_ticks) j0=$(o4j_ticks jit_ticks)
     trace_start tcp
     iperf_run "$cli" "$srv" "$dst" "$json" -t "$DURATION"
     trace_stop
-    if is_o4j "$MODE"; then
-        for n in "${!O4J_PID[@]}"; do
-            t1=$((t1 + $(proc_ticks "${O4J_PID[$n]}")))
-            j1=$((j1 + $(jit_ticks "${O4J_PID[$n]}")))
-        done
-    fi
+    t1=$(o4j_ticks proc_ticks) j1=$(o4j_ticks jit_ticks)
     read -r gbps retr bytes < <(jq -r '[.end.sum_received.bits_per_second / 1e9,
         (.end.sum_sent.retransmits // 0), .end.sum_received.bytes] | map(tostring) | join(" ")' "$json")
     emit tcp_gbps "$gbps"
@@ -833,15 +832,10 @@ tun_tx_dropped() {
 }
 
 measure_udp() {
-    local cli=$1 srv=$2 dst=$3 rate=$4 json="$RUN_DIR/udp-$4.json" rx sent loss jitter t0 u0 c0 n p0=0 p1=0
-    t0=$(tun_tx_dropped "$H1") u0=$(udp_rcvbuf_errors "$H2") c0=$(udp_rcvbuf_errors "$srv")
-    if is_o4j "$MODE"; then
-        for n in "${!O4J_PID[@]}"; do p0=$((p0 + $(proc_ticks "${O4J_PID[$n]}"))); done
-    fi
+    local cli=$1 srv=$2 dst=$3 rate=$4 json="$RUN_DIR/udp-$4.json" rx sent loss jitter t0 u0 c0 p0 p1
+    t0=$(tun_tx_dropped "$H1") u0=$(udp_rcvbuf_errors "$H2") c0=$(udp_rcvbuf_errors "$srv") p0=$(o4j_ticks proc_ticks)
     iperf_run "$cli" "$srv" "$dst" "$json" -u -b "$rate" -l 1400 -t "$UDP_DURATION" "${UDP_BUF_ARGS[@]}"
-    if is_o4j "$MODE"; then
-        for n in "${!O4J_PID[@]}"; do p1=$((p1 + $(proc_ticks "${O4J_PID[$n]}"))); done
-    fi
+    p1=$(o4j_ticks proc_ticks)
     emit "udp_${rate}_drop_tun_tx" $(($(tun_tx_dropped "$H1") - t0))
     emit "udp_${rate}_drop_underlay_rcvbuf" $(($(udp_rcvbuf_errors "$H2") - u0))
     emit "udp_${rate}_drop_receiver_rcvbuf" $(($(udp_rcvbuf_errors "$srv") - c0))

@@ -251,7 +251,7 @@ public final class IngressPath {
                 // send this run datagram by datagram. Logged once; nothing is lost.
                 LOG.info("{} refused a USO frame ({}): UDP datagrams go to it one by one", tun.name(), e.getMessage());
                 coalescer.stopMergingUdp();
-                writeDatagrams(buf, offset, length, packets, packetBytes);
+                writeDatagrams(buf, offset, length, packets);
                 return;
             }
             report(e);
@@ -267,7 +267,7 @@ public final class IngressPath {
     }
 
     /** Splits a USO frame the TUN refused into its datagrams (complete checksums) and writes them one by one. */
-    private void writeDatagrams(ByteBuffer buf, int offset, int length, int packets, int packetBytes) {
+    private void writeDatagrams(ByteBuffer buf, int offset, int length, int packets) {
         if (split == null) {
             split = ByteBuffer.allocateDirect(VirtioNetHeader.LENGTH + TcpCoalescer.MAX_PACKET
                     + TcpCoalescer.MAX_UDP_SEGMENTS * (VirtioNetHeader.LENGTH + Ipv4Header.MIN_LENGTH + 8));

@@ -291,12 +291,10 @@ public final class TcpCoalescer {
         if (candidate && slot >= 0 && flowItem[slot] >= 0) {
             int item = flowItem[slot];
             // Checked in the caller's buffer, before anything is copied (as for TCP).
-            if (canMergeUdp(item, buf, offset, payload) && verified(item) && checksumsValid(buf, offset, length)) {
+            if (joinable(item, buf, offset, payload) && verified(item) && checksumsValid(buf, offset, length)) {
                 append(item, buf, offset, length, IP_HEADER + UDP_HEADER);
-                itemCount[item]++;
-                itemTotal[item] += payload;
-                itemBytes[item] += length;
-                if (payload < itemGsoSize[item] || itemCount[item] == MAX_UDP_SEGMENTS) {
+                merge(item, length, payload, 0);
+                if (itemCount[item] == MAX_UDP_SEGMENTS) {
                     itemState[item] |= CLOSED;
                 }
                 return true;
@@ -346,8 +344,12 @@ public final class TcpCoalescer {
         flowItem[slot] = item;
     }
 
-    /** The header rules for a UDP datagram joining {@code item} (same flow was checked by the lookup). */
-    private boolean canMergeUdp(int item, ByteBuffer buf, int offset, int payload) {
+    /**
+     * The rules for TCP and UDP alike (same flow was checked by the lookup): the item is open, the packet's payload
+     * is not longer than the item's first, the merged packet stays within 65,535 bytes, and TOS, TTL and DF are the
+     * item's first packet's.
+     */
+    private boolean joinable(int item, ByteBuffer buf, int offset, int payload) {
         if ((itemState[item] & (MERGEABLE | CLOSED)) != MERGEABLE || payload > itemGsoSize[item]
                 || itemTotal[item] + payload > MAX_PACKET) {
             return false;
@@ -406,23 +408,13 @@ public final class TcpCoalescer {
         return item;
     }
 
-    /** The header rules for the packet at {@code offset} of {@code buf}: same flow was checked by the lookup. */
+    /** The header rules for the TCP packet at {@code offset} of {@code buf}: same flow was checked by the lookup. */
     private boolean canMerge(int item, ByteBuffer buf, int offset, int thl, int payload, int seq) {
-        if ((itemState[item] & (MERGEABLE | CLOSED)) != MERGEABLE) {
+        if (!joinable(item, buf, offset, payload) || itemHeaderLength[item] != IP_HEADER + thl
+                || seq != itemNextSeq[item]) {
             return false;
         }
-        int first = pktOffset[itemFirst[item]];
-        if (itemHeaderLength[item] != IP_HEADER + thl || seq != itemNextSeq[item] || payload > itemGsoSize[item]
-                || itemTotal[item] + payload > MAX_PACKET) {
-            return false;
-        }
-        if (arena.get(first + Ipv4Header.TOS_OFFSET) != buf.get(offset + Ipv4Header.TOS_OFFSET)
-                || arena.get(first + Ipv4Header.TTL_OFFSET) != buf.get(offset + Ipv4Header.TTL_OFFSET)
-                || ((arena.get(first + Ipv4Header.FRAGMENT_OFFSET) ^ buf.get(offset + Ipv4Header.FRAGMENT_OFFSET))
-                & 0x40) != 0) {
-            return false;
-        }
-        int firstTcp = first + IP_HEADER;
+        int firstTcp = pktOffset[itemFirst[item]] + IP_HEADER;
         int tcp = offset + IP_HEADER;
         // The acknowledgment number, then the options (a multiple of 4 bytes: the data offset counts 32-bit words).
         for (int i = TcpHeader.ACKNOWLEDGMENT_OFFSET; i < thl; i = i == TcpHeader.ACKNOWLEDGMENT_OFFSET
@@ -454,7 +446,10 @@ public final class TcpCoalescer {
         return Ipv4Header.isChecksumValid(buf, at) && TcpHeader.isChecksumValid(buf, at, IP_HEADER, length);
     }
 
-    /** Counts a packet of {@code length} bytes, {@code payload} of them TCP payload, into the item it joined. */
+    /**
+     * Counts a packet of {@code length} bytes, {@code payload} of them TCP or UDP payload, into the item it joined
+     * ({@code flags}: its TCP flags, 0 for UDP).
+     */
     private void merge(int item, int length, int payload, int flags) {
         itemCount[item]++;
         itemTotal[item] += payload;
