@@ -89,6 +89,9 @@ Options:
   --ready-timeout S     seconds to wait for READY from each overlay4j process (default: 30)
   --alt LABEL=JAR       another overlay4j jar for A/B runs in the same session: a mode written
                         MODE@LABEL (e.g. overlay4j@before) runs MODE with that jar; repeatable
+  --alt-rev LABEL=REV   as --alt, with the examples jar built from git revision REV of this repository (a
+                        temporary worktree, 'mvn -B -q -DskipTests package -pl examples -am'), e.g.
+                        'pre9=dc53334' for the path before issue 9 (run it as overlay4j-offload@pre9)
   --alt-opts LABEL=OPTS extra JVM flags for MODE@LABEL (e.g. 'spin=-Doverlay4j.forwarder.spinMicros=50');
                         a label may have options and no jar (then the default jar); repeatable
                         The label 'killed' needs neither: overlay4j-vxlan@killed and overlay4j-host-gw@killed
@@ -128,7 +131,7 @@ die() { printf '[e2e] ERROR: %s\n' "$*" >&2; exit 2; }
 # ---------------------------------------------------------------------------------------------
 # options
 opt_modes=$ALL_MODES opt_repeat="" opt_duration="" opt_udp_rates="" opt_udp_duration="" opt_quick=0
-declare -A ALT_JAR=() ALT_OPTS=()
+declare -A ALT_JAR=() ALT_OPTS=() ALT_REV=()
 opt_syscalls=0 opt_udp_buffer=4M opt_jar="" opt_dist="" opt_build=1 opt_state_dir="" opt_install=1 opt_ready_timeout=30 opt_cleanup_stale=0
 while (($#)); do
     arg=$1
@@ -154,6 +157,11 @@ while (($#)); do
             need_value "$@"
             [[ $1 =~ ^([a-z0-9_-]+)=(.+)$ ]] || die "--alt wants LABEL=JAR (label: a-z 0-9 _ -): $1"
             ALT_JAR[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
+            shift ;;
+        --alt-rev)
+            need_value "$@"
+            [[ $1 =~ ^([a-z0-9_-]+)=(.+)$ ]] || die "--alt-rev wants LABEL=REV (label: a-z 0-9 _ -): $1"
+            ALT_REV[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
             shift ;;
         --alt-opts)
             need_value "$@"
@@ -202,7 +210,8 @@ for m in "${MODES[@]}"; do
                 || die "mode '$m': @killed is for the kernel backends' modes (overlay4j-vxlan, overlay4j-host-gw)"
             continue
         fi
-        [[ -n ${ALT_JAR[$label]+x}${ALT_OPTS[$label]+x} ]] || die "mode '$m': no --alt or --alt-opts for label '$label'"
+        [[ -n ${ALT_JAR[$label]+x}${ALT_REV[$label]+x}${ALT_OPTS[$label]+x} ]] \
+            || die "mode '$m': no --alt, --alt-rev or --alt-opts for label '$label'"
         [[ ${m%%@*} == overlay4j* ]] || die "mode '$m': only overlay4j modes take a @label"
     fi
     [[ -z ${seen[$m]:-} ]] || die "mode '$m' given twice"
@@ -342,6 +351,26 @@ if ((WANT_CPROXY)); then
         || CPROXY_UNAVAILABLE="gcc failed; see $STATE_DIR/gcc.log"
 fi
 
+# The examples jar of git revision $2 for label $1, built in a temporary worktree; prints its path.
+build_at_rev() {
+    local label=$1 rev=$2 commit wt="$STATE_DIR/rev-$1" jar="$STATE_DIR/overlay4j-$1.jar" log="$STATE_DIR/mvn-rev-$1.log"
+    commit=$(git -C "$REPO_ROOT" rev-parse --verify -q "$rev^{commit}") \
+        || die "--alt-rev $label: '$rev' is not a commit of $REPO_ROOT"
+    git -C "$REPO_ROOT" worktree remove --force "$wt" 2>/dev/null || rm -rf "$wt"
+    git -C "$REPO_ROOT" worktree add -q --detach "$wt" "$commit" >"$log" 2>&1 \
+        || die "--alt-rev $label: git worktree add failed, see $log"
+    log "building $label from ${commit:0:12} (mvn -B -q -DskipTests package -pl examples -am; log: $log)"
+    if ! (cd "$wt" && mvn -B -q -DskipTests package -pl examples -am) >>"$log" 2>&1; then
+        git -C "$REPO_ROOT" worktree remove --force "$wt" 2>/dev/null || true
+        die "--alt-rev $label: the build of ${commit:0:12} failed, see $log"
+    fi
+    cp "$wt/examples/target/overlay4j-examples.jar" "$jar" \
+        || die "--alt-rev $label: ${commit:0:12} built no examples/target/overlay4j-examples.jar"
+    git -C "$REPO_ROOT" worktree remove --force "$wt" 2>/dev/null || rm -rf "$wt"
+    git -C "$REPO_ROOT" worktree prune 2>/dev/null || true
+    echo "$jar"
+}
+
 # ---------------------------------------------------------------------------------------------
 # overlay4j preflight: jar and main class
 O4J_UNAVAILABLE=""
@@ -358,6 +387,11 @@ if ((WANT_O4J)); then
         # zip entry names are stored uncompressed, so grep finds them without unzip
         O4J_UNAVAILABLE="main class $MAIN_CLASS ($class_entry) is not in $JAR"
     fi
+    for label in "${!ALT_REV[@]}"; do
+        [[ -z ${ALT_JAR[$label]+x} ]] || die "label '$label' has both --alt and --alt-rev"
+        ((opt_build)) || die "--alt-rev $label: builds with Maven, which --no-build forbids"
+        ALT_JAR[$label]=$(build_at_rev "$label" "${ALT_REV[$label]}") || exit 2
+    done
     for label in "${!ALT_JAR[@]}"; do
         [[ -f ${ALT_JAR[$label]} ]] || die "--alt $label: jar not found: ${ALT_JAR[$label]}"
         grep -qaF "$class_entry" "${ALT_JAR[$label]}" || die "--alt $label: $MAIN_CLASS is not in ${ALT_JAR[$label]}"
